@@ -1,0 +1,17 @@
+# The two commands of the README. Both are idempotent: the environment is built once
+# (workflow/scripts/setup_env.sh) and reused; Snakemake and DVC redo only what is missing.
+.PHONY: setup reproduce test bench
+
+CORES ?= all
+
+setup:
+	@bash workflow/scripts/setup_env.sh
+
+reproduce: setup
+	.venv/bin/snakemake --cores $(CORES) reproduce_all
+
+test: setup
+	.venv/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+bench: setup
+	.venv/bin/mienet bench-extract ../shared/fixtures/videos

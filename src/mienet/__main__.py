@@ -1,0 +1,3 @@
+from mienet.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Data preparation: synthetic videos, frame extraction and annotation lists."""

@@ -1,0 +1,335 @@
+"""``mienet extract-frames``: decode every video of a folder into numbered image folders.
+
+Layout written::
+
+    FRAMES_DIR/<video id>/img_00001.jpg ...
+    FRAMES_DIR/manifest.csv      one row per video: id, source, frames, width, height, fps, status, error
+
+A video is decoded into ``FRAMES_DIR/.partial/<random>/`` and renamed to its final
+folder only once every frame is written, so a folder that exists is complete and
+a killed run leaves nothing that looks finished. A re-run skips finished videos.
+"""
+
+from __future__ import annotations
+
+import csv
+import fcntl
+import io
+import logging
+import multiprocessing
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from mienet.errors import MienetError
+from mienet.io import write_text_atomic
+
+log = logging.getLogger(__name__)
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".webm", ".mkv", ".mov")
+IMAGE_TEMPLATE = "img_{:05d}.{ext}"
+MANIFEST_NAME = "manifest.csv"
+PARTIAL_DIR = ".partial"
+_UNSAFE = re.compile(r"[^A-Za-z0-9._\-/]")
+
+
+@dataclass
+class VideoRecord:
+    """One manifest row."""
+
+    id: str
+    source: str
+    frames: int = 0
+    width: int = 0
+    height: int = 0
+    fps: float = 0.0
+    status: str = ""  # ok | failed
+    error: str = ""
+
+
+MANIFEST_FIELDS = [f.name for f in fields(VideoRecord)]
+
+
+def video_id(path: Path, root: Path) -> str:
+    """The id of ``path``: its path under ``root`` without extension, unsafe characters as ``_``."""
+    rel = path.relative_to(root).with_suffix("").as_posix()
+    return _UNSAFE.sub("_", rel)
+
+
+def find_videos(videos_dir: Path) -> dict[str, Path]:
+    """Map video id -> file for every video under ``videos_dir`` (recursive, sorted).
+
+    Two files with the same id are an error naming both.
+    """
+    if not videos_dir.is_dir():
+        raise MienetError(f"videos folder {videos_dir} does not exist or is not a folder")
+    found: dict[str, Path] = {}
+    clashes = []
+    for path in sorted(videos_dir.rglob("*")):
+        if path.suffix.lower() not in VIDEO_EXTENSIONS or not path.is_file():
+            continue
+        if any(part.startswith(".") for part in path.relative_to(videos_dir).parts):
+            continue  # hidden files and our own temporary files
+        vid = video_id(path, videos_dir)
+        if vid in found:
+            clashes.append(f"  {found[vid]} and {path} both map to id '{vid}'")
+        else:
+            found[vid] = path
+    if clashes:
+        raise MienetError(
+            "video ids clash (ids keep A-Za-z0-9._-/ and replace everything else by '_'); "
+            "rename one file of each pair:\n" + "\n".join(clashes)
+        )
+    return found
+
+
+def count_frames(folder: Path) -> int:
+    """Number of ``img_*`` images in a frame folder."""
+    return sum(1 for p in folder.iterdir() if p.name.startswith("img_"))
+
+
+def read_manifest(frames_dir: Path) -> dict[str, VideoRecord]:
+    path = frames_dir / MANIFEST_NAME
+    if not path.exists():
+        return {}
+    records = {}
+    with path.open(newline="", encoding="utf-8") as fh:
+        for line_no, row in enumerate(csv.DictReader(fh), start=2):
+            try:
+                rec = VideoRecord(
+                    id=row["id"], source=row["source"], frames=int(row["frames"]),
+                    width=int(row["width"]), height=int(row["height"]), fps=float(row["fps"]),
+                    status=row["status"], error=row.get("error") or "",
+                )
+            except (KeyError, TypeError, ValueError) as exc:
+                raise MienetError(f"{path}:{line_no}: unreadable manifest row ({exc}); "
+                                  "delete the manifest to rebuild it") from exc
+            records[rec.id] = rec
+    return records
+
+
+def write_manifest(frames_dir: Path, records: dict[str, VideoRecord]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=MANIFEST_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for vid in sorted(records):
+        writer.writerow(asdict(records[vid]))
+    write_text_atomic(frames_dir / MANIFEST_NAME, buf.getvalue())
+
+
+def _resized_shape(width: int, height: int, short_side: int | None) -> tuple[int, int]:
+    if not short_side:
+        return width, height
+    scale = short_side / min(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def extract_video(source: Path, final_dir: Path, partial_root: Path, vid: str,
+                  ext: str = "jpg", short_side: int | None = None, quality: int = 95) -> VideoRecord:
+    """Decode ``source`` into ``final_dir``; never raises for bad videos, returns a failed record."""
+    import cv2
+
+    cv2.setNumThreads(1)  # parallelism comes from the worker processes
+    rec = VideoRecord(id=vid, source=str(source))
+    try:
+        size = source.stat().st_size
+    except OSError as exc:
+        rec.status, rec.error = "failed", f"cannot stat file: {exc.strerror}"
+        return rec
+    if size == 0:
+        rec.status, rec.error = "failed", "empty file (0 bytes)"
+        return rec
+    if not os.access(source, os.R_OK):
+        rec.status, rec.error = "failed", "file is not readable (permissions)"
+        return rec
+    cap = cv2.VideoCapture(str(source))
+    if not cap.isOpened():
+        rec.status, rec.error = "failed", "cannot open: corrupt file or unsupported container/codec"
+        return rec
+    declared = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+    rec.fps = round(float(cap.get(cv2.CAP_PROP_FPS) or 0.0), 3)
+    params = [cv2.IMWRITE_JPEG_QUALITY, quality] if ext == "jpg" else [cv2.IMWRITE_PNG_COMPRESSION, 1]
+    partial_root.mkdir(parents=True, exist_ok=True)
+    tmp_dir = Path(tempfile.mkdtemp(prefix="v", dir=partial_root))
+    try:
+        n = 0
+        target = None
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            if target is None:
+                h, w = frame.shape[:2]
+                target = _resized_shape(w, h, short_side)
+                rec.width, rec.height = target
+            if target != (frame.shape[1], frame.shape[0]):
+                frame = cv2.resize(frame, target, interpolation=cv2.INTER_AREA)
+            n += 1
+            if not cv2.imwrite(str(tmp_dir / IMAGE_TEMPLATE.format(n, ext=ext)), frame, params):
+                raise OSError(f"could not write frame {n} into {tmp_dir}")
+        cap.release()
+        if n == 0:
+            rec.status, rec.error = "failed", "no frame could be decoded (corrupt or unsupported codec)"
+            return rec
+        rec.frames = n
+        if declared > 0 and n < 0.9 * declared:
+            rec.error = f"warning: decoded {n} of {declared} frames the container declares"
+        final_dir.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp_dir, final_dir)  # atomic: the folder appears complete or not at all
+        rec.status = "ok"
+        return rec
+    except OSError as exc:
+        rec.status, rec.error = "failed", f"I/O error: {exc}"
+        return rec
+    finally:
+        cap.release()
+        if tmp_dir.exists():
+            shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+def _record_for_existing(vid: str, source: Path, folder: Path, previous: VideoRecord | None) -> VideoRecord:
+    """Manifest row for a folder finished by an earlier run (kept if the old row agrees)."""
+    if previous is not None and previous.status == "ok":
+        return previous
+    import cv2
+
+    images = sorted(p for p in folder.iterdir() if p.name.startswith("img_"))
+    rec = VideoRecord(id=vid, source=str(source), frames=len(images), status="ok")
+    if images:
+        img = cv2.imread(str(images[0]))
+        if img is not None:
+            rec.height, rec.width = img.shape[:2]
+    cap = cv2.VideoCapture(str(source))
+    rec.fps = round(float(cap.get(cv2.CAP_PROP_FPS) or 0.0), 3) if cap.isOpened() else 0.0
+    cap.release()
+    return rec
+
+
+def _worker(job: tuple) -> VideoRecord:
+    return extract_video(*job)
+
+
+class _DirLock:
+    """Exclusive lock on a frames folder, so two runs never write the same folder."""
+
+    def __init__(self, frames_dir: Path):
+        self.path = frames_dir / ".lock"
+        self.fh = None
+
+    def __enter__(self):
+        self.fh = open(self.path, "w")
+        try:
+            fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.fh.close()
+            raise MienetError(f"{self.path.parent} is being written by another extract-frames run") from None
+        return self
+
+    def __exit__(self, *exc):
+        fcntl.flock(self.fh, fcntl.LOCK_UN)
+        self.fh.close()
+
+
+def extract_frames(videos_dir: str | Path, frames_dir: str | Path, jobs: int = 1, ext: str = "jpg",
+                   short_side: int | None = None, quality: int = 95, progress: bool = True) -> dict:
+    """Extract every video under ``videos_dir``; returns a summary dict.
+
+    Failed videos are recorded in the manifest and the summary; the others are extracted.
+    """
+    from tqdm import tqdm
+
+    videos_dir, frames_dir = Path(videos_dir), Path(frames_dir)
+    if ext not in ("jpg", "png"):
+        raise MienetError(f"--ext must be jpg or png, not {ext!r}")
+    if short_side is not None and short_side < 8:
+        raise MienetError(f"--short-side must be at least 8 pixels, not {short_side}")
+    videos = find_videos(videos_dir)
+    frames_dir.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    with _DirLock(frames_dir):
+        partial_root = frames_dir / PARTIAL_DIR
+        shutil.rmtree(partial_root, ignore_errors=True)  # leftovers of a killed run
+        previous = read_manifest(frames_dir)
+        records: dict[str, VideoRecord] = {}
+        todo = []
+        for vid, src in videos.items():
+            final = frames_dir / vid
+            if final.is_dir():
+                records[vid] = _record_for_existing(vid, src, final, previous.get(vid))
+            else:
+                todo.append((src, final, partial_root, vid, ext, short_side, quality))
+        skipped = len(records)
+        bar = tqdm(total=len(todo), unit="video", desc="extract-frames", disable=not progress,
+                   file=sys.stderr)
+        last_write = time.monotonic()
+
+        def collect(rec: VideoRecord) -> None:
+            nonlocal last_write
+            records[rec.id] = rec
+            bar.update(1)
+            if time.monotonic() - last_write > 10:  # keep the manifest current on long runs
+                write_manifest(frames_dir, records)
+                last_write = time.monotonic()
+
+        try:
+            if jobs > 1 and len(todo) > 1:
+                ctx = multiprocessing.get_context("fork")
+                with ctx.Pool(min(jobs, len(todo))) as pool:
+                    for rec in pool.imap_unordered(_worker, todo):
+                        collect(rec)
+            else:
+                for job in todo:
+                    collect(_worker(job))
+        finally:
+            bar.close()
+            # Rows of videos no longer in the folder are dropped: the manifest describes this run.
+            write_manifest(frames_dir, records)
+            shutil.rmtree(partial_root, ignore_errors=True)
+    failed = [r for r in records.values() if r.status == "failed"]
+    done = [r for r in records.values() if r.status == "ok"]
+    return {
+        "videos": len(videos),
+        "extracted": len(done) - skipped,
+        "skipped": skipped,
+        "failed": len(failed),
+        "failures": [(r.source, r.error) for r in failed],
+        "frames": sum(r.frames for r in done),
+        "seconds": round(time.perf_counter() - start, 3),
+    }
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("videos_dir", type=Path, help="folder searched recursively for videos")
+    parser.add_argument("-o", "--output", dest="frames_dir", type=Path, required=True,
+                        help="frames folder to write (FRAMES_DIR/<video id>/img_00001.jpg)")
+    parser.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1,
+                        help="parallel worker processes (default: number of CPUs)")
+    parser.add_argument("--ext", choices=("jpg", "png"), default="jpg", help="image format (default jpg)")
+    parser.add_argument("--short-side", type=int, default=None,
+                        help="resize so the shorter side has this many pixels (default: keep)")
+    parser.add_argument("--quality", type=int, default=95, help="JPEG quality (default 95)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args) -> int:
+    if args.jobs < 1:
+        raise MienetError(f"--jobs must be at least 1, not {args.jobs}")
+    summary = extract_frames(args.videos_dir, args.frames_dir, jobs=args.jobs, ext=args.ext,
+                             short_side=args.short_side, quality=args.quality,
+                             progress=not args.no_progress)
+    print(
+        f"extract-frames: {summary['videos']} videos: {summary['extracted']} extracted, "
+        f"{summary['skipped']} already done, {summary['failed']} failed; "
+        f"{summary['frames']} frames in total; {summary['seconds']:.1f} s; "
+        f"manifest {Path(args.frames_dir) / MANIFEST_NAME}"
+    )
+    if summary["failed"]:
+        for source, error in summary["failures"]:
+            print(f"  failed: {source}: {error}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,162 @@
+"""torchvision ResNets as MIE-Net backbones: DPTAM inside every residual block,
+a first convolution for the variant's input, and ImageNet weights on request.
+
+The ResNet itself is torchvision's; DPTAM is inserted by wrapping each of its
+``BasicBlock`` / ``Bottleneck`` blocks (:class:`TemporalAttentionBlock`), which
+keeps the state-dict names of the released checkpoints
+(``layer1.0.net.conv1.weight``, ``layer1.0.tlam.p1_conv1.weight``).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+from urllib.parse import urlparse
+
+import torch
+from torch import nn
+from torchvision import models
+from torchvision.models.resnet import Bottleneck, ResNet
+
+from mienet.errors import MienetError
+from mienet.models.checkpoint import read_checkpoint_file
+from mienet.models.modules import DoublePoolingTemporalAttention
+
+log = logging.getLogger(__name__)
+
+DOWNLOAD_TIMEOUT_S = 20.0  # per socket operation; an unreachable host fails instead of hanging
+
+
+@dataclass(frozen=True)
+class ResNetSpec:
+    """A torchvision ResNet constructor and its ImageNet weights."""
+
+    build: Callable[..., ResNet]
+    weights: models.WeightsEnum
+
+
+ARCHS: dict[str, ResNetSpec] = {
+    "resnet18": ResNetSpec(models.resnet18, models.ResNet18_Weights.IMAGENET1K_V1),
+    "resnet34": ResNetSpec(models.resnet34, models.ResNet34_Weights.IMAGENET1K_V1),
+    "resnet50": ResNetSpec(models.resnet50, models.ResNet50_Weights.IMAGENET1K_V1),
+    "resnet101": ResNetSpec(models.resnet101, models.ResNet101_Weights.IMAGENET1K_V1),
+}
+
+
+class TemporalAttentionBlock(nn.Module):
+    """A torchvision residual block (``net``) with DPTAM (``tlam``) applied right
+    after its first conv + BN + ReLU and before its second conv.
+
+    Runs the wrapped block's own layers in torchvision's order. Input and output
+    ``(N * T, C, H, W)`` like the block itself.
+    """
+
+    def __init__(self, block: nn.Module, num_segments: int) -> None:
+        super().__init__()
+        self.net = block
+        self.tlam = DoublePoolingTemporalAttention(block.conv1.out_channels, num_segments)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b = self.net
+        identity = x if b.downsample is None else b.downsample(x)
+        out = b.relu(b.bn1(b.conv1(x)))
+        out = self.tlam(out)
+        out = b.bn2(b.conv2(out))
+        if isinstance(b, Bottleneck):
+            out = b.bn3(b.conv3(b.relu(out)))
+        return b.relu(out + identity)
+
+
+def build_backbone(
+    arch: str,
+    in_channels: int,
+    *,
+    rgb_input: bool,
+    pretrained: str | None,
+    dptam_segments: int | None,
+) -> tuple[ResNet, int]:
+    """A torchvision ResNet without its classifier, and its feature width: the
+    network maps ``(B, in_channels, H, W)`` to ``(B, feature_dim)`` features after
+    global average pooling (512 for ResNet-18/34, 2048 for ResNet-50/101).
+
+    ``rgb_input``: the input is an RGB frame, so pretrained first-layer kernels are
+    kept as they are; otherwise (PA or fused input) the first conv is rebuilt and,
+    when pretrained, initialised with the pretrained kernels averaged over their
+    input channels and repeated on all ``in_channels``. ``dptam_segments``: wrap
+    every residual block with DPTAM over that many segments; ``None`` for none.
+    """
+    if arch not in ARCHS:
+        raise MienetError(f"unknown backbone {arch!r}; choose one of {', '.join(ARCHS)}")
+    spec = ARCHS[arch]
+    resnet = spec.build(weights=None)
+    if pretrained == "imagenet":
+        resnet.load_state_dict(imagenet_state_dict(arch))
+    elif pretrained is not None:
+        raise MienetError(f"unknown pretrained weights {pretrained!r}; use 'imagenet' or none")
+    feature_dim = resnet.fc.in_features
+    resnet.fc = nn.Identity()
+
+    if in_channels != 3 or (pretrained is not None and not rgb_input):
+        resnet.conv1 = _first_conv(resnet.conv1, in_channels, average=pretrained is not None)
+    if dptam_segments is not None:
+        for stage in (resnet.layer1, resnet.layer2, resnet.layer3, resnet.layer4):
+            for i, block in enumerate(stage):
+                stage[i] = TemporalAttentionBlock(block, dptam_segments)
+    return resnet, feature_dim
+
+
+def _first_conv(old: nn.Conv2d, in_channels: int, *, average: bool) -> nn.Conv2d:
+    conv = nn.Conv2d(
+        in_channels, old.out_channels, old.kernel_size, old.stride, old.padding, bias=False
+    )
+    with torch.no_grad():
+        if average:
+            conv.weight.copy_(old.weight.mean(dim=1, keepdim=True).expand_as(conv.weight))
+        else:  # torchvision's own initialisation of ResNet convolutions
+            nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+    return conv
+
+
+def imagenet_weights_path(arch: str) -> Path:
+    """Where the ImageNet weights of ``arch`` live in the torch hub cache
+    (``$TORCH_HOME/hub/checkpoints/<file name of the weights' URL>``)."""
+    filename = Path(urlparse(ARCHS[arch].weights.url).path).name
+    return Path(torch.hub.get_dir()) / "checkpoints" / filename
+
+
+def imagenet_state_dict(arch: str) -> dict[str, torch.Tensor]:
+    """torchvision's ImageNet state dict of ``arch``, from the hub cache or downloaded.
+
+    The file is read with ``weights_only=True`` like any checkpoint. Without network
+    access the error names the file to place and the directory to place it in.
+    """
+    url = ARCHS[arch].weights.url
+    path = imagenet_weights_path(arch)
+    if not path.is_file():
+        _download(url, path)
+    return read_checkpoint_file(path)
+
+
+def _download(url: str, path: Path) -> None:
+    log.info("downloading %s to %s", url, path)
+    hash_prefix = re.search(r"-([a-f0-9]+)\.", path.name)
+    previous_timeout = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.hub.download_url_to_file(
+            url, str(path), hash_prefix.group(1) if hash_prefix else None, progress=False
+        )
+    except Exception as exc:  # no network, a timeout, a full disk, a hash mismatch
+        raise MienetError(
+            f"could not download the ImageNet weights {url} ({type(exc).__name__}: {exc}). "
+            f"On a machine without network access, download that file elsewhere and place it "
+            f"as {path.name!r} in the directory {str(path.parent)!r} (the torch hub cache; "
+            f"TORCH_HOME moves it), then run again."
+        ) from exc
+    finally:
+        socket.setdefaulttimeout(previous_timeout)

@@ -1,0 +1,144 @@
+"""Reading and writing model checkpoints, safely.
+
+Two layouts are read:
+
+- this project's own: ``{"model": state_dict, ...metadata}`` (written by
+  :func:`save_checkpoint`), or a bare state dict;
+- the authors' released ``.pth.tar`` files: ``{"epoch", "arch", "state_dict",
+  "optimizer", "best_prec1"}``, every key prefixed ``module.`` by DataParallel,
+  plus parameters the released modules declare but never use.
+
+Every file is unpickled with ``weights_only=True``: tensors and plain Python
+types only, so a file whose pickle would run code is refused before anything runs.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import os
+import pickle
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from mienet.errors import MienetError
+from mienet.io import atomic_path
+
+log = logging.getLogger(__name__)
+
+# Parameters of the released model that its forward never uses (PA's three
+# conv + BN blocks, DPTAM's conv_mask); skipped when loading released files.
+RELEASED_UNUSED_PATTERNS: tuple[str, ...] = (
+    "PA.conv1.*",
+    "PA.conv2.*",
+    "PA.conv3.*",
+    "base_model.*.tlam.conv_mask.*",
+)
+
+MAX_KEYS_IN_MESSAGE = 20
+
+
+def read_checkpoint_file(path: str | os.PathLike) -> Any:
+    """``torch.load(path, map_location="cpu", weights_only=True)`` with errors a user
+    can act on; a pickle that would build anything but tensors and plain types is refused."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError as exc:
+        raise MienetError(f"checkpoint {os.fspath(path)!r} does not exist") from exc
+    except pickle.UnpicklingError as exc:
+        raise MienetError(
+            f"refused to load {os.fspath(path)!r} as unsafe: its pickle holds objects other than "
+            f"tensors and plain Python types, which could run code when loaded "
+            f"({str(exc).splitlines()[-1] if str(exc) else type(exc).__name__}). Only load it "
+            f"elsewhere if you trust where it came from."
+        ) from exc
+    except Exception as exc:  # truncated or not a torch file at all
+        raise MienetError(
+            f"cannot read {os.fspath(path)!r} as a PyTorch checkpoint ({type(exc).__name__}: {exc})"
+        ) from exc
+
+
+def save_checkpoint(model: nn.Module, path: str | os.PathLike, **metadata: Any) -> None:
+    """Write ``{"model": state_dict, **metadata}`` atomically; metadata must be plain
+    Python types (numbers, strings, lists, dicts) or tensors, so it loads with
+    ``weights_only=True``."""
+    if "model" in metadata:
+        raise ValueError("metadata may not use the key 'model'")
+    with atomic_path(path) as tmp:
+        torch.save({"model": model.state_dict(), **metadata}, tmp)
+
+
+def load_checkpoint(model: nn.Module, path: str | os.PathLike) -> dict[str, Any]:
+    """Load a project or released checkpoint into ``model``; return its metadata
+    (every top-level entry but the weights and the optimizer state).
+
+    Strips DataParallel's ``module.`` prefix and skips the released model's unused
+    parameters with one log line. Any other missing, unexpected or mis-shaped key is
+    a :class:`MienetError` naming the keys, and then nothing is loaded.
+    """
+    checkpoint = read_checkpoint_file(path)
+    state, metadata = _split_checkpoint(checkpoint, path)
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+
+    unused = [k for k in state if any(fnmatch.fnmatchcase(k, p) for p in RELEASED_UNUSED_PATTERNS)]
+    if unused:
+        log.info(
+            "%s: skipping %d entries the released model declares but never uses (%s)",
+            os.fspath(path),
+            len(unused),
+            ", ".join(RELEASED_UNUSED_PATTERNS),
+        )
+        for k in unused:
+            del state[k]
+
+    expected = model.state_dict()
+    problems = []
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    mis_shaped = [
+        f"{k} {tuple(state[k].shape)} (model: {tuple(expected[k].shape)})"
+        for k in expected
+        if k in state and tuple(state[k].shape) != tuple(expected[k].shape)
+    ]
+    for what, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", mis_shaped)):
+        if keys:
+            problems.append(f"{len(keys)} {what}: {_some(keys)}")
+    if problems:
+        raise MienetError(
+            f"checkpoint {os.fspath(path)!r} does not fit this model ({type(model).__name__} "
+            f"{_describe(model)}): " + "; ".join(problems)
+        )
+    model.load_state_dict(state, strict=True)
+    return metadata
+
+
+def _split_checkpoint(checkpoint: Any, path: str | os.PathLike) -> tuple[dict, dict]:
+    """(state dict, metadata) of any of the accepted layouts."""
+    if not isinstance(checkpoint, Mapping):
+        raise MienetError(
+            f"{os.fspath(path)!r} holds a {type(checkpoint).__name__}, not a checkpoint dict"
+        )
+    for key in ("model", "state_dict"):  # project layout, then the released one
+        if isinstance(checkpoint.get(key), Mapping):
+            metadata = {k: v for k, v in checkpoint.items() if k not in (key, "optimizer")}
+            return dict(checkpoint[key]), metadata
+    if checkpoint and all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
+        return dict(checkpoint), {}
+    raise MienetError(
+        f"{os.fspath(path)!r} is neither a state dict nor a dict with a 'model' or "
+        f"'state_dict' entry (its keys: {_some(list(checkpoint))})"
+    )
+
+
+def _some(keys: list[str]) -> str:
+    shown = ", ".join(str(k) for k in keys[:MAX_KEYS_IN_MESSAGE])
+    more = len(keys) - MAX_KEYS_IN_MESSAGE
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+def _describe(model: nn.Module) -> str:
+    variant = getattr(getattr(model, "variant", None), "name", None)
+    arch = getattr(model, "arch", None)
+    return f"variant {variant}, {arch}" if variant and arch else "as built"

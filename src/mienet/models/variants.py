@@ -1,0 +1,56 @@
+"""The ablation variants of MIE-Net as data: what the backbone sees, and whether
+its residual blocks carry DPTAM (the table of ``docs/mie-net.md``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+# What each segment feeds to the backbone:
+#   rgb    - its first RGB frame (3 channels)
+#   pa     - its PA image (L - 1 channels)
+#   concat - concat(RGB, PA), 6 channels, no gate, no weights (PAN's "Lite" input)
+#   afm    - AFM(RGB, PA), 6 channels
+BackboneInput = Literal["rgb", "pa", "concat", "afm"]
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One row of the ablation table."""
+
+    name: str
+    backbone_input: BackboneInput
+    dptam: bool
+    description: str
+
+    @property
+    def uses_pa(self) -> bool:
+        """Whether the variant computes PA, and so needs ``L >= 2`` frames per segment."""
+        return self.backbone_input != "rgb"
+
+    @property
+    def fuses_rgb_and_pa(self) -> bool:
+        """Whether RGB and PA are combined, which needs ``L - 1 == 3`` PA channels."""
+        return self.backbone_input in ("concat", "afm")
+
+    def in_channels(self, frames_per_segment: int) -> int:
+        """Input channels of the backbone's first convolution."""
+        if self.backbone_input == "rgb":
+            return 3
+        if self.backbone_input == "pa":
+            return frames_per_segment - 1
+        return 6
+
+
+VARIANTS: dict[str, Variant] = {
+    v.name: v
+    for v in (
+        Variant("tsn", "rgb", False, "TSN baseline: RGB frame per segment"),
+        Variant("dptam", "rgb", True, "RGB frame per segment, DPTAM in every block"),
+        Variant("pa", "pa", False, "PA image per segment only"),
+        Variant("naive_fusion", "concat", False, "concat(RGB, PA), no AFM, no DPTAM"),
+        Variant("fusion_dptam", "concat", True, "concat(RGB, PA) with DPTAM: MIE-Net without AFM"),
+        Variant("afm", "afm", False, "AFM(RGB, PA), no DPTAM"),
+        Variant("mienet", "afm", True, "MIE-Net: AFM(RGB, PA) with DPTAM"),
+    )
+}

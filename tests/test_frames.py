@@ -1,0 +1,107 @@
+"""mienet extract-frames on the real sample clips (real OpenCV, real files)."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+
+import cv2
+import pytest
+
+from conftest import FIXTURE_FRAMES, FIXTURE_VIDEOS
+from mienet.cli import main
+from mienet.data.frames import PARTIAL_DIR, extract_frames, find_videos, video_id
+from mienet.errors import MienetError
+
+
+def manifest_rows(frames_dir):
+    with open(frames_dir / "manifest.csv", newline="") as fh:
+        return {row["id"]: row for row in csv.DictReader(fh)}
+
+
+@pytest.mark.parametrize("name", sorted(FIXTURE_FRAMES))
+def test_every_real_clip_extracts_its_documented_frame_count(tmp_path, name):
+    videos = tmp_path / "v"
+    videos.mkdir()
+    shutil.copy(FIXTURE_VIDEOS / name, videos / name)
+    summary = extract_frames(videos, tmp_path / "frames", jobs=1, progress=False)
+    vid = name.rsplit(".", 1)[0]
+    folder = tmp_path / "frames" / vid
+    assert summary["failed"] == 0 and summary["extracted"] == 1
+    images = sorted(folder.iterdir())
+    assert len(images) == FIXTURE_FRAMES[name]
+    assert images[0].name == "img_00001.jpg" and images[-1].name == f"img_{FIXTURE_FRAMES[name]:05d}.jpg"
+    first = cv2.imread(str(images[0]))
+    row = manifest_rows(tmp_path / "frames")[vid]
+    assert (int(row["width"]), int(row["height"])) == (first.shape[1], first.shape[0])
+    assert int(row["frames"]) == FIXTURE_FRAMES[name] and row["status"] == "ok"
+
+
+def test_ids_keep_folders_and_replace_unsafe_characters(class_videos, tmp_path):
+    ids = find_videos(class_videos)
+    assert set(ids) == {"jump/part_0", "jump/clip_two", "run_fast/test", "run_fast/nested/part_0",
+                        "walk/demo", "walk/part_0"}
+    assert video_id(class_videos / "a+b (1).mkv", class_videos) == "a_b__1_"
+
+
+def test_clashing_ids_are_an_error_naming_both(tmp_path):
+    (tmp_path / "v").mkdir()
+    for name in ("a b.mp4", "a_b.avi"):
+        shutil.copy(FIXTURE_VIDEOS / "part_0.mp4", tmp_path / "v" / name)
+    with pytest.raises(MienetError, match=r"a b\.mp4 and .*a_b\.avi both map to id 'a_b'"):
+        extract_frames(tmp_path / "v", tmp_path / "f", progress=False)
+
+
+def test_parallel_extraction_with_bad_files_and_resize(class_videos, tmp_path, capsys):
+    (class_videos / "walk" / "empty.mp4").write_bytes(b"")
+    (class_videos / "walk" / "corrupt.mkv").write_bytes(b"\x1aE\xdf\xa3" + bytes(range(256)) * 40)
+    frames = tmp_path / "frames"
+    rc = main(["extract-frames", str(class_videos), "-o", str(frames), "-j", "2", "--short-side", "64",
+               "--no-progress"])
+    out, err = capsys.readouterr()
+    assert rc == 1  # something failed
+    assert "6 extracted" in out and "2 failed" in out
+    assert "empty.mp4: empty file" in err and "corrupt.mkv: " in err
+    rows = manifest_rows(frames)
+    assert rows["walk/empty"]["status"] == "failed" and rows["walk/corrupt"]["status"] == "failed"
+    assert not (frames / "walk" / "empty").exists() and not (frames / "walk" / "corrupt").exists()
+    assert int(rows["jump/clip_two"]["frames"]) == 164
+    assert len(list((frames / "jump" / "clip_two").iterdir())) == 164
+    img = cv2.imread(str(frames / "run_fast" / "test" / "img_00001.jpg"))
+    assert img.shape[:2] == (64, 85)  # 340x256 with the short side at 64
+    assert (int(rows["run_fast/test"]["width"]), int(rows["run_fast/test"]["height"])) == (85, 64)
+
+
+def test_resume_skips_finished_videos_and_discards_partial_work(class_videos, tmp_path):
+    frames = tmp_path / "frames"
+    extract_frames(class_videos, frames, jobs=1, progress=False)
+    done = frames / "walk" / "demo"
+    mtimes = {p.name: p.stat().st_mtime_ns for p in done.iterdir()}
+    # Simulate a run killed in the middle of two videos: one folder never renamed into place
+    # (left in .partial), one finished video removed; the manifest lost too.
+    shutil.rmtree(frames / "jump" / "clip_two")
+    partial = frames / PARTIAL_DIR / "vkilled"
+    partial.mkdir(parents=True)
+    for i in range(1, 11):
+        shutil.copy(frames / "jump" / "part_0" / f"img_{i:05d}.jpg", partial / f"img_{i:05d}.jpg")
+    (frames / "manifest.csv").unlink()
+    summary = extract_frames(class_videos, frames, jobs=2, progress=False)
+    assert summary["extracted"] == 1 and summary["skipped"] == 5 and summary["failed"] == 0
+    assert len(list((frames / "jump" / "clip_two").iterdir())) == 164
+    assert not (frames / PARTIAL_DIR).exists()
+    assert {p.name: p.stat().st_mtime_ns for p in done.iterdir()} == mtimes  # not rewritten
+    rows = manifest_rows(frames)
+    assert len(rows) == 6 and int(rows["walk/demo"]["frames"]) == 280
+    assert (int(rows["walk/demo"]["width"]), int(rows["walk/demo"]["height"])) == (340, 256)
+
+
+def test_png_output_and_bad_options(tmp_path, capsys):
+    (tmp_path / "v").mkdir()
+    shutil.copy(FIXTURE_VIDEOS / "part_0.mp4", tmp_path / "v" / "p.mp4")
+    assert main(["extract-frames", str(tmp_path / "v"), "-o", str(tmp_path / "f"), "--ext", "png",
+                 "--no-progress"]) == 0
+    assert len(list((tmp_path / "f" / "p").glob("img_*.png"))) == 32
+    assert main(["extract-frames", str(tmp_path / "nowhere"), "-o", str(tmp_path / "f")]) == 2
+    assert "nowhere does not exist" in capsys.readouterr().err
+    assert main(["extract-frames", str(tmp_path / "v"), "-o", str(tmp_path / "f"), "-j", "0"]) == 2
+    assert "--jobs must be at least 1" in capsys.readouterr().err
