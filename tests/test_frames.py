@@ -28,7 +28,7 @@ def test_every_real_clip_extracts_its_documented_frame_count(tmp_path, name):
     vid = name.rsplit(".", 1)[0]
     folder = tmp_path / "frames" / vid
     assert summary["failed"] == 0 and summary["extracted"] == 1
-    images = sorted(folder.iterdir())
+    images = sorted(folder.glob("img_*"))
     assert len(images) == FIXTURE_FRAMES[name]
     assert images[0].name == "img_00001.jpg" and images[-1].name == f"img_{FIXTURE_FRAMES[name]:05d}.jpg"
     first = cv2.imread(str(images[0]))
@@ -66,7 +66,7 @@ def test_parallel_extraction_with_bad_files_and_resize(class_videos, tmp_path, c
     assert rows["walk/empty"]["status"] == "failed" and rows["walk/corrupt"]["status"] == "failed"
     assert not (frames / "walk" / "empty").exists() and not (frames / "walk" / "corrupt").exists()
     assert int(rows["jump/clip_two"]["frames"]) == 164
-    assert len(list((frames / "jump" / "clip_two").iterdir())) == 164
+    assert len(list((frames / "jump" / "clip_two").glob("img_*"))) == 164
     img = cv2.imread(str(frames / "run_fast" / "test" / "img_00001.jpg"))
     assert img.shape[:2] == (64, 85)  # 340x256 with the short side at 64
     assert (int(rows["run_fast/test"]["width"]), int(rows["run_fast/test"]["height"])) == (85, 64)
@@ -87,7 +87,7 @@ def test_resume_skips_finished_videos_and_discards_partial_work(class_videos, tm
     (frames / "manifest.csv").unlink()
     summary = extract_frames(class_videos, frames, jobs=2, progress=False)
     assert summary["extracted"] == 1 and summary["skipped"] == 5 and summary["failed"] == 0
-    assert len(list((frames / "jump" / "clip_two").iterdir())) == 164
+    assert len(list((frames / "jump" / "clip_two").glob("img_*"))) == 164
     assert not (frames / PARTIAL_DIR).exists()
     assert {p.name: p.stat().st_mtime_ns for p in done.iterdir()} == mtimes  # not rewritten
     rows = manifest_rows(frames)
@@ -105,3 +105,20 @@ def test_png_output_and_bad_options(tmp_path, capsys):
     assert "nowhere does not exist" in capsys.readouterr().err
     assert main(["extract-frames", str(tmp_path / "v"), "-o", str(tmp_path / "f"), "-j", "0"]) == 2
     assert "--jobs must be at least 1" in capsys.readouterr().err
+
+
+def test_changed_video_or_settings_are_extracted_again(tmp_path):
+    videos = tmp_path / "v"
+    videos.mkdir()
+    shutil.copy(FIXTURE_VIDEOS / "part_0.mp4", videos / "a.mp4")
+    frames = tmp_path / "f"
+    assert extract_frames(videos, frames, progress=False)["extracted"] == 1
+    assert extract_frames(videos, frames, progress=False)["skipped"] == 1
+    shutil.copy(FIXTURE_VIDEOS / "test.avi", videos / "a.mp4")  # same id, new content
+    summary = extract_frames(videos, frames, progress=False)
+    assert summary["extracted"] == 1 and summary["frames"] == 164
+    assert len(list((frames / "a").glob("img_*.jpg"))) == 164
+    summary = extract_frames(videos, frames, short_side=60, progress=False)
+    assert summary["extracted"] == 1
+    assert cv2.imread(str(frames / "a" / "img_00001.jpg")).shape[:2] == (60, 80)
+    assert not (frames / PARTIAL_DIR).exists()

@@ -24,7 +24,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only ``command``'s module is imported to add its arguments."""
     parser = argparse.ArgumentParser(
         prog="mienet", description="Reproduce, ablate and tune MIE-Net from raw videos to paper tables.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -33,22 +34,16 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (module_name, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(_module=module_name)
-        # The arguments are added lazily below, only for the command asked for.
+        if name == command:
+            importlib.import_module(module_name).add_arguments(p)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
-    # Find the command first so that only its module is imported.
-    known, _ = parser.parse_known_args(argv) if argv and argv[0] in COMMANDS else (None, None)
-    if known is None:
-        parser.parse_args(argv)  # prints usage / help / error and exits
-        return 2
-    module = importlib.import_module(known._module)
-    sub_parser = parser._subparsers._group_actions[0].choices[known.command]  # noqa: SLF001
-    module.add_arguments(sub_parser)
-    args = parser.parse_args(argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(command if command in COMMANDS else None).parse_args(argv)
+    module = importlib.import_module(args._module)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",

@@ -7,7 +7,9 @@ Layout written::
 
 A video is decoded into ``FRAMES_DIR/.partial/<random>/`` and renamed to its final
 folder only once every frame is written, so a folder that exists is complete and
-a killed run leaves nothing that looks finished. A re-run skips finished videos.
+a killed run leaves nothing that looks finished. Each finished folder holds a stamp,
+``.source.json``, with the size and modification time of its video and what was decoded;
+a re-run skips the videos whose stamp still matches and re-extracts the others.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import csv
 import fcntl
 import io
+import json
 import logging
 import multiprocessing
 import os
@@ -35,6 +38,7 @@ VIDEO_EXTENSIONS = (".mp4", ".avi", ".webm", ".mkv", ".mov")
 IMAGE_TEMPLATE = "img_{:05d}.{ext}"
 MANIFEST_NAME = "manifest.csv"
 PARTIAL_DIR = ".partial"
+STAMP_NAME = ".source.json"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._\-/]")
 
 
@@ -179,9 +183,13 @@ def extract_video(source: Path, final_dir: Path, partial_root: Path, vid: str,
         rec.frames = n
         if declared > 0 and n < 0.9 * declared:
             rec.error = f"warning: decoded {n} of {declared} frames the container declares"
-        final_dir.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp_dir, final_dir)  # atomic: the folder appears complete or not at all
         rec.status = "ok"
+        stamp = {**_source_stamp(source, ext, short_side, quality), **asdict(rec)}
+        (tmp_dir / STAMP_NAME).write_text(json.dumps(stamp))
+        final_dir.parent.mkdir(parents=True, exist_ok=True)
+        if final_dir.exists():  # stale frames of an older version of the video
+            os.replace(final_dir, Path(tempfile.mkdtemp(prefix="old", dir=partial_root)) / "x")
+        os.replace(tmp_dir, final_dir)  # atomic: the folder appears complete or not at all
         return rec
     except OSError as exc:
         rec.status, rec.error = "failed", f"I/O error: {exc}"
@@ -192,21 +200,25 @@ def extract_video(source: Path, final_dir: Path, partial_root: Path, vid: str,
             shutil.rmtree(tmp_dir, ignore_errors=True)
 
 
-def _record_for_existing(vid: str, source: Path, folder: Path, previous: VideoRecord | None) -> VideoRecord:
-    """Manifest row for a folder finished by an earlier run (kept if the old row agrees)."""
-    if previous is not None and previous.status == "ok":
-        return previous
-    import cv2
+def _source_stamp(source: Path, ext: str, short_side: int | None, quality: int) -> dict:
+    """What a finished folder was made from: the video file as it was, and the settings."""
+    st = source.stat()
+    return {"source_bytes": st.st_size, "source_mtime_ns": st.st_mtime_ns,
+            "ext": ext, "short_side": short_side, "quality": quality}
 
-    images = sorted(p for p in folder.iterdir() if p.name.startswith("img_"))
-    rec = VideoRecord(id=vid, source=str(source), frames=len(images), status="ok")
-    if images:
-        img = cv2.imread(str(images[0]))
-        if img is not None:
-            rec.height, rec.width = img.shape[:2]
-    cap = cv2.VideoCapture(str(source))
-    rec.fps = round(float(cap.get(cv2.CAP_PROP_FPS) or 0.0), 3) if cap.isOpened() else 0.0
-    cap.release()
+
+def finished_record(vid: str, source: Path, folder: Path, ext: str = "jpg", short_side: int | None = None,
+                    quality: int = 95) -> VideoRecord | None:
+    """The record of a folder finished from this very video with these settings, else None."""
+    try:
+        stamp = json.loads((folder / STAMP_NAME).read_text())
+        expected = _source_stamp(source, ext, short_side, quality)
+        if {k: stamp.get(k) for k in expected} != expected:
+            return None
+        rec = VideoRecord(**{f: stamp[f] for f in MANIFEST_FIELDS})
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    rec.id, rec.source = vid, str(source)
     return rec
 
 
@@ -254,13 +266,13 @@ def extract_frames(videos_dir: str | Path, frames_dir: str | Path, jobs: int = 1
     with _DirLock(frames_dir):
         partial_root = frames_dir / PARTIAL_DIR
         shutil.rmtree(partial_root, ignore_errors=True)  # leftovers of a killed run
-        previous = read_manifest(frames_dir)
         records: dict[str, VideoRecord] = {}
         todo = []
         for vid, src in videos.items():
             final = frames_dir / vid
-            if final.is_dir():
-                records[vid] = _record_for_existing(vid, src, final, previous.get(vid))
+            done = finished_record(vid, src, final, ext, short_side, quality)
+            if done is not None:
+                records[vid] = done
             else:
                 todo.append((src, final, partial_root, vid, ext, short_side, quality))
         skipped = len(records)
