@@ -12,9 +12,9 @@ from __future__ import annotations
 import logging
 import re
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 from urllib.parse import urlparse
 
 import torch

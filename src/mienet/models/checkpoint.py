@@ -18,7 +18,8 @@ import fnmatch
 import logging
 import os
 import pickle
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -48,11 +49,13 @@ def read_checkpoint_file(path: str | os.PathLike) -> Any:
     except FileNotFoundError as exc:
         raise MienetError(f"checkpoint {os.fspath(path)!r} does not exist") from exc
     except pickle.UnpicklingError as exc:
+        # torch re-raises the restricted unpickler's own error with a long preamble;
+        # that original error says what was refused.
+        reason = str(exc.__context__ or exc).strip().splitlines()[-1].rstrip(".")
         raise MienetError(
-            f"refused to load {os.fspath(path)!r} as unsafe: its pickle holds objects other than "
-            f"tensors and plain Python types, which could run code when loaded "
-            f"({str(exc).splitlines()[-1] if str(exc) else type(exc).__name__}). Only load it "
-            f"elsewhere if you trust where it came from."
+            f"refused to load {os.fspath(path)!r} as unsafe or corrupt: the safe loader "
+            f"(weights_only=True) accepts only tensors and plain Python types and stopped at: "
+            f"{reason}. Load it any other way only if you trust where it came from."
         ) from exc
     except Exception as exc:  # truncated or not a torch file at all
         raise MienetError(
@@ -66,6 +69,7 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, **metadata: Any) 
     ``weights_only=True``."""
     if "model" in metadata:
         raise ValueError("metadata may not use the key 'model'")
+    model = getattr(model, "_orig_mod", model)  # the module under torch.compile, if any
     with atomic_path(path) as tmp:
         torch.save({"model": model.state_dict(), **metadata}, tmp)
 
@@ -78,6 +82,7 @@ def load_checkpoint(model: nn.Module, path: str | os.PathLike) -> dict[str, Any]
     parameters with one log line. Any other missing, unexpected or mis-shaped key is
     a :class:`MienetError` naming the keys, and then nothing is loaded.
     """
+    model = getattr(model, "_orig_mod", model)  # the module under torch.compile, if any
     checkpoint = read_checkpoint_file(path)
     state, metadata = _split_checkpoint(checkpoint, path)
     state = {k.removeprefix("module."): v for k, v in state.items()}
@@ -102,13 +107,17 @@ def load_checkpoint(model: nn.Module, path: str | os.PathLike) -> dict[str, Any]
         for k in expected
         if k in state and tuple(state[k].shape) != tuple(expected[k].shape)
     ]
-    for what, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", mis_shaped)):
+    for what, keys in (
+        ("missing", missing),
+        ("unexpected", unexpected),
+        ("mis-shaped", mis_shaped),
+    ):
         if keys:
             problems.append(f"{len(keys)} {what}: {_some(keys)}")
     if problems:
         raise MienetError(
-            f"checkpoint {os.fspath(path)!r} does not fit this model ({type(model).__name__} "
-            f"{_describe(model)}): " + "; ".join(problems)
+            f"checkpoint {os.fspath(path)!r} does not fit the model ({_describe(model)}): "
+            + "; ".join(problems)
         )
     model.load_state_dict(state, strict=True)
     return metadata
@@ -139,6 +148,7 @@ def _some(keys: list[str]) -> str:
 
 
 def _describe(model: nn.Module) -> str:
-    variant = getattr(getattr(model, "variant", None), "name", None)
-    arch = getattr(model, "arch", None)
-    return f"variant {variant}, {arch}" if variant and arch else "as built"
+    variant = getattr(model, "variant", None)
+    if variant is None:
+        return type(model).__name__
+    return f"{type(model).__name__}, variant {variant.name} on {model.arch}"
