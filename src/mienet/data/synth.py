@@ -189,8 +189,8 @@ def _random_colour(rng: np.random.Generator, lightness: tuple[float, float], sat
     return cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2BGR)[0, 0].astype(float)
 
 
-def _draw_background(rng: np.random.Generator, size: int, ground_y: int):
-    """A textured backdrop above ``ground_y`` and a floor below it; also returns its mean colour."""
+def _draw_background(rng: np.random.Generator, size: int, floor_top: int):
+    """A textured backdrop above row ``floor_top`` and a floor below it; also returns its mean colour."""
     c1 = _random_colour(rng, (0.35, 0.9), (0.0, 0.5))
     c2 = np.clip(c1 + rng.normal(0, 45, 3), 0, 255)
     kind = rng.integers(3)
@@ -213,7 +213,7 @@ def _draw_background(rng: np.random.Generator, size: int, ground_y: int):
     floor = _random_colour(rng, (0.25, 0.75), (0.0, 0.6))
     grain = _smooth_noise(rng, size, int(rng.integers(12, 30)))
     floor_img = floor * (0.85 + 0.3 * grain)
-    img[ground_y:] = floor_img[ground_y:]
+    img[floor_top:] = floor_img[floor_top:]
     return np.clip(img, 0, 255).astype(np.uint8), img.reshape(-1, 3).mean(0)
 
 
@@ -251,7 +251,9 @@ def draw_clip_params(class_index: int, clip_index: int, seed: int,
     facing = 1 if rng.random() < 0.5 else -1
 
     margin = max(1, int(math.ceil(2 * scale)))
-    background, bg_mean = _draw_background(rng, size + 2 * margin, int(round(ground_y)) + margin)
+    # The far edge of the floor lies a little above where the feet touch it.
+    floor_top = int(round(ground_y - rng.uniform(0.03, 0.12) * size)) + margin
+    background, bg_mean = _draw_background(rng, size + 2 * margin, floor_top)
 
     def contrasting(lightness, saturation):
         colour = _random_colour(rng, lightness, saturation)
@@ -395,10 +397,14 @@ _SHIFT = 4  # sub-pixel precision of the cv2 drawing calls (1/16 px)
 
 def _to_pixels(pts: dict[str, np.ndarray], params: ClipParams) -> dict[str, np.ndarray]:
     """World points -> fixed-point pixel coordinates (before camera shake), int32 (F, 2)."""
-    x_mean = pts["hip"][:, 0].mean()
+    # Centre the hip's horizontal range (not its mean), so the placement does not
+    # depend on how long the clip dwells where: a fast clip and a slow clip of
+    # the same motion start and end at the same pixels.
+    hip_x = pts["hip"][:, 0]
+    x_mid = 0.5 * (hip_x.min() + hip_x.max())
     out = {}
     for name, xy in pts.items():
-        px = params.center_x + params.facing * (xy[:, 0] - x_mean) * params.height_px
+        px = params.center_x + params.facing * (xy[:, 0] - x_mid) * params.height_px
         py = params.ground_y - xy[:, 1] * params.height_px
         out[name] = np.rint(np.stack([px, py], axis=-1) * (1 << _SHIFT)).astype(np.int32)
     return out
@@ -676,6 +682,7 @@ def run(args) -> int:
     print(f"synth: {summary['written']} clips written, {summary['skipped']} skipped "
           f"({len(summary['classes'])} classes x {summary['clips_per_class']} clips, "
           f"{summary['frames']} frames {summary['size']}x{summary['size']} at {summary['fps']:g} fps, "
-          f"seed {summary['seed']}) in {summary['seconds']:.1f} s with {summary['jobs']} workers -> "
+          f"seed {summary['seed']}) in {summary['seconds']:.1f} s with {summary['jobs']} "
+          f"worker{'s' if summary['jobs'] != 1 else ''} -> "
           f"{summary['out_dir']}")
     return 0
