@@ -11,6 +11,7 @@ Parameter names follow the authors' released checkpoints (``shallow_conv``,
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 PA_EPSILON = 1e-6
@@ -24,22 +25,52 @@ class PersistenceOfAppearance(nn.Module):
     pair of neighbouring frames the map is, at every pixel, the Euclidean norm over
     the 8 feature channels of ``f_i - f_{i+1} + 1e-6``.
 
+    ``convolve_differences=True`` computes the same map the lighter way: the
+    convolution is linear and its bias cancels in the difference, so
+    ``f_i - f_{i+1} = conv_without_bias(x_i - x_{i+1})``, which convolves the ``L - 1``
+    frame differences instead of the ``L`` frames. The bias stays a parameter
+    (``shallow_conv.bias``, present in released checkpoints) but cannot affect the
+    output either way; on this path its gradient is exactly zero instead of
+    rounding noise. The training engine's speed path switches it on
+    (``mienet.engine.performance.prepare_model``); the default is the direct
+    formula, as the released code computes it. Not saved in the state dict.
+
     Input ``(B, L, 3, H, W)``, ``L >= 2`` frames per segment; output ``(B, L - 1, H, W)``,
     the "PA image" with one channel per pair of frames.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, convolve_differences: bool = False) -> None:
         super().__init__()
+        self.convolve_differences = convolve_differences
         self.shallow_conv = nn.Conv2d(3, 8, kernel_size=7, stride=1, padding=3, bias=True)
         # PAN's initialisation: tiny random filters, no bias.
         nn.init.normal_(self.shallow_conv.weight, 0.0, 0.001)
         nn.init.zeros_(self.shallow_conv.bias)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        # Float32 even under autocast: the map is a norm over small features (PAN
+        # initialises the filters at std 0.001) whose squares underflow float16 and lose
+        # digits in bfloat16; the 3 -> 8 convolution is a few percent of a training step.
+        device_type = frames.device.type
+        if torch.amp.is_autocast_available(device_type) and torch.is_autocast_enabled(device_type):
+            with torch.autocast(device_type, enabled=False):
+                return self._pa(frames.float())
+        return self._pa(frames)
+
+    def _pa(self, frames: torch.Tensor) -> torch.Tensor:
         b, length = frames.shape[:2]
-        features = self.shallow_conv(frames.flatten(0, 1))  # (B * L, 8, H, W)
-        features = features.unflatten(0, (b, length))  # (B, L, 8, H, W)
-        difference = features[:, :-1] - features[:, 1:] + PA_EPSILON
+        conv = self.shallow_conv
+        if self.convolve_differences:
+            frame_differences = (frames[:, :-1] - frames[:, 1:]).flatten(0, 1)
+            difference = F.conv2d(frame_differences, conv.weight, None, conv.stride, conv.padding)
+            difference = difference.unflatten(0, (b, length - 1))  # (B, L - 1, 8, H, W)
+            # "0 * bias" keeps the cancelled bias in the autograd graph with a zero
+            # gradient: DistributedDataParallel expects every parameter to get one.
+            epsilon = PA_EPSILON + 0.0 * conv.bias
+            difference = difference + epsilon.view(1, 1, -1, 1, 1)
+        else:
+            features = conv(frames.flatten(0, 1)).unflatten(0, (b, length))  # (B, L, 8, H, W)
+            difference = features[:, :-1] - features[:, 1:] + PA_EPSILON
         return torch.linalg.vector_norm(difference, ord=2, dim=2)  # norm over the 8 channels
 
 

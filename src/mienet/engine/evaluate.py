@@ -1,0 +1,181 @@
+"""``mienet evaluate``: the test protocol on a frame list, with metrics a table can read.
+
+Writes to ``--out`` (default ``RUN_DIR/eval-<split>``)::
+
+    metrics.json       dataset, variant, arch, seed, top1, top5, mean_class_acc (percent),
+                       params_m, gflops (per view), epochs, views, split, clips ...
+    predictions.csv    one row per clip: path, label, prediction, probability, top-5
+    per_class.csv      accuracy of every class
+    confusion.csv      confusion matrix, rows = true class, columns = predicted
+
+Scores of the ``clips x crops`` views of a video are averaged after the softmax.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import sys
+from pathlib import Path
+
+import torch
+
+from mienet.errors import MienetError
+from mienet.io import write_text_atomic
+
+log = logging.getLogger(__name__)
+
+
+def load_trained_model(checkpoint: str | Path, device: torch.device | None = None):
+    """Rebuild a model from one of this project's training checkpoints; returns (model, metadata)."""
+    from mienet.models import build_model, load_checkpoint
+    from mienet.models.checkpoint import read_checkpoint_file
+
+    checkpoint = Path(checkpoint)
+    if not checkpoint.is_file():
+        raise MienetError(f"checkpoint {checkpoint} does not exist")
+    meta = read_checkpoint_file(checkpoint)
+    cfg = meta.get("config") if isinstance(meta, dict) else None
+    if not isinstance(cfg, dict) or "classes" not in meta:
+        raise MienetError(f"{checkpoint} is not a checkpoint written by `mienet train` (no config and "
+                          "class list inside)")
+    model = build_model(cfg["variant"], cfg["arch"], len(meta["classes"]), cfg["segments"],
+                        cfg["frames_per_segment"], dropout=cfg.get("dropout", 0.5))
+    load_checkpoint(model, checkpoint)
+    model.eval()
+    if device is not None:
+        model.to(device)
+    return model, {k: v for k, v in meta.items() if k in ("config", "classes", "epoch", "best")}
+
+
+def view_scores(model, clips: torch.Tensor, device, speed) -> torch.Tensor:
+    """Average softmax over views: clips ``(B, V, T, L, 3, S, S)`` -> probabilities ``(B, K)``."""
+    from mienet.engine.performance import autocast, to_device
+
+    b, v = clips.shape[:2]
+    with torch.no_grad(), autocast(device, speed):
+        logits = model(to_device(clips.flatten(0, 1), device, speed)).float()
+    return logits.softmax(dim=1).view(b, v, -1).mean(dim=1)
+
+
+def evaluate(checkpoint: str | Path, annotations: str | Path, split: str = "val", list_file=None,
+             root=None, num_clips: int = 1, num_crops: int = 1, out=None, batch_size: int = 8,
+             workers: int = 2, device: str = "auto", dense: bool = False, progress: bool = True) -> dict:
+    from tqdm import tqdm
+
+    from mienet.engine.data import ClipDataset, build_loader
+    from mienet.engine.performance import default_speed_config, prepare_model
+    from mienet.engine.train import setup_runtime
+    from mienet.models import model_stats
+
+    if num_crops not in (1, 3):
+        raise MienetError(f"--crops must be 1 or 3, not {num_crops}")
+    if num_clips < 1:
+        raise MienetError(f"--clips must be at least 1, not {num_clips}")
+    rt = setup_runtime(device)
+    model, meta = load_trained_model(checkpoint)
+    cfg, classes = meta["config"], list(meta["classes"])
+    annotations = Path(annotations)
+    list_file = Path(list_file) if list_file else annotations / f"{split}.txt"
+    root = Path(root) if root else annotations.parent
+    ann_classes = annotations / "classes.txt"
+    if ann_classes.exists():
+        from mienet.data.annotations import read_classes
+
+        names = read_classes(ann_classes)
+        if len(names) != len(classes):
+            raise MienetError(f"{checkpoint} was trained on {len(classes)} classes, {ann_classes} lists "
+                              f"{len(names)}")
+    dataset = ClipDataset(list_file, root, cfg["segments"], cfg["frames_per_segment"], cfg["size"],
+                          train=False, num_clips=num_clips, num_crops=num_crops, dense=dense,
+                          template=cfg.get("template", "img_{:05d}.jpg"), num_classes=len(classes))
+    loader = build_loader(dataset, batch_size, shuffle=False, seed=cfg.get("seed", 0), workers=workers,
+                          device=rt.device.type)
+    speed = default_speed_config(rt.device)
+    model = prepare_model(model, rt.device, speed)
+    k = len(classes)
+    confusion = torch.zeros(k, k, dtype=torch.long)
+    rows = []
+    for clips, labels, indices, _ in tqdm(loader, desc="evaluate", unit="batch", disable=not progress,
+                                          file=sys.stderr):
+        probs = view_scores(model, clips, rt.device, speed).cpu()
+        top = probs.topk(min(5, k), dim=1)
+        for i in range(labels.numel()):
+            y, p = int(labels[i]), int(top.indices[i, 0])
+            confusion[y, p] += 1
+            clip = dataset.clips[int(indices[i])]
+            rows.append({"path": clip.path, "label": y, "prediction": p, "correct": int(y == p),
+                         "probability": f"{float(top.values[i, 0]):.6f}",
+                         "top5": " ".join(str(int(j)) for j in top.indices[i]),
+                         "in_top5": int(y in top.indices[i].tolist())})
+    n = len(rows)
+    if n == 0:
+        raise MienetError(f"{list_file} lists no clips to evaluate")
+    per_class = []
+    for c in range(k):
+        total = int(confusion[c].sum())
+        per_class.append({"label": c, "class": classes[c], "clips": total, "correct": int(confusion[c, c]),
+                          "accuracy": f"{100 * int(confusion[c, c]) / total:.4f}" if total else ""})
+    present = [float(r["accuracy"]) for r in per_class if r["accuracy"] != ""]
+    stats = model_stats(cfg["variant"], cfg["arch"], cfg["segments"], cfg["size"],
+                        frames_per_segment=cfg["frames_per_segment"], num_classes=k)
+    metrics = {
+        "dataset": cfg.get("dataset", "custom"), "variant": cfg["variant"], "arch": cfg["arch"],
+        "seed": cfg.get("seed", 0), "split": list_file.stem,
+        "top1": round(100 * sum(r["correct"] for r in rows) / n, 4),
+        "top5": round(100 * sum(r["in_top5"] for r in rows) / n, 4),
+        "mean_class_acc": round(sum(present) / len(present), 4),
+        "clips": n, "num_classes": k, "views": num_clips * num_crops, "test_clips": num_clips,
+        "test_crops": num_crops, "segments": cfg["segments"], "frames_per_segment": cfg["frames_per_segment"],
+        "size": cfg["size"], "params_m": round(stats["params_m"], 4), "gflops": round(stats["gflops"], 4),
+        "epochs": cfg["epochs"], "trained_epochs": meta.get("epoch"),
+        "best_epoch": (meta.get("best") or {}).get("epoch"), "checkpoint": str(checkpoint),
+    }
+    out = Path(out) if out else Path(checkpoint).parent.parent / f"eval-{list_file.stem}"
+    write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    _write_csv(out / "predictions.csv", rows)
+    _write_csv(out / "per_class.csv", per_class)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["true \\ predicted", *classes])
+    for c in range(k):
+        w.writerow([classes[c], *confusion[c].tolist()])
+    write_text_atomic(out / "confusion.csv", buf.getvalue())
+    return metrics
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    write_text_atomic(path, buf.getvalue())
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--checkpoint", required=True, type=Path, help="a checkpoint of `mienet train`")
+    parser.add_argument("--annotations", required=True, type=Path,
+                        help="annotation folder (classes.txt and the split's list)")
+    parser.add_argument("--split", default="val", help="list to evaluate: val or test (default val)")
+    parser.add_argument("--list", dest="list_file", type=Path, help="another frame list instead of --split")
+    parser.add_argument("--root", type=Path, help="dataset root (default: parent of --annotations)")
+    parser.add_argument("--clips", type=int, default=1, help="clips per video (2: 'twice' sampling)")
+    parser.add_argument("--crops", type=int, default=1, choices=(1, 3), help="crops per clip")
+    parser.add_argument("--dense", action="store_true", help="dense sampling instead of TSN centres")
+    parser.add_argument("--out", type=Path, help="output folder (default RUN_DIR/eval-<split>)")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def run(args) -> int:
+    m = evaluate(args.checkpoint, args.annotations, split=args.split, list_file=args.list_file,
+                 root=args.root, num_clips=args.clips, num_crops=args.crops, out=args.out,
+                 batch_size=args.batch_size, workers=args.workers, device=args.device, dense=args.dense,
+                 progress=not args.no_progress)
+    print(f"evaluate: {m['dataset']} {m['split']} ({m['clips']} clips, {m['views']} view(s)): "
+          f"top-1 {m['top1']:.2f}  top-5 {m['top5']:.2f}  mean class {m['mean_class_acc']:.2f}")
+    return 0

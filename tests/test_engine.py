@@ -1,0 +1,179 @@
+"""mienet train / evaluate / predict on a tiny synthetic dataset (real PyTorch, real files)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import FIXTURE_VIDEOS
+from mienet.cli import main
+from mienet.data.annotations import make_annotations
+from mienet.data.frames import extract_frames
+from mienet.data.synth import synthesize
+
+BIN = Path(sys.executable).parent
+TINY = ["--variant", "mienet", "--arch", "resnet18", "--segments", "2", "--size", "32", "--epochs", "2",
+        "--batch-size", "4", "--lr", "0.002", "--lr-steps", "10", "--workers", "0", "--no-progress",
+        "--dropout", "0.0"]
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("engine") / "ds"
+    synthesize(root / "videos", classes=3, clips_per_class=6, frames=20, size=40, seed=0, jobs=2)
+    extract_frames(root / "videos", root / "frames", jobs=2, progress=False)
+    make_annotations("folder", root / "annotations", videos=root / "videos", frames=root / "frames",
+                     val_ratio=0.34, seed=0)
+    return root
+
+
+def train(dataset: Path, out: Path, *extra: str) -> int:
+    return main(["train", "--annotations", str(dataset / "annotations"), "--out", str(out),
+                 "--dataset", "tiny", *TINY, *extra])
+
+
+def log_rows(run: Path) -> list[dict]:
+    with (run / "log.csv").open() as fh:
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(fh)]
+
+
+@pytest.fixture(scope="module")
+def trained(dataset, tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("runs") / "a"
+    assert train(dataset, run, "--seed", "1") == 0
+    return run
+
+
+def test_the_loss_falls(dataset, tmp_path):
+    # Four clips of two classes, one batch an epoch: the model must learn to tell them apart.
+    ann = tmp_path / "ann"
+    ann.mkdir()
+    lines = (dataset / "annotations" / "train.txt").read_text().splitlines()
+    subset = [l for l in lines if l.endswith(" 0")][:2] + [l for l in lines if l.endswith(" 2")][:2]
+    (ann / "train.txt").write_text("\n".join(subset) + "\n")
+    shutil.copy(dataset / "annotations" / "val.txt", ann / "val.txt")
+    shutil.copy(dataset / "annotations" / "classes.txt", ann / "classes.txt")
+    assert main(["train", "--annotations", str(ann), "--root", str(dataset), "--out", str(tmp_path / "run"),
+                 *TINY, "--epochs", "6", "--seed", "1"]) == 0
+    losses = [float(r["train_loss"]) for r in log_rows(tmp_path / "run")]
+    assert len(losses) == 6 and losses[-1] < 0.5 * losses[0], losses
+
+
+def test_training_writes_logs_and_checkpoints(trained):
+    rows = log_rows(trained)
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    for key in ("lr", "train_top1", "val_loss", "val_top1", "val_top5"):
+        assert rows[-1][key] != ""
+    assert (trained / "checkpoints" / "last.pt").is_file() and (trained / "checkpoints" / "best.pt").is_file()
+    config = json.loads((trained / "config.json").read_text())
+    assert config["variant"] == "mienet" and config["seed"] == 1
+    summary = json.loads((trained / "summary.json").read_text())
+    assert summary["best"]["epoch"] in (1, 2)
+    assert (trained / "dvclive" / "metrics.json").is_file()
+
+
+def test_two_seeded_runs_are_identical(dataset, trained, tmp_path):
+    assert train(dataset, tmp_path / "b", "--seed", "1") == 0
+    assert log_rows(tmp_path / "b") == log_rows(trained)
+
+
+def test_killed_mid_epoch_and_resumed_equals_uninterrupted(dataset, trained, tmp_path):
+    run = tmp_path / "killed"
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    cmd = [str(BIN / "mienet"), "train", "--annotations", str(dataset / "annotations"), "--out", str(run),
+           "--dataset", "tiny", *TINY, "--seed", "1", "--debug-exit-at-step", "4"]  # epoch 2 of 3 steps each
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    assert proc.returncode == 137, proc.stderr
+    assert len(log_rows(run)) == 1  # epoch 1 finished, epoch 2 interrupted
+    assert train(dataset, run, "--seed", "1", "--resume") == 0
+    assert log_rows(run) == log_rows(trained)
+
+
+def test_existing_run_needs_resume_and_resume_checks_the_settings(dataset, trained, capsys):
+    assert train(dataset, trained, "--seed", "1") == 2
+    assert "pass --resume" in capsys.readouterr().err
+    assert train(dataset, trained, "--seed", "2", "--resume") == 2
+    assert "seed: checkpoint 1, now 2" in capsys.readouterr().err
+
+
+def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(dataset, tmp_path, capsys):
+    run = tmp_path / "nan"
+    assert train(dataset, run, "--epochs", "1") == 0
+    good = (run / "checkpoints" / "last.pt").read_bytes()
+    assert train(dataset, run, "--epochs", "2", "--resume", "--debug-nan-at-step", "4") == 2
+    err = capsys.readouterr().err
+    assert "the loss became nan at epoch 2, step 5" in err and "is intact" in err
+    assert (run / "checkpoints" / "last.pt").read_bytes() == good
+
+
+def test_a_missing_frame_is_named(dataset, tmp_path, capsys):
+    copy = tmp_path / "ds"
+    shutil.copytree(dataset, copy)
+    line = (copy / "annotations" / "train.txt").read_text().splitlines()[0]
+    clip = line.rsplit(maxsplit=2)[0]
+    (copy / clip / "img_00003.jpg").unlink()
+    assert train(copy, tmp_path / "run") == 2
+    err = capsys.readouterr().err
+    assert "img_00003.jpg" in err and clip in err
+
+
+def test_evaluate_writes_complete_metrics(dataset, trained, tmp_path):
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--checkpoint", str(trained / "checkpoints" / "best.pt"),
+                 "--annotations", str(dataset / "annotations"), "--out", str(out), "--workers", "0",
+                 "--crops", "3", "--clips", "2", "--no-progress"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("dataset", "variant", "arch", "seed", "top1", "top5", "mean_class_acc", "params_m",
+                "gflops", "epochs"):
+        assert key in metrics, key
+    assert metrics["dataset"] == "tiny" and metrics["views"] == 6 and metrics["seed"] == 1
+    assert 0 <= metrics["top1"] <= metrics["top5"] == 100.0  # 3 classes: always in the top 5
+    assert metrics["gflops"] > 0 and metrics["params_m"] > 10
+    with (out / "predictions.csv").open() as fh:
+        predictions = list(csv.DictReader(fh))
+    assert len(predictions) == metrics["clips"] == 6
+    per_class = list(csv.DictReader((out / "per_class.csv").open()))
+    assert [r["class"] for r in per_class] == (dataset / "annotations" / "classes.txt").read_text().split()
+    confusion = list(csv.reader((out / "confusion.csv").open()))
+    assert sum(int(x) for row in confusion[1:] for x in row[1:]) == 6
+
+
+def test_a_checkpoint_for_another_class_count_is_refused(dataset, trained, tmp_path, capsys):
+    ann = tmp_path / "ann"
+    shutil.copytree(dataset / "annotations", ann)
+    (ann / "classes.txt").write_text("a\nb\nc\nd\n")
+    assert main(["evaluate", "--checkpoint", str(trained / "checkpoints" / "best.pt"), "--annotations",
+                 str(ann), "--root", str(dataset), "--workers", "0", "--no-progress"]) == 2
+    assert "trained on 3 classes" in capsys.readouterr().err
+
+
+def test_predict_on_a_real_clip(trained, capsys):
+    assert main(["predict", str(FIXTURE_VIDEOS / "test.mp4"), "--checkpoint",
+                 str(trained / "checkpoints" / "best.pt"), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["frames"] == 300
+    names = [p["class"] for p in result["predictions"]]
+    assert len(names) == 3 and names[0].startswith("0")
+    assert abs(sum(p["probability"] for p in result["predictions"]) - 1) < 1e-4
+
+
+def test_distributed_data_parallel_on_cpu_with_torchrun(dataset, tmp_path):
+    """The same command under torchrun: two processes, gloo on the CPU."""
+    run = tmp_path / "ddp"
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "mienet", "train", "--annotations", str(dataset / "annotations"), "--out", str(run),
+           "--dataset", "tiny", *TINY, "--epochs", "1", "--batch-size", "2"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "world size 2" in proc.stderr
+    rows = log_rows(run)
+    assert len(rows) == 1 and float(rows[0]["train_loss"]) > 0
+    assert (run / "checkpoints" / "last.pt").is_file()
