@@ -5,6 +5,7 @@ Writes to ``--out`` (default ``RUN_DIR/eval-<split>``)::
     metrics.json       dataset, variant, arch, seed, top1, top5, mean_class_acc (percent),
                        params_m, gflops (per view), epochs, views, split, clips ...
     predictions.csv    one row per clip: path, label, prediction, probability, top-5
+    train_log.csv      the run's per-epoch log, when the checkpoint sits in a run folder
     per_class.csv      accuracy of every class
     confusion.csv      confusion matrix, rows = true class, columns = predicted
 
@@ -143,6 +144,9 @@ def evaluate(checkpoint: str | Path, annotations: str | Path, split: str = "val"
     for c in range(k):
         w.writerow([classes[c], *confusion[c].tolist()])
     write_text_atomic(out / "confusion.csv", buf.getvalue())
+    train_log = Path(checkpoint).parent.parent / "log.csv"
+    if train_log.is_file():  # the curves travel with the metrics into results/
+        write_text_atomic(out / "train_log.csv", train_log.read_text())
     return metrics
 
 

@@ -24,7 +24,8 @@ import random
 import sys
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
@@ -212,8 +213,14 @@ def load_classes(ann: Path) -> list[str]:
     return read_classes(path)
 
 
-def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict:
-    """Train one model; returns the final summary (also written to RUN_DIR/summary.json)."""
+def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
+          on_epoch: Callable[[int, dict], None] | None = None) -> dict:
+    """Train one model; returns the final summary (also written to RUN_DIR/summary.json).
+
+    ``on_epoch(epoch, row)`` is called after every epoch (1-based) with the log row (floats);
+    an exception it raises (an Optuna ``TrialPruned``, say) ends the run after the epoch's
+    checkpoints are written.
+    """
     from tqdm import tqdm
 
     from mienet.engine.data import ClipDataset, build_loader
@@ -375,6 +382,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
                          row["val_top1"], row["val_top5"], row["seconds"])
             if rt.world_size > 1:
                 dist.barrier()
+            if on_epoch is not None:
+                on_epoch(epoch + 1, {k: float(v) for k, v in row.items()})
     finally:
         live.close()
     summary = {"run_dir": str(run_dir), "epochs": cfg.epochs, "best": best,
@@ -454,6 +463,9 @@ def add_arguments(parser) -> None:
     g.add_argument("--weight-decay", type=float, default=d.weight_decay)
     g.add_argument("--clip-grad", type=float, default=d.clip_grad, help="gradient-norm clip (0: off)")
     g.add_argument("--seed", type=int, default=d.seed)
+    g.add_argument("--hparams", type=Path,
+                   help="YAML mapping of settings (lr, weight_decay, dropout, batch_size, ...) that "
+                        "override the options, e.g. the best_params.yaml of `mienet search`")
     g = parser.add_argument_group("run")
     g.add_argument("--out", required=True, type=Path, help="run folder (checkpoints, logs)")
     g.add_argument("--resume", action="store_true", help="continue the run in --out from checkpoints/last.pt")
@@ -480,7 +492,34 @@ def config_from_args(args) -> TrainConfig:
     values["out"] = str(args.out)
     values["pretrained"] = None if args.pretrained == "none" else args.pretrained
     values["lr_steps"] = list(args.lr_steps)
+    if getattr(args, "hparams", None):
+        values.update(read_hparams(args.hparams))
     return TrainConfig(**values)
+
+
+# Settings a search may tune or a best_params.yaml may set (not what names the run).
+TUNABLE = {f.name for f in fields(TrainConfig)} - {
+    "annotations", "root", "out", "dataset", "variant", "arch", "debug_nan_at_step", "debug_exit_at_step"}
+
+
+def read_hparams(path: Path) -> dict:
+    """Settings from a YAML mapping (best_params.yaml); unknown keys are an error naming them."""
+    import yaml
+
+    if not Path(path).is_file():
+        raise MienetError(f"--hparams file {path} does not exist")
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise MienetError(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(data, dict):
+        raise MienetError(f"{path}: expected a mapping of setting -> value")
+    data = data.get("params", data)  # best_params.yaml keeps them under `params`
+    unknown = sorted(set(data) - TUNABLE)
+    if unknown:
+        raise MienetError(f"{path}: unknown training setting(s) {', '.join(unknown)}; "
+                          f"known: {', '.join(sorted(TUNABLE))}")
+    return data
 
 
 def run(args) -> int:
