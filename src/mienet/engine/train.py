@@ -105,7 +105,8 @@ def setup_runtime(requested: str) -> Runtime:
     if requested == "cuda":
         if not torch.cuda.is_available():
             raise MienetError("--device cuda was asked for, but PyTorch sees no CUDA device")
-        device = torch.device("cuda", local)
+        index = local if world > 1 else claim_gpu()
+        device = torch.device("cuda", index)
         torch.cuda.set_device(device)
     elif requested == "cpu":
         device = torch.device("cpu")
@@ -114,6 +115,45 @@ def setup_runtime(requested: str) -> Runtime:
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return Runtime(device, rank, world, local)
+
+
+_GPU_CLAIM = None  # the open lock file of the GPU this process holds
+
+
+def claim_gpu(poll_s: float = 5.0) -> int:
+    """The index of a GPU no other `mienet` process on this machine is using.
+
+    Each process holds an exclusive lock on one file per GPU for its lifetime, so that
+    several trainings started at once (Snakemake with ``--resources gpu=N``) each get
+    their own device, never two on one. Waits while every GPU is taken.
+    """
+    global _GPU_CLAIM
+    import fcntl
+    import socket
+    import tempfile
+
+    count = torch.cuda.device_count()
+    if count == 1:
+        return 0
+    lock_dir = Path(os.environ.get("MIENET_GPU_LOCK_DIR", Path(tempfile.gettempdir()) / "mienet-gpu-locks"))
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+    waited = False
+    while True:
+        for i in range(count):
+            physical = visible.split(",")[i] if visible else str(i)
+            fh = open(lock_dir / f"{socket.gethostname()}-gpu{physical}.lock", "w")
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                fh.close()
+                continue
+            _GPU_CLAIM = fh
+            return i
+        if not waited:
+            log.info("all %d GPUs are in use by other mienet processes; waiting", count)
+            waited = True
+        time.sleep(poll_s)
 
 
 def all_sum(values: list[float], rt: Runtime) -> list[float]:
@@ -214,7 +254,7 @@ def load_classes(ann: Path) -> list[str]:
 
 
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
-          on_epoch: Callable[[int, dict], None] | None = None) -> dict:
+          on_epoch: Callable[[int, dict], None] | None = None, restart_if_changed: bool = False) -> dict:
     """Train one model; returns the final summary (also written to RUN_DIR/summary.json).
 
     ``on_epoch(epoch, row)`` is called after every epoch (1-based) with the log row (floats);
@@ -272,6 +312,20 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
     start_epoch, best = 0, {"val_top1": -1.0, "epoch": 0}
     rows = read_log(run_dir / "log.csv")
     last = ckpt_dir / "last.pt"
+    if resume and last.exists() and restart_if_changed:
+        state = read_checkpoint_file(last)
+        changed = _changed_settings(state.get("config") or {}, cfg)
+        if changed:
+            if rt.main:
+                log.info("%s was trained with other settings (%s): starting over", run_dir, "; ".join(changed))
+                for old in (last, ckpt_dir / "best.pt", run_dir / "log.csv", run_dir / "summary.json"):
+                    old.unlink(missing_ok=True)
+                import shutil
+
+                shutil.rmtree(run_dir / "dvclive", ignore_errors=True)
+            if rt.world_size > 1:
+                dist.barrier()
+            resume = False
     if resume and last.exists():
         state = read_checkpoint_file(last)
         _check_resumable(state, cfg, last)
@@ -288,7 +342,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
         log.info("no checkpoint at %s: starting from scratch", last)
         rows = []
     else:
-        if last.exists():
+        if last.exists() and rt.main:
             raise MienetError(f"{run_dir} already holds a training run (checkpoints/last.pt); "
                               "pass --resume to continue it or choose another --out")
         rows = []
@@ -395,6 +449,16 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
     return summary
 
 
+RUN_ONLY = {"out", "workers", "device", "debug_nan_at_step", "debug_exit_at_step"}
+
+
+def _changed_settings(saved: dict, cfg: TrainConfig) -> list[str]:
+    """Every setting but where and how the run is executed that differs from the saved run's."""
+    now = asdict(cfg)
+    return [f"{k}: {saved.get(k)!r} -> {v!r}" for k, v in sorted(now.items())
+            if k not in RUN_ONLY and saved.get(k) != v]
+
+
 def _check_resumable(state: dict, cfg: TrainConfig, path: Path) -> None:
     saved = state.get("config") or {}
     keys = ("variant", "arch", "segments", "frames_per_segment", "size", "batch_size", "lr", "seed",
@@ -432,68 +496,112 @@ def validate(model, loader, rt: Runtime, speed) -> dict:
 # --------------------------------------------------------------------------- command line
 
 def add_arguments(parser) -> None:
+    import argparse
+
     d = TrainConfig(annotations="", root="", out="")
+    unset = argparse.SUPPRESS  # only options given on the command line reach the namespace
+
+    def opt(group, flag, help_text, **kw):
+        name = flag.lstrip("-").replace("-", "_")
+        default = getattr(d, kw.pop("field", name), None)
+        if kw.get("action") not in ("store_true", "store_false") and default not in (None, ""):
+            help_text += f" (default: {default})"
+        group.add_argument(flag, default=unset, help=help_text, **kw)
+
     g = parser.add_argument_group("data")
-    g.add_argument("--annotations", required=True, type=Path,
-                   help="folder with train.txt, val.txt and classes.txt (mienet make-annotations)")
+    g.add_argument("--annotations", type=Path,
+                   help="folder with train.txt, val.txt and classes.txt (default with --params: "
+                        "<data_root>/<dataset>/annotations)")
     g.add_argument("--root", type=Path, help="dataset root of the lists' paths (default: parent of --annotations)")
-    g.add_argument("--dataset", default=d.dataset, help="dataset name recorded in the metrics")
-    g.add_argument("--template", default=d.template, help="frame file name template (1-based)")
-    g.add_argument("--skip-missing", action="store_true", help="skip clips with missing frames, counting them")
-    g.add_argument("--no-flip", dest="flip", action="store_false", help="no horizontal flip (SSv2)")
-    g.add_argument("--workers", type=int, default=d.workers, help="data-loading processes per device")
+    opt(g, "--dataset", "dataset name; with --params also selects datasets.<name>.train")
+    opt(g, "--template", "frame file name template (1-based)")
+    opt(g, "--skip-missing", "skip clips with missing frames, counting them", action="store_true")
+    opt(g, "--no-flip", "no horizontal flip (SSv2)", action="store_false", dest="flip", field="flip")
+    opt(g, "--workers", "data-loading processes per device", type=int)
     g = parser.add_argument_group("model")
-    g.add_argument("--variant", default=d.variant, help="tsn, dptam, pa, naive_fusion, fusion_dptam, afm, mienet")
-    g.add_argument("--arch", default=d.arch, help="resnet18, resnet34, resnet50 or resnet101")
-    g.add_argument("--segments", type=int, default=d.segments, help="T segments per clip")
-    g.add_argument("--frames-per-segment", type=int, default=d.frames_per_segment, help="L frames")
-    g.add_argument("--size", type=int, default=d.size, help="crop size in pixels")
-    g.add_argument("--dropout", type=float, default=d.dropout)
-    g.add_argument("--pretrained", choices=("none", "imagenet"), default="none")
-    g.add_argument("--freeze-fusion-weights", action="store_true",
-                   help="keep AFM's w at (1, 1) as the released code did (exact reproduction)")
+    opt(g, "--variant", "tsn, dptam, pa, naive_fusion, fusion_dptam, afm or mienet")
+    opt(g, "--arch", "resnet18, resnet34, resnet50 or resnet101")
+    opt(g, "--segments", "T segments per clip", type=int)
+    opt(g, "--frames-per-segment", "L frames per segment", type=int)
+    opt(g, "--size", "crop size in pixels", type=int)
+    opt(g, "--dropout", "dropout before the classifier", type=float)
+    opt(g, "--pretrained", "backbone initialisation", choices=("none", "imagenet"))
+    opt(g, "--freeze-fusion-weights", "keep AFM's w at (1, 1) as the released code did (exact reproduction)",
+        action="store_true")
     g = parser.add_argument_group("optimisation")
-    g.add_argument("--epochs", type=int, default=d.epochs)
-    g.add_argument("--batch-size", type=int, default=d.batch_size, help="clips per device")
-    g.add_argument("--lr", type=float, default=d.lr, help="learning rate at batch 8, scaled linearly")
-    g.add_argument("--lr-steps", type=int, nargs="*", default=d.lr_steps, help="epochs where lr drops x0.1")
-    g.add_argument("--schedule", choices=("step", "cosine"), default=d.schedule)
-    g.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs)
-    g.add_argument("--momentum", type=float, default=d.momentum)
-    g.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    g.add_argument("--clip-grad", type=float, default=d.clip_grad, help="gradient-norm clip (0: off)")
-    g.add_argument("--seed", type=int, default=d.seed)
+    opt(g, "--epochs", "epochs", type=int)
+    opt(g, "--batch-size", "clips per device", type=int)
+    opt(g, "--lr", "learning rate at batch 8 on one device, scaled linearly", type=float)
+    opt(g, "--lr-steps", "epochs where the step schedule multiplies lr by 0.1", type=int, nargs="*")
+    opt(g, "--schedule", "learning-rate schedule", choices=("step", "cosine"))
+    opt(g, "--warmup-epochs", "linear warm-up", type=float)
+    opt(g, "--momentum", "SGD momentum", type=float)
+    opt(g, "--weight-decay", "weight decay", type=float)
+    opt(g, "--clip-grad", "gradient-norm clip, 0 for none", type=float)
+    opt(g, "--seed", "seed of everything random", type=int)
+    g.add_argument("--params", type=Path,
+                   help="params.yaml: take the recipe from datasets.<--dataset>.train (options given here win)")
     g.add_argument("--hparams", type=Path,
                    help="YAML mapping of settings (lr, weight_decay, dropout, batch_size, ...) that "
-                        "override the options, e.g. the best_params.yaml of `mienet search`")
+                        "override the recipe, e.g. the best_params.yaml of `mienet search`")
     g = parser.add_argument_group("run")
     g.add_argument("--out", required=True, type=Path, help="run folder (checkpoints, logs)")
     g.add_argument("--resume", action="store_true", help="continue the run in --out from checkpoints/last.pt")
-    g.add_argument("--device", default=d.device, help="auto (CUDA when present), cpu or cuda")
-    g.add_argument("--amp", choices=("auto", "bf16", "fp16", "off"), default=d.amp)
-    g.add_argument("--channels-last", choices=("auto", "on", "off"), default=d.channels_last)
-    g.add_argument("--compile", choices=("auto", "on", "off"), default=d.compile)
+    g.add_argument("--restart-if-changed", action="store_true",
+                   help="with --resume: start over (not an error) when the run in --out has other settings")
+    opt(g, "--device", "auto (CUDA when present), cpu or cuda")
+    opt(g, "--amp", "mixed precision", choices=("auto", "bf16", "fp16", "off"))
+    opt(g, "--channels-last", "channels-last memory layout", choices=("auto", "on", "off"))
+    opt(g, "--compile", "torch.compile", choices=("auto", "on", "off"))
+    g.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: PyTorch's choice)")
     g.add_argument("--no-progress", action="store_true")
-    g.add_argument("--debug-nan-at-step", type=int, default=None, help=argparse_suppress())
-    g.add_argument("--debug-exit-at-step", type=int, default=None, help=argparse_suppress())
+    g.add_argument("--debug-nan-at-step", type=int, default=unset, help=unset)
+    g.add_argument("--debug-exit-at-step", type=int, default=unset, help=unset)
 
 
-def argparse_suppress():
-    import argparse
+def recipe_from_params(path: Path, dataset: str) -> tuple[dict, str]:
+    """(``datasets.<dataset>.train`` of a params.yaml, the data root) with errors naming the key."""
+    import yaml
 
-    return argparse.SUPPRESS
+    if not Path(path).is_file():
+        raise MienetError(f"--params file {path} does not exist")
+    params = yaml.safe_load(Path(path).read_text()) or {}
+    ds = (params.get("datasets") or {}).get(dataset)
+    if ds is None:
+        raise MienetError(f"{path}: no datasets.{dataset} (known: {', '.join(params.get('datasets') or {})})")
+    recipe = dict(ds.get("train") or {})
+    unknown = sorted(set(recipe) - TUNABLE)
+    if unknown:
+        raise MienetError(f"{path}: datasets.{dataset}.train has unknown key(s) {', '.join(unknown)}")
+    return recipe, str(params.get("data_root", "datasets"))
 
 
 def config_from_args(args) -> TrainConfig:
-    fields_ = TrainConfig.__dataclass_fields__
-    values = {k: getattr(args, k) for k in fields_ if hasattr(args, k)}
-    values["annotations"] = str(args.annotations)
-    values["root"] = str(args.root if args.root else Path(args.annotations).parent)
-    values["out"] = str(args.out)
-    values["pretrained"] = None if args.pretrained == "none" else args.pretrained
-    values["lr_steps"] = list(args.lr_steps)
+    """TrainConfig defaults < params.yaml recipe < --hparams file < options given on the command line."""
+    values: dict = {}
+    dataset = getattr(args, "dataset", None)
+    data_root = None
+    if getattr(args, "params", None):
+        if not dataset:
+            raise MienetError("--params needs --dataset to know which recipe to take")
+        recipe, data_root = recipe_from_params(args.params, dataset)
+        values.update(recipe)
     if getattr(args, "hparams", None):
         values.update(read_hparams(args.hparams))
+    explicit = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
+    values.update(explicit)
+    annotations = args.annotations
+    if annotations is None:
+        if data_root is None:
+            raise MienetError("--annotations is required (or --params with --dataset)")
+        annotations = Path(data_root) / dataset / "annotations"
+    values["annotations"] = str(annotations)
+    values["root"] = str(args.root if args.root else Path(annotations).parent)
+    values["out"] = str(args.out)
+    if values.get("pretrained") == "none":
+        values["pretrained"] = None
+    if "lr_steps" in values:
+        values["lr_steps"] = list(values["lr_steps"])
     return TrainConfig(**values)
 
 
@@ -524,7 +632,10 @@ def read_hparams(path: Path) -> dict:
 
 def run(args) -> int:
     cfg = config_from_args(args)
-    summary = train(cfg, resume=args.resume, progress=not args.no_progress)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    summary = train(cfg, resume=args.resume, progress=not args.no_progress,
+                    restart_if_changed=args.restart_if_changed)
     best = summary["best"]
     print(f"train: {cfg.variant}/{cfg.arch} {cfg.epochs} epochs -> {cfg.out}; best val top-1 "
           f"{best['val_top1']:.2f} at epoch {best['epoch']}")

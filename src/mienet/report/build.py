@@ -1,0 +1,98 @@
+"""Collect the results, write every table, figure and the results page."""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+from pathlib import Path
+
+from mienet.errors import MienetError
+from mienet.io import atomic_path, write_text_atomic
+from mienet.report import README, TABLE_FORMATS, expected_outputs
+from mienet.report.collect import collect
+from mienet.report.page import render
+from mienet.report.published import load_published
+from mienet.report.tables import ablation_table, comparison_table, efficiency_table, search_table
+
+log = logging.getLogger(__name__)
+
+DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def check_datasets(datasets: list[str]) -> list[str]:
+    """Dataset names as given, without repeats; a name that cannot be a folder is an error."""
+    out = []
+    for name in datasets:
+        if not DATASET_NAME.match(name):
+            raise MienetError(f"dataset name {name!r} is not a folder name (letters, digits, '_', '.', '-')")
+        if name not in out:
+            out.append(name)
+    return out
+
+
+def copy_search_plots(tree, datasets: list[str], out_dir: Path) -> dict[tuple[str, str], list[str]]:
+    """Optuna's PNGs to ``plots/search_<dataset>_<variant>_<name>.png``; relative paths per search."""
+    copied = {}
+    for (dataset, variant), search in sorted(tree.searches.items()):
+        if dataset not in datasets:
+            continue
+        paths = []
+        for src in search.plots:
+            rel = f"plots/search_{dataset}_{variant}_{src.name}"
+            dst = out_dir / rel
+            if src.resolve() != dst.resolve():
+                with atomic_path(dst) as tmp:
+                    shutil.copyfile(src, tmp)
+            paths.append(rel)
+        copied[(dataset, variant)] = paths
+    return copied
+
+
+def write_report(results_dir: str | Path, out_dir: str | Path | None = None, datasets: list[str] | None = None,
+                 published: str = "builtin", figures: bool = True) -> dict:
+    """Write the report of ``results_dir`` into ``out_dir`` (default: ``results_dir``).
+
+    ``datasets``: the datasets to report, in that order (default: those found). Returns
+    ``{"datasets": [...], "files": [...], "search_plots": [...], "problems": [...]}`` with paths
+    relative to ``out_dir``; ``files`` is exactly :func:`mienet.report.expected_outputs`.
+    """
+    results_dir = Path(results_dir)
+    out_dir = Path(out_dir) if out_dir is not None else results_dir
+    rows = load_published(published)
+    tree = collect(results_dir)
+    if not results_dir.is_dir():
+        log.warning("%s does not exist: writing a report with dashes only", results_dir)
+    datasets = check_datasets(list(datasets)) if datasets is not None else list(tree.datasets)
+    not_reported = [d for d in tree.datasets if d not in datasets]
+    if not_reported:
+        log.info("results found for %s, not reported (not in --datasets)", ", ".join(not_reported))
+
+    tables = {}
+    for dataset in datasets:
+        for table in (ablation_table(tree, dataset), comparison_table(tree, dataset, rows)):
+            tables[table.stem] = table
+    tables["search"] = search_table(tree, datasets)
+    tables["efficiency"] = efficiency_table(tree, datasets)
+    for table in tables.values():
+        for ext, body in zip(TABLE_FORMATS, (table.markdown(), table.latex(), table.csv())):
+            write_text_atomic(out_dir / "tables" / f"{table.stem}.{ext}", body)
+
+    if figures:
+        from mienet.report.figures import write_figures
+
+        for dataset in datasets:
+            write_figures(tree, dataset, out_dir / "plots")
+    search_plots = copy_search_plots(tree, datasets, out_dir)
+    write_text_atomic(out_dir / README, render(tree, datasets, tables, rows, figures, search_plots, not_reported))
+
+    files = expected_outputs(datasets, figures=figures)
+    missing = [f for f in files if not (out_dir / f).is_file()]
+    if missing:  # a bug, not bad input: the output set is promised to the workflow
+        raise RuntimeError(f"report did not write {', '.join(missing)}")
+    return {
+        "datasets": datasets,
+        "files": files,
+        "search_plots": [p for paths in search_plots.values() for p in paths],
+        "problems": sorted(set(tree.problems)),
+    }

@@ -1,0 +1,319 @@
+"""Read the results tree the workflow writes into plain records, tolerating missing pieces.
+
+Layout read (every piece optional)::
+
+    <results>/<dataset>/<variant>/seed<k>/metrics.json, train_log.csv, per_class.csv, confusion.csv
+    <results>/<dataset>/<variant>/tuned/...              the final training with the searched parameters
+    <results>/<dataset>/search/<variant>/summary.json    the Optuna study's summary
+    <results>/<dataset>/search/<variant>/plots/*.png     Optuna's plots
+    <results>/bench/*.json                               ``mienet bench train --json``
+
+An unreadable file is skipped and named in :attr:`ResultsTree.problems` (the results page
+lists them), never a crash.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import re
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mienet.models.variants import VARIANTS
+
+log = logging.getLogger(__name__)
+
+SEED_DIR = re.compile(r"^seed(\d+)$")
+# Folders of <results> that are never datasets even if they hold something dataset-like.
+NOT_DATASETS = {"bench", "benchmarks", "logs", "tables", "plots", "report"}
+KNOWN_DATASETS = ("synthetic", "sljd", "diving48", "sthv2")
+
+
+@dataclass
+class Run:
+    """One evaluated training run: ``results/<dataset>/<variant>/<seed<k>|tuned>/``."""
+
+    dataset: str
+    variant: str
+    seed: int | None  # None for the tuned run
+    path: Path
+    metrics: dict
+
+    @property
+    def top1(self) -> float | None:
+        return as_number(self.metrics.get("top1"))
+
+    @property
+    def top5(self) -> float | None:
+        return as_number(self.metrics.get("top5"))
+
+
+@dataclass
+class Search:
+    """``results/<dataset>/search/<variant>/``: the summary and Optuna's plots."""
+
+    dataset: str
+    variant: str
+    summary: dict
+    plots: list[Path]
+
+
+@dataclass
+class SeedStats:
+    """Accuracy over the seed runs of one (dataset, variant)."""
+
+    runs: list[Run]
+
+    @property
+    def n(self) -> int:
+        return len(self.values("top1"))
+
+    def values(self, key: str) -> list[float]:
+        return [v for v in (as_number(r.metrics.get(key)) for r in self.runs) if v is not None]
+
+    def mean(self, key: str) -> float | None:
+        vals = self.values(key)
+        return statistics.fmean(vals) if vals else None
+
+    def std(self, key: str) -> float | None:
+        """Sample standard deviation; None for fewer than two seeds."""
+        vals = self.values(key)
+        return statistics.stdev(vals) if len(vals) >= 2 else None
+
+    def first(self, key: str):
+        """The value of ``key`` of the lowest seed that has it (params, GFLOPs, shape)."""
+        for r in self.runs:
+            if r.metrics.get(key) not in (None, ""):
+                return r.metrics[key]
+        return None
+
+    def distinct(self, key: str) -> list:
+        return sorted({str(r.metrics[key]) for r in self.runs if r.metrics.get(key) not in (None, "")})
+
+
+@dataclass
+class ResultsTree:
+    root: Path
+    runs: dict[tuple[str, str], list[Run]] = field(default_factory=dict)
+    tuned: dict[tuple[str, str], Run] = field(default_factory=dict)
+    searches: dict[tuple[str, str], Search] = field(default_factory=dict)
+    bench: list[dict] = field(default_factory=list)
+    datasets: list[str] = field(default_factory=list)  # found, in display order
+    problems: list[str] = field(default_factory=list)
+    bench_skipped: list[str] = field(default_factory=list)  # JSON that is not `bench train` output
+
+    def stats(self, dataset: str, variant: str) -> SeedStats:
+        return SeedStats(self.runs.get((dataset, variant), []))
+
+    def variants(self, dataset: str) -> list[str]:
+        """The seven ablation variants, then any other variant folder found, by name."""
+        extra = sorted({v for d, v in [*self.runs, *self.tuned, *self.searches] if d == dataset} - set(VARIANTS))
+        return [*VARIANTS, *extra]
+
+    def rel(self, path: Path) -> str:
+        try:
+            return path.relative_to(self.root).as_posix()
+        except ValueError:
+            return path.as_posix()
+
+
+def as_number(value) -> float | None:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+def dataset_order(names) -> list[str]:
+    """The known datasets in the paper's order, then the others by name."""
+    names = set(names)
+    return [d for d in KNOWN_DATASETS if d in names] + sorted(names - set(KNOWN_DATASETS))
+
+
+def read_json(path: Path, tree: ResultsTree) -> dict | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        tree.problems.append(f"{tree.rel(path)}: unreadable JSON ({exc})")
+        log.warning("skipping %s: %s", path, exc)
+        return None
+    if not isinstance(data, dict):
+        tree.problems.append(f"{tree.rel(path)}: not a JSON object")
+        return None
+    return data
+
+
+def read_csv_rows(path: Path, tree: ResultsTree | None = None) -> list[dict]:
+    """Rows of a CSV file as dicts; an unreadable file gives no rows (and a problem)."""
+    if not path.is_file():
+        return []
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            return list(csv.DictReader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        if tree is not None:
+            tree.problems.append(f"{tree.rel(path)}: unreadable CSV ({exc})")
+        return []
+
+
+def read_confusion(path: Path, tree: ResultsTree | None = None) -> tuple[list[str], list[list[int]]] | None:
+    """``confusion.csv`` of ``mienet evaluate``: (class names, counts[true][predicted])."""
+    if not path.is_file():
+        return None
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            rows = list(csv.reader(fh))
+        classes = rows[0][1:]
+        counts = [[int(float(c)) for c in row[1:]] for row in rows[1:] if row]
+        if len(counts) != len(classes) or any(len(r) != len(classes) for r in counts):
+            raise ValueError(f"{len(counts)} rows for {len(classes)} classes")
+    except (OSError, UnicodeDecodeError, csv.Error, ValueError, IndexError) as exc:
+        if tree is not None:
+            tree.problems.append(f"{tree.rel(path)}: unreadable confusion matrix ({exc})")
+        return None
+    return classes, counts
+
+
+def collect(results_dir: str | Path) -> ResultsTree:
+    """Everything under ``results_dir`` a report reads; a missing folder gives an empty tree."""
+    root = Path(results_dir)
+    tree = ResultsTree(root)
+    if not root.is_dir():
+        return tree
+    found = set()
+    for ds_dir in sorted(p for p in root.iterdir() if p.is_dir() and p.name not in NOT_DATASETS):
+        dataset = ds_dir.name
+        for var_dir in sorted(p for p in ds_dir.iterdir() if p.is_dir() and p.name != "search"):
+            runs = []
+            for run_dir in sorted(p for p in var_dir.iterdir() if p.is_dir()):
+                m = SEED_DIR.match(run_dir.name)
+                if not m and run_dir.name != "tuned":
+                    continue
+                metrics_path = run_dir / "metrics.json"
+                if not metrics_path.is_file():
+                    continue
+                metrics = read_json(metrics_path, tree)
+                if metrics is None:
+                    continue
+                run = Run(dataset, var_dir.name, int(m.group(1)) if m else None, run_dir, metrics)
+                if m:
+                    runs.append(run)
+                else:
+                    tree.tuned[(dataset, var_dir.name)] = run
+                found.add(dataset)
+            if runs:
+                tree.runs[(dataset, var_dir.name)] = sorted(runs, key=lambda r: r.seed)
+        search_dir = ds_dir / "search"
+        if search_dir.is_dir():
+            for var_dir in sorted(p for p in search_dir.iterdir() if p.is_dir()):
+                summary_path = var_dir / "summary.json"
+                if not summary_path.is_file():
+                    continue
+                summary = read_json(summary_path, tree)
+                if summary is None:
+                    continue
+                plots = sorted((var_dir / "plots").glob("*.png")) if (var_dir / "plots").is_dir() else []
+                tree.searches[(dataset, var_dir.name)] = Search(dataset, var_dir.name, summary, plots)
+                found.add(dataset)
+    bench_dir = root / "bench"
+    if bench_dir.is_dir():
+        for path in sorted(bench_dir.glob("*.json")):
+            record = read_json(path, tree)
+            if record is None:
+                continue
+            if not record.get("variant") or as_number(record.get("clips_per_s")) is None:
+                # `bench loader` output and the like: not a training-step benchmark
+                log.info("%s is not a `mienet bench train --json` record; not in the efficiency table", path)
+                tree.bench_skipped.append(path.name)
+                continue
+            tree.bench.append({**record, "_file": path.name})
+    tree.datasets = dataset_order(found)
+    return tree
+
+
+# --------------------------------------------------------------------------- per-run tables as data frames
+
+def curves_frame(tree: ResultsTree, dataset: str):
+    """Training logs of the seed runs in long form: variant, seed, epoch, split, metric, value."""
+    import pandas as pd
+
+    rows = []
+    for variant in tree.variants(dataset):
+        for run in tree.runs.get((dataset, variant), []):
+            for rec in read_csv_rows(run.path / "train_log.csv", tree):
+                epoch = as_number(rec.get("epoch"))
+                if epoch is None:
+                    continue
+                for split in ("train", "val"):
+                    for metric, column in (("loss", f"{split}_loss"), ("top-1 (%)", f"{split}_top1")):
+                        value = as_number(rec.get(column))
+                        if value is not None:
+                            rows.append((variant, run.seed, int(epoch), split, metric, value))
+    return pd.DataFrame(rows, columns=["variant", "seed", "epoch", "split", "metric", "value"])
+
+
+def per_class_frame(tree: ResultsTree, dataset: str):
+    """Per-class accuracy of the seed runs: variant, seed, label, class, accuracy."""
+    import pandas as pd
+
+    rows = []
+    for variant in tree.variants(dataset):
+        for run in tree.runs.get((dataset, variant), []):
+            for rec in read_csv_rows(run.path / "per_class.csv", tree):
+                acc, label = as_number(rec.get("accuracy")), as_number(rec.get("label"))
+                if acc is not None and label is not None:
+                    rows.append((variant, run.seed, int(label), str(rec.get("class", int(label))), acc))
+    return pd.DataFrame(rows, columns=["variant", "seed", "label", "class", "accuracy"])
+
+
+@dataclass
+class Confusion:
+    variant: str
+    seeds: list[int]
+    classes: list[str]
+    counts: list[list[int]]  # summed over the seeds
+
+    def percent(self) -> list[list[float]]:
+        """Each true class's row as percent of its clips (0 for a class without clips)."""
+        return [[100 * c / sum(row) if sum(row) else 0.0 for c in row] for row in self.counts]
+
+
+def confusion_for(tree: ResultsTree, dataset: str) -> Confusion | None:
+    """The confusion matrix of MIE-Net, or of the variant with the best mean top-1 if MIE-Net has
+    none, summed over its seed runs (those with the same class list as the lowest seed)."""
+    candidates = [v for v in tree.variants(dataset) if tree.runs.get((dataset, v))]
+    ranked = sorted(candidates, key=lambda v: (v != "mienet", -(tree.stats(dataset, v).mean("top1") or -1.0),
+                                               candidates.index(v)))
+    for variant in ranked:
+        total, seeds, classes = None, [], None
+        for run in tree.runs[(dataset, variant)]:
+            read = read_confusion(run.path / "confusion.csv", tree)
+            if read is None:
+                continue
+            names, counts = read
+            if classes is None:
+                classes, total = names, counts
+            elif names == classes:
+                total = [[a + b for a, b in zip(r1, r2)] for r1, r2 in zip(total, counts)]
+            else:
+                tree.problems.append(f"{tree.rel(run.path / 'confusion.csv')}: other classes than seed "
+                                     f"{seeds[0]}; left out of the summed confusion matrix")
+                continue
+            seeds.append(run.seed)
+        if classes is not None:
+            return Confusion(variant, seeds, classes, total)
+    return None
+
+
+def per_class_variants(tree: ResultsTree, dataset: str, available: set[str]) -> list[str]:
+    """The per-class comparison's variants: TSN and MIE-Net, and the best variant by mean top-1
+    if it is neither; only those in ``available``, in table order."""
+    order = tree.variants(dataset)
+    ranked = sorted(available, key=lambda v: (-(tree.stats(dataset, v).mean("top1") or -1.0), order.index(v)))
+    chosen = {"tsn", "mienet"} | set(ranked[:1])
+    return [v for v in order if v in chosen and v in available]

@@ -1,0 +1,251 @@
+"""The paper's figures with seaborn, PNG and PDF, of a fixed size.
+
+Every figure is :data:`FIGSIZE` inches at :data:`DPI` (960 x 720 pixels as PNG), drawn with
+the Agg backend and saved without timestamps or software versions in its metadata, so the
+same results give the same files with the same library versions. A figure without data is
+still written: a placeholder that says what is missing, so the set of outputs is fixed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import seaborn as sns  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+from mienet.io import atomic_path  # noqa: E402
+from mienet.models.variants import VARIANTS  # noqa: E402
+from mienet.report import FIGURE_FORMATS, FIGURES  # noqa: E402
+from mienet.report.collect import (  # noqa: E402
+    ResultsTree,
+    as_number,
+    confusion_for,
+    curves_frame,
+    per_class_frame,
+    per_class_variants,
+)
+from mienet.report.tables import dataset_name, variant_name  # noqa: E402
+
+FIGSIZE = (6.4, 4.8)
+DPI = 150
+PIXELS = (round(FIGSIZE[0] * DPI), round(FIGSIZE[1] * DPI))  # (width, height) of the PNG
+# Metadata that would otherwise carry the matplotlib version or a time stamp.
+METADATA = {"png": {"Software": None}, "pdf": {"Creator": None, "Producer": None, "CreationDate": None}}
+THEME = {"style": "whitegrid", "context": "paper", "font_scale": 1.0}
+# Index into seaborn's 10-colour "colorblind" palette: TSN blue, MIE-Net red, the DPTAM twins of
+# each a lighter or purple shade, so that the two ends of the ablation stand apart.
+COLOUR_INDEX = {"tsn": 0, "dptam": 9, "pa": 2, "naive_fusion": 1, "fusion_dptam": 4, "afm": 5, "mienet": 3}
+
+
+def palette(variants: list[str]) -> dict[str, tuple]:
+    """A fixed colour per variant, the same in every figure (grey for a variant not in the table)."""
+    colours = sns.color_palette("colorblind", 10)
+    return {v: colours[COLOUR_INDEX[v]] if v in COLOUR_INDEX else colours[7] for v in variants}
+
+
+def new_figure(**kwargs):
+    return plt.figure(figsize=FIGSIZE, dpi=DPI, layout="constrained", **kwargs)
+
+
+def placeholder(title: str, reason: str):
+    fig = new_figure()
+    fig.text(0.5, 0.55, title, ha="center", va="center", fontsize=12, weight="bold")
+    fig.text(0.5, 0.45, f"no data: {reason}", ha="center", va="center", fontsize=10, color="0.35", wrap=True)
+    return fig
+
+
+def save_figure(fig, path_stem: Path) -> list[Path]:
+    """``<stem>.png`` and ``<stem>.pdf``, each written atomically; closes the figure."""
+    written = []
+    try:
+        for fmt in FIGURE_FORMATS:
+            path = path_stem.with_name(f"{path_stem.name}.{fmt}")
+            with atomic_path(path) as tmp:
+                fig.savefig(tmp, format=fmt, dpi=DPI, metadata=METADATA[fmt])
+            written.append(path)
+    finally:
+        plt.close(fig)
+    return written
+
+
+def _seed_top1(tree: ResultsTree, dataset: str):
+    import pandas as pd
+
+    rows = [(v, r.seed, r.top1) for v in tree.variants(dataset) for r in tree.runs.get((dataset, v), [])
+            if r.top1 is not None]
+    return pd.DataFrame(rows, columns=["variant", "seed", "top1"])
+
+
+# --------------------------------------------------------------------------- the figures
+
+def ablation_bars(tree: ResultsTree, dataset: str):
+    """Top-1 per variant: bar = mean over seeds, error bar = sample std, dots = the seeds."""
+    df = _seed_top1(tree, dataset)
+    title = f"{dataset_name(dataset)}: ablation"
+    if df.empty:
+        return placeholder(title, "no evaluated runs")
+    order = [v for v in tree.variants(dataset) if v in VARIANTS or v in set(df["variant"])]
+    colours = palette(order)
+    fig = new_figure()
+    ax = fig.add_subplot()
+    sns.barplot(data=df, x="variant", y="top1", hue="variant", order=order, hue_order=order, palette=colours,
+                errorbar="sd", capsize=0.25, err_kws={"linewidth": 1.2}, legend=False, ax=ax)
+    for i, v in enumerate(order):  # the seeds as dots, spread evenly (no random jitter: reproducible)
+        ys = df.loc[df["variant"] == v, "top1"].tolist()
+        xs = np.linspace(-0.12, 0.12, len(ys)) if len(ys) > 1 else np.zeros(len(ys))
+        ax.scatter(i + xs, ys, s=12, color="0.15", zorder=3)
+    top = float(df["top1"].max())
+    for i, v in enumerate(order):
+        if v not in set(df["variant"]):
+            ax.text(i, 1.0, "not run", ha="center", va="bottom", rotation=90, fontsize=8, color="0.4")
+    ax.set_ylim(0, min(100.0, top * 1.12 + 2))
+    ax.set_xticks(range(len(order)), [variant_name(v) for v in order], rotation=30, ha="right")
+    ax.set_xlabel("")
+    ax.set_ylabel("top-1 (%)")
+    ax.set_title(f"{title}: top-1, mean ± std over seeds (dots: seeds)")
+    return fig
+
+
+def curves(tree: ResultsTree, dataset: str):
+    """Loss and top-1 over epochs per variant, training (dashed) and validation (solid): the line
+    is the mean over seeds, the band one standard deviation."""
+    df = curves_frame(tree, dataset)
+    title = f"{dataset_name(dataset)}: training curves"
+    if df.empty:
+        return placeholder(title, "no training logs (train_log.csv)")
+    order = [v for v in tree.variants(dataset) if v in set(df["variant"])]
+    metrics = [m for m in ("loss", "top-1 (%)") if m in set(df["metric"])]
+    fig = new_figure()
+    axes = fig.subplots(len(metrics), 1, sharex=True, squeeze=False)[:, 0]
+    for ax, metric in zip(axes, metrics):
+        sns.lineplot(data=df[df["metric"] == metric], x="epoch", y="value", hue="variant", hue_order=order,
+                     palette=palette(order), style="split", style_order=["val", "train"], errorbar="sd",
+                     estimator="mean", legend=ax is axes[0], ax=ax)
+        ax.set_ylabel(metric)
+    axes[-1].set_xlabel("epoch")
+    axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))
+    handles, labels = axes[0].get_legend_handles_labels()
+    axes[0].get_legend().remove()
+    names = {v: variant_name(v) for v in order} | {"val": "validation", "train": "training"}
+    fig.legend(handles, [names.get(label, label) for label in labels], loc="outside right center", fontsize=7,
+               frameon=False)
+    fig.suptitle(f"{title} (mean over seeds, band: ±1 std)")
+    return fig
+
+
+def confusion(tree: ResultsTree, dataset: str):
+    """Row-normalised confusion matrix of MIE-Net (or the best variant), summed over its seeds."""
+    conf = confusion_for(tree, dataset)
+    title = f"{dataset_name(dataset)}: confusion matrix"
+    if conf is None:
+        return placeholder(title, "no confusion.csv")
+    k = len(conf.classes)
+    fig = new_figure()
+    ax = fig.add_subplot()
+    show_names = k <= 60
+    sns.heatmap(np.array(conf.percent()), vmin=0, vmax=100, cmap="Blues", square=False, annot=k <= 15,
+                fmt=".0f", annot_kws={"fontsize": 6}, cbar_kws={"label": "% of the true class", "shrink": 0.8},
+                xticklabels=list(range(k)) if show_names else False,
+                yticklabels=[f"{i}: {c}" for i, c in enumerate(conf.classes)] if show_names else False, ax=ax)
+    ax.tick_params(axis="both", labelsize=6 if k <= 20 else 4)
+    ax.set_xlabel("predicted class (index)")
+    ax.set_ylabel("true class")
+    seeds = len(conf.seeds)
+    ax.set_title(f"{title}\n{variant_name(conf.variant)}, summed over {seeds} seed{'s' * (seeds != 1)}, "
+                 "row-normalised (%)", fontsize=9)
+    return fig
+
+
+PER_CLASS_LIMIT = 30  # more classes than this: the 15 at each end (gain over TSN, or accuracy)
+
+
+def per_class(tree: ResultsTree, dataset: str):
+    """Per-class accuracy, mean over seeds with a std error bar, grouped by class."""
+    df = per_class_frame(tree, dataset)
+    title = f"{dataset_name(dataset)}: per-class accuracy"
+    if df.empty:
+        return placeholder(title, "no per_class.csv")
+    order = per_class_variants(tree, dataset, set(df["variant"]))
+    df = df[df["variant"].isin(order)]
+    classes = df.drop_duplicates("label").sort_values("label")
+    labels = [f"{lab}: {name}" for lab, name in zip(classes["label"], classes["class"])]
+    df = df.assign(name=df["label"].map(dict(zip(classes["label"], labels))))
+    note = ""
+    if len(labels) > PER_CLASS_LIMIT:  # readable: the classes at both ends
+        means = df.groupby(["variant", "name"])["accuracy"].mean().unstack(0)
+        score = (means[order[-1]] - means[order[0]]) if len(order) >= 2 else means[order[0]]
+        ranked = sorted(score.dropna().items(), key=lambda kv: (-kv[1], kv[0]))
+        half = PER_CLASS_LIMIT // 2
+        keep = {n for n, _ in ranked[:half]} | {n for n, _ in ranked[-half:]}
+        labels = [n for n in labels if n in keep]
+        df = df[df["name"].isin(keep)]
+        what = (f"largest gains and losses of {variant_name(order[-1])} over {variant_name(order[0])}"
+                if len(order) >= 2 else "the most and the least accurate")
+        note = f"\n{len(labels)} of {len(classes)} classes: {what}"
+    fig = new_figure()
+    ax = fig.add_subplot()
+    sns.barplot(data=df, y="name", x="accuracy", hue="variant", order=labels, hue_order=order,
+                palette=palette(order), errorbar="sd", orient="h", err_kws={"linewidth": 0.8}, ax=ax)
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("accuracy (%)")
+    ax.set_ylabel("")
+    ax.tick_params(axis="y", labelsize=6 if len(labels) <= 20 else 4)
+    handles, names = ax.get_legend_handles_labels()
+    ax.get_legend().remove()
+    fig.legend(handles, [variant_name(n) for n in names], fontsize=7, loc="outside lower center",
+               ncols=len(order), frameon=False)
+    ax.set_title(f"{title}, mean ± std over seeds{note}", fontsize=9)
+    return fig
+
+
+def accuracy_gflops(tree: ResultsTree, dataset: str):
+    """Mean top-1 against GFLOPs per clip, one labelled point per variant (error bar: std)."""
+    title = f"{dataset_name(dataset)}: accuracy against GFLOPs"
+    points = []
+    for v in tree.variants(dataset):
+        stats = tree.stats(dataset, v)
+        g, m = as_number(stats.first("gflops")), stats.mean("top1")
+        if g is not None and m is not None:
+            points.append((v, g, m, stats.std("top1") or 0.0))
+    if not points:
+        return placeholder(title, "no evaluated runs with GFLOPs")
+    colours = palette([p[0] for p in points])
+    fig = new_figure()
+    ax = fig.add_subplot()
+    for i, (v, g, m, s) in enumerate(points):
+        ax.errorbar(g, m, yerr=s, fmt="o", color=colours[v], ecolor=colours[v], capsize=3, markersize=6)
+        ax.annotate(variant_name(v), (g, m), xytext=(6, 4 if i % 2 == 0 else -10), textcoords="offset points",
+                    fontsize=7)
+    gs = [p[1] for p in points]
+    span = max(max(gs) - min(gs), 0.05 * max(gs), 1e-3)
+    ax.set_xlim(min(gs) - 0.15 * span, max(gs) + 0.35 * span)
+    ax.set_xlabel("GFLOPs per clip")
+    ax.set_ylabel("top-1 (%)")
+    ax.set_title(f"{dataset_name(dataset)}: mean top-1 (± std over seeds) against GFLOPs per clip")
+    return fig
+
+
+BUILDERS = {
+    "ablation_bars": ablation_bars,
+    "curves": curves,
+    "confusion": confusion,
+    "per_class": per_class,
+    "accuracy_gflops": accuracy_gflops,
+}
+
+
+def write_figures(tree: ResultsTree, dataset: str, plots_dir: Path) -> list[Path]:
+    """Every per-dataset figure of :data:`FIGURES`, as PNG and PDF under ``plots_dir``."""
+    written = []
+    with plt.rc_context():
+        sns.set_theme(**THEME)
+        for family in FIGURES:
+            fig = BUILDERS[family](tree, dataset)
+            written += save_figure(fig, plots_dir / f"{family}_{dataset}")
+    return written
