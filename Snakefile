@@ -1,7 +1,10 @@
 # MIE-Net from raw videos to paper tables.
-#   snakemake --cores all reproduce_all      everything enabled in params.yaml
-#   snakemake --cores all data               frames and annotations of every enabled dataset
-#   snakemake --cores all dataset_synthetic  one dataset
+#   snakemake --cores all reproduce_all      everything of the profile in params.yaml
+#   snakemake --cores all data               frames and annotations of every dataset
+#   snakemake --cores all ablation           every variant x seed, trained and evaluated
+#   snakemake --cores all report             tables, figures, results/README.md
+#   snakemake --cores all dataset_synthetic  one dataset, from videos to its evaluations
+#   snakemake --report results/report.html   Snakemake's HTML report of the figures and tables
 # The rules live in workflow/rules/; every shell line calls the `mienet` tool.
 
 from snakemake.utils import min_version, validate
@@ -15,13 +18,18 @@ configfile: "params.yaml"
 validate(config, "workflow/schemas/params.schema.yaml")
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/report.smk"
 
 
 rule reproduce_all:
     input:
-        data_targets(),
+        rules.report.output,
     default_target: True
 
 
@@ -30,10 +38,15 @@ rule data:
         data_targets(),
 
 
+rule ablation:
+    input:
+        ablation_targets(),
+
+
 for _name in ENABLED:
 
     rule:
         name:
             f"dataset_{_name}"
         input:
-            annotation_files(_name),
+            [f for f in ablation_targets() if f.startswith(f"{RESULTS}/{_name}/")],

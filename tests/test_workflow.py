@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -16,27 +17,40 @@ from conftest import REPO
 from mienet.data.annotations import read_frame_list
 
 BIN = Path(sys.executable).parent
-MICRO = {"classes": 3, "clips_per_class": 3, "frames": 16, "size": 48, "fps": 25, "seed": 0}
+MICRO_SYNTH = {"classes": 3, "clips_per_class": 3, "frames": 16, "size": 48, "fps": 25, "seed": 0}
+MICRO_TRAIN = {"arch": "resnet18", "segments": 2, "frames_per_segment": 4, "size": 32, "epochs": 1,
+               "batch_size": 4, "lr": 0.001, "lr_steps": [5], "schedule": "step", "dropout": 0.0,
+               "flip": True, "pretrained": "none", "workers": 0}
 
 
-def project_copy(tmp_path: Path) -> Path:
-    """The workflow files in a scratch folder, with the synthetic dataset shrunk to micro size."""
+def project_copy(tmp_path: Path, variants=("tsn", "mienet"), seeds=(0,), vcs=False) -> Path:
+    """The workflow files in a scratch folder, shrunk to a micro configuration."""
     work = tmp_path / "project"
     work.mkdir()
-    for name in ("Snakefile", "dvc.yaml", "params.yaml", "workflow", "src"):
+    for name in ("Snakefile", "dvc.yaml", "params.yaml", "workflow", "src", ".dvcignore"):
         src = REPO / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, work / name)
     params = yaml.safe_load((work / "params.yaml").read_text())
-    params["synth"].update(MICRO)
-    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    params["synth"].update(MICRO_SYNTH)
+    params["datasets"]["synthetic"]["train"] = dict(MICRO_TRAIN)
+    params["ablation"] = {"variants": list(variants), "seeds": list(seeds)}
+    write_params(work, params)
+    if vcs:
+        run(["git", "init", "-q"], work)
+        run([BIN / "dvc", "init", "-q"], work)
     return work
 
 
-def run(cmd, cwd, check=True):
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+def write_params(work: Path, params: dict) -> None:
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def run(cmd, cwd, check=True, env_extra=None):
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", **(env_extra or {})}
+    proc = subprocess.run([str(c) for c in cmd], cwd=cwd, env=env, capture_output=True, text=True)
     if check and proc.returncode != 0:
-        pytest.fail(f"{' '.join(map(str, cmd))} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        pytest.fail(f"{' '.join(map(str, cmd))} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n"
+                    f"{proc.stderr[-4000:]}")
     return proc
 
 
@@ -49,53 +63,136 @@ def check_dataset(root: Path) -> None:
         assert len(list((root / clip.path).glob("img_*.jpg"))) == clip.frames == 16
 
 
-def test_snakemake_reproduce_all_then_nothing_to_do(tmp_path):
-    work = project_copy(tmp_path)
+@pytest.fixture(scope="module")
+def reproduced(tmp_path_factory) -> Path:
+    """`snakemake reproduce_all` on the micro configuration, in a git + DVC repository."""
+    work = project_copy(tmp_path_factory.mktemp("wf"), vcs=True)
     run([BIN / "snakemake", "--cores", "2", "reproduce_all"], work)
+    return work
+
+
+def test_reproduce_all_runs_everything(reproduced):
+    work = reproduced
     check_dataset(work / "datasets" / "synthetic")
+    for variant in ("tsn", "mienet"):
+        metrics = json.loads((work / "results" / "synthetic" / variant / "seed0" / "metrics.json").read_text())
+        assert metrics["variant"] == variant and metrics["epochs"] == 1 and metrics["seed"] == 0
+        assert (work / "runs" / "synthetic" / variant / "seed0" / "checkpoints" / "best.pt").is_file()
+        assert json.loads((work / "results" / "bench" / f"train_synthetic_{variant}.json").read_text())[
+            "clips_per_s"] > 0
+    table = (work / "results" / "tables" / "ablation_synthetic.md").read_text()
+    assert "MIE-Net" in table and "TSN" in table
+    assert (work / "results" / "README.md").is_file()
+    assert (work / "results" / "plots" / "ablation_bars_synthetic.png").stat().st_size > 1000
     for rule in ("synth", "extract_frames", "make_annotations"):
         assert (work / "results" / "logs" / "synthetic" / f"{rule}.log").exists()
         assert (work / "results" / "benchmarks" / "synthetic" / f"{rule}.tsv").exists()
-    again = run([BIN / "snakemake", "--cores", "2", "reproduce_all"], work)
+
+
+def test_second_run_has_nothing_to_do_and_dvc_agrees(reproduced):
+    again = run([BIN / "snakemake", "--cores", "2", "reproduce_all"], reproduced)
     assert "Nothing to be done" in again.stdout + again.stderr
+    status = run([BIN / "dvc", "status"], reproduced)
+    assert "up to date" in status.stdout, status.stdout
 
 
-def test_mistyped_key_stops_before_any_job(tmp_path):
-    work = project_copy(tmp_path)
-    text = (work / "params.yaml").read_text().replace("clips_per_class:", "clips_per_clas:")
-    (work / "params.yaml").write_text(text)
-    proc = run([BIN / "snakemake", "--cores", "1", "reproduce_all"], work, check=False)
-    assert proc.returncode != 0
-    assert "'clips_per_clas' was unexpected" in proc.stderr + proc.stdout
-    assert not (work / "datasets").exists()
+def test_snakemake_html_report_builds(reproduced):
+    run([BIN / "snakemake", "--report", "results/report.html"], reproduced)
+    html = reproduced / "results" / "report.html"
+    assert html.stat().st_size > 100_000
 
 
-def test_dvc_repro_runs_the_same_commands(tmp_path):
-    work = project_copy(tmp_path)
-    run(["git", "init", "-q"], work)
-    run([BIN / "dvc", "init", "-q"], work)
-    run([BIN / "dvc", "repro"], work)
-    check_dataset(work / "datasets" / "synthetic")
+def snakemake_outputs(work: Path) -> set[str]:
+    """Every file the Snakemake DAG of reproduce_all produces (from `--summary`)."""
+    out = run([BIN / "snakemake", "--summary", "reproduce_all"], work).stdout
+    files = {line.split("\t")[0] for line in out.splitlines()[1:] if line.strip()}
+    return {f for f in files if "/logs/" not in f and "/benchmarks/" not in f}
+
+
+def dvc_outputs(work: Path) -> tuple[set[str], set[str]]:
+    """(outputs, parameter keys) of every stage in dvc.lock."""
     lock = yaml.safe_load((work / "dvc.lock").read_text())
-    assert set(lock["stages"]) == {"synth", "extract_frames", "make_annotations"}
-    status = run([BIN / "dvc", "status"], work)
-    assert "up to date" in status.stdout
-    # a parameter change re-runs the stage that reads it and what follows
-    params = yaml.safe_load((work / "params.yaml").read_text())
+    outs, params = set(), set()
+    for stage in lock["stages"].values():
+        outs.update(o["path"] for o in stage.get("outs", []))
+        for keys in stage.get("params", {}).values():
+            params.update(keys)
+    return outs, params
+
+
+def test_dvc_and_snakemake_describe_one_pipeline(reproduced):
+    smk = snakemake_outputs(reproduced)
+    dvc, params = dvc_outputs(reproduced)
+
+    def covered(path: str, by: set[str]) -> bool:
+        return any(path == p or path.startswith(p.rstrip("/") + "/") or p.startswith(path + "/") for p in by)
+
+    assert [p for p in dvc if not covered(p, smk)] == []
+    assert [p for p in smk if not covered(p, dvc)] == []
+    rules = "".join(p.read_text() for p in (REPO / "workflow" / "rules").glob("*.smk"))
+    for key in params:
+        top = key.split(".")[0]
+        assert f'config["{top}"]' in rules or top == "datasets", f"DVC params key {key} unused by Snakemake"
+
+
+def test_dvc_repro_of_a_single_stage(reproduced):
+    params = yaml.safe_load((reproduced / "params.yaml").read_text())
     params["annotations"]["seed"] = 7
-    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    out = run([BIN / "dvc", "repro"], work).stdout
+    write_params(reproduced, params)
+    out = run([BIN / "dvc", "repro", "--single-item", "make_annotations"], reproduced).stdout
     assert "Running stage 'make_annotations'" in out and "Running stage 'synth'" not in out
 
 
-def _subcommands(text: str) -> set[str]:
-    return set(re.findall(r"mienet ([a-z][a-z-]+)", text))
+def test_mistyped_key_and_wrong_type_stop_before_any_job(tmp_path):
+    work = project_copy(tmp_path)
+    text = (work / "params.yaml").read_text()
+    (work / "params.yaml").write_text(text.replace("clips_per_class:", "clips_per_clas:"))
+    proc = run([BIN / "snakemake", "--cores", "1", "reproduce_all"], work, check=False)
+    assert proc.returncode != 0 and "'clips_per_clas' was unexpected" in proc.stderr + proc.stdout
+    (work / "params.yaml").write_text(text.replace("  jobs: 2", "  jobs: two"))
+    proc = run([BIN / "snakemake", "--cores", "1", "reproduce_all"], work, check=False)
+    assert proc.returncode != 0 and "'two' is not of type 'integer'" in proc.stderr + proc.stdout
+    (work / "params.yaml").write_text(text.replace("variants: [tsn, mienet]", "variants: [tsn, mienett]")
+                                      .replace("- mienet\n", "- mienett\n"))
+    proc = run([BIN / "snakemake", "--cores", "1", "reproduce_all"], work, check=False)
+    assert proc.returncode != 0 and "mienett" in proc.stderr + proc.stdout
+    assert not (work / "datasets").exists()
 
 
-def test_snakemake_and_dvc_call_the_same_commands():
-    smk = "".join(p.read_text() for p in (REPO / "workflow" / "rules").glob("*.smk"))
-    dvc = (REPO / "dvc.yaml").read_text()
-    assert _subcommands(dvc) <= _subcommands(smk)
-    stages = yaml.safe_load(dvc)["stages"]
-    for name in stages:
-        assert re.search(rf"^rule {name}:", smk, re.M), f"DVC stage {name} has no Snakemake rule"
+def fake_paper_datasets(root: Path, params: dict) -> None:
+    """Tiny stand-ins with the right layout for the paper profile's dry run."""
+    sljd = root / "SLJD"
+    (sljd / "lists").mkdir(parents=True)
+    for split in ("train", "val", "test"):
+        (sljd / "lists" / f"{split}.txt").write_text("frames/a 10 0\n")
+    d48 = root / "diving48"
+    (d48 / "rgb").mkdir(parents=True)
+    ssv2 = root / "sthv2"
+    (ssv2 / "videos").mkdir(parents=True)
+    ds = params["datasets"]
+    ds["sljd"].update(source=str(sljd / "lists"), root=str(sljd))
+    ds["diving48"].update(source=str(d48), videos=str(d48 / "rgb"))
+    ds["sthv2"].update(source=str(ssv2), videos=str(ssv2 / "videos"))
+
+
+def test_dry_runs_of_the_default_and_paper_profiles(tmp_path):
+    work = project_copy(tmp_path, variants=("tsn", "dptam", "pa", "naive_fusion", "afm", "mienet"),
+                        seeds=(0, 1, 2))
+    default = run([BIN / "snakemake", "-n", "reproduce_all", "--quiet", "rules"], work).stdout
+    assert re.search(r"train\s+18\b", default) and re.search(r"evaluate\s+18\b", default)
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    fake_paper_datasets(tmp_path, params)
+    params["profile"] = "paper"
+    write_params(work, params)
+    paper = run([BIN / "snakemake", "-n", "reproduce_all", "--quiet", "rules"], work).stdout
+    assert re.search(r"train\s+54\b", paper)  # 3 datasets x 6 variants x 3 seeds
+    assert re.search(r"extract_frames\s+2\b", paper)  # Diving48 and SSv2; SLJD comes as frames
+    assert "synth" not in paper
+
+
+def test_slurm_profile_parses_and_dry_runs(tmp_path):
+    work = project_copy(tmp_path)
+    profile = yaml.safe_load((work / "workflow" / "profiles" / "slurm" / "config.yaml").read_text())
+    assert profile["executor"] == "slurm" and "--gres=gpu:1" in profile["set-resources"]["train"]["slurm_extra"]
+    proc = run([BIN / "snakemake", "-n", "--workflow-profile", "workflow/profiles/slurm", "reproduce_all"], work)
+    assert "train" in proc.stdout

@@ -25,6 +25,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("mienet.engine.train", "train a model with the released recipe (CPU, GPU, torchrun)"),
     "evaluate": ("mienet.engine.evaluate", "test protocol: top-1/5, per-class accuracy, confusion"),
     "predict": ("mienet.engine.predict", "the most likely classes of a raw video"),
+    "search": ("mienet.search.cli", "Optuna study over the training settings"),
+    "report": ("mienet.report.cli", "paper tables and figures from the results"),
 }
 
 

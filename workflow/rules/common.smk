@@ -7,8 +7,23 @@ from pathlib import Path
 shell.prefix(f"export PATH={shlex.quote(str(Path(sys.executable).parent))}:$PATH; ")
 
 DATA = config["data_root"]
+RUNS = config["runs_root"]
+RESULTS = config["results_root"]
 DATASETS = config["datasets"]
-ENABLED = [name for name, ds in DATASETS.items() if ds["enabled"]]
+if config["profile"] not in config["profiles"]:
+    raise ValueError(f"params.yaml: profile {config['profile']!r} is not a key of profiles "
+                     f"({', '.join(config['profiles'])})")
+ENABLED = list(config["profiles"][config["profile"]])
+for _name in ENABLED:
+    if _name not in DATASETS:
+        raise ValueError(f"params.yaml: profiles.{config['profile']} names dataset {_name!r}, "
+                         f"which is not a key of datasets")
+VARIANTS = config["ablation"]["variants"]
+SEEDS = config["ablation"]["seeds"]
+
+
+def q(value):
+    return shlex.quote(str(value))
 
 
 def need(name, key):
@@ -32,16 +47,19 @@ def frames_dir(name):
     return f"{DATA}/{name}/frames"
 
 
+def annotation_dir(name):
+    return f"{DATA}/{name}/annotations"
+
+
+def dataset_root(name):
+    """The folder the frame lists' paths are relative to."""
+    if DATASETS[name]["format"] == "sljd":
+        return need(name, "root")
+    return f"{DATA}/{name}"
+
+
 def annotation_files(name):
-    return [f"{DATA}/{name}/annotations/{f}" for f in ("train.txt", "val.txt", "classes.txt")]
-
-
-def data_targets():
-    return [f for name in ENABLED for f in annotation_files(name)]
-
-
-def q(value):
-    return shlex.quote(str(value))
+    return [f"{annotation_dir(name)}/{f}" for f in ("train.txt", "val.txt", "classes.txt")]
 
 
 def annotation_inputs(w):
@@ -66,5 +84,42 @@ def annotation_args(w):
     return " ".join(q(x) for x in args)
 
 
+def recipe_args(name):
+    """`mienet train` options from datasets.<name>.train (booleans as flags)."""
+    args = []
+    for key, value in sorted(DATASETS[name]["train"].items()):
+        flag = "--" + key.replace("_", "-")
+        if key == "flip":
+            args += [] if value else ["--no-flip"]
+        elif isinstance(value, bool):
+            args += [flag] if value else []
+        elif isinstance(value, list):
+            args += [flag, *map(str, value)]
+        else:
+            args += [flag, str(value)]
+    return " ".join(q(x) for x in args)
+
+
+def run_dir(dataset, variant, run):
+    return f"{RUNS}/{dataset}/{variant}/{run}"
+
+
+def result_files(dataset, variant, run):
+    base = f"{RESULTS}/{dataset}/{variant}/{run}"
+    return [f"{base}/{f}" for f in ("metrics.json", "predictions.csv", "per_class.csv", "confusion.csv",
+                                    "train_log.csv")]
+
+
+def data_targets():
+    return [f for name in ENABLED for f in annotation_files(name)]
+
+
+def ablation_targets():
+    return [f"{RESULTS}/{d}/{v}/seed{s}/metrics.json" for d in ENABLED for v in VARIANTS for s in SEEDS]
+
+
 wildcard_constraints:
     dataset="|".join(ENABLED) or "none",
+    variant="|".join(["tsn", "dptam", "pa", "naive_fusion", "fusion_dptam", "afm", "mienet"]),
+    seed=r"\d+",
+    run=r"seed\d+|tuned",

@@ -7,10 +7,10 @@ rule synth:
     params:
         s=config["synth"],
     log:
-        "results/logs/{dataset}/synth.log",
+        f"{RESULTS}/logs/{{dataset}}/synth.log",
     benchmark:
-        "results/benchmarks/{dataset}/synth.tsv"
-    threads: workflow.cores
+        f"{RESULTS}/benchmarks/{{dataset}}/synth.tsv"
+    threads: config["extract"]["jobs"]
     shell:
         "mienet synth {output} --classes {params.s[classes]}"
         " --clips-per-class {params.s[clips_per_class]} --frames {params.s[frames]}"
@@ -31,9 +31,9 @@ rule extract_frames:
                           if DATASETS[w.dataset].get("short_side") else ""),
         e=config["extract"],
     log:
-        "results/logs/{dataset}/extract_frames.log",
+        f"{RESULTS}/logs/{{dataset}}/extract_frames.log",
     benchmark:
-        "results/benchmarks/{dataset}/extract_frames.tsv"
+        f"{RESULTS}/benchmarks/{{dataset}}/extract_frames.tsv"
     threads: config["extract"]["jobs"]
     shell:
         "mienet extract-frames {input:q} -o {params.frames:q} -j {threads} --ext {params.e[ext]}"
@@ -49,9 +49,9 @@ rule make_annotations:
         args=annotation_args,
         out=lambda w: f"{DATA}/{w.dataset}/annotations",
     log:
-        "results/logs/{dataset}/make_annotations.log",
+        f"{RESULTS}/logs/{{dataset}}/make_annotations.log",
     benchmark:
-        "results/benchmarks/{dataset}/make_annotations.tsv"
+        f"{RESULTS}/benchmarks/{{dataset}}/make_annotations.tsv"
     shell:
         "mienet make-annotations {params.args} -o {params.out:q} > {log} 2>&1"
 

@@ -209,7 +209,8 @@ def write_log(path: Path, rows: list[dict]) -> None:
 
 
 class LiveCurves:
-    """dvclive's metrics and plots, if dvclive is installed; the CSV log is the reference."""
+    """dvclive's metrics and plots, if dvclive is installed and works here; the CSV log is the
+    reference, so a dvclive failure (an empty git repository, say) only costs the curves."""
 
     def __init__(self, run_dir: Path, resume: bool, enabled: bool):
         self.live = None
@@ -217,23 +218,34 @@ class LiveCurves:
             return
         try:
             from dvclive import Live
-        except ImportError:
-            return
-        self.live = Live(str(run_dir / "dvclive"), resume=resume, save_dvc_exp=False,
-                         dvcyaml=None, report=None)
+
+            self.live = Live(str(run_dir / "dvclive"), resume=resume, save_dvc_exp=False,
+                             dvcyaml=None, report=None)
+        except Exception as exc:  # noqa: BLE001 - optional extra, never fatal
+            self._disable(exc)
+
+    def _disable(self, exc: Exception) -> None:
+        log.warning("dvclive disabled (%s: %s); curves are in log.csv", type(exc).__name__, exc)
+        self.live = None
 
     def log(self, row: dict) -> None:
         if self.live is None:
             return
-        self.live.step = int(row["epoch"])
-        for key in LOG_FIELDS[1:-2]:
-            if row.get(key) not in (None, ""):
-                self.live.log_metric(key, float(row[key]))
-        self.live.next_step()
+        try:
+            self.live.step = int(row["epoch"])
+            for key in LOG_FIELDS[1:-2]:
+                if row.get(key) not in (None, ""):
+                    self.live.log_metric(key, float(row[key]))
+            self.live.next_step()
+        except Exception as exc:  # noqa: BLE001
+            self._disable(exc)
 
     def close(self) -> None:
         if self.live is not None:
-            self.live.end()
+            try:
+                self.live.end()
+            except Exception as exc:  # noqa: BLE001
+                self._disable(exc)
 
 
 # --------------------------------------------------------------------------- the loop
@@ -607,7 +619,7 @@ def config_from_args(args) -> TrainConfig:
 
 # Settings a search may tune or a best_params.yaml may set (not what names the run).
 TUNABLE = {f.name for f in fields(TrainConfig)} - {
-    "annotations", "root", "out", "dataset", "variant", "arch", "debug_nan_at_step", "debug_exit_at_step"}
+    "annotations", "root", "out", "dataset", "variant", "debug_nan_at_step", "debug_exit_at_step"}
 
 
 def read_hparams(path: Path) -> dict:
