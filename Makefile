@@ -11,6 +11,7 @@ reproduce: setup
 	.venv/bin/snakemake --cores $(CORES) reproduce_all
 
 test: setup
+	@bash workflow/scripts/setup_test_services.sh
 	.venv/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 bench: setup

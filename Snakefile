@@ -2,6 +2,7 @@
 #   snakemake --cores all reproduce_all      everything of the profile in params.yaml
 #   snakemake --cores all data               frames and annotations of every dataset
 #   snakemake --cores all ablation           every variant x seed, trained and evaluated
+#   snakemake --cores all search_all         Optuna studies and the tuned trainings
 #   snakemake --cores all report             tables, figures, results/README.md
 #   snakemake --cores all dataset_synthetic  one dataset, from videos to its evaluations
 #   snakemake --report results/report.html   Snakemake's HTML report of the figures and tables
@@ -24,6 +25,7 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/search.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -43,10 +45,15 @@ rule ablation:
         ablation_targets(),
 
 
+rule search_all:
+    input:
+        search_targets(),
+
+
 for _name in ENABLED:
 
     rule:
         name:
             f"dataset_{_name}"
         input:
-            [f for f in ablation_targets() if f.startswith(f"{RESULTS}/{_name}/")],
+            [f for f in ablation_targets() + search_targets() if f.startswith(f"{RESULTS}/{_name}/")],

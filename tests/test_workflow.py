@@ -34,6 +34,8 @@ def project_copy(tmp_path: Path, variants=("tsn", "mienet"), seeds=(0,), vcs=Fal
     params["synth"].update(MICRO_SYNTH)
     params["datasets"]["synthetic"]["train"] = dict(MICRO_TRAIN)
     params["ablation"] = {"variants": list(variants), "seeds": list(seeds)}
+    params["search"].update(variants=["mienet"], n_trials=2)
+    params["datasets"]["synthetic"]["search"] = {"subset": None}
     write_params(work, params)
     if vcs:
         run(["git", "init", "-q"], work)
@@ -83,6 +85,11 @@ def test_reproduce_all_runs_everything(reproduced):
     table = (work / "results" / "tables" / "ablation_synthetic.md").read_text()
     assert "MIE-Net" in table and "TSN" in table
     assert (work / "results" / "README.md").is_file()
+    summary = json.loads((work / "results" / "synthetic" / "search" / "mienet" / "summary.json").read_text())
+    assert summary["complete"] + summary["pruned"] + summary["failed"] == 2
+    tuned = json.loads((work / "results" / "synthetic" / "mienet" / "tuned" / "metrics.json").read_text())
+    assert tuned["variant"] == "mienet"
+    assert "mienet" in (work / "results" / "tables" / "search.md").read_text()
     assert (work / "results" / "plots" / "ablation_bars_synthetic.png").stat().st_size > 1000
     for rule in ("synth", "extract_frames", "make_annotations"):
         assert (work / "results" / "logs" / "synthetic" / f"{rule}.log").exists()
@@ -179,7 +186,8 @@ def test_dry_runs_of_the_default_and_paper_profiles(tmp_path):
     work = project_copy(tmp_path, variants=("tsn", "dptam", "pa", "naive_fusion", "afm", "mienet"),
                         seeds=(0, 1, 2))
     default = run([BIN / "snakemake", "-n", "reproduce_all", "--quiet", "rules"], work).stdout
-    assert re.search(r"train\s+18\b", default) and re.search(r"evaluate\s+18\b", default)
+    assert re.search(r"train\s+18\b", default) and re.search(r"evaluate\s+19\b", default)
+    assert re.search(r"search\s+1\b", default) and re.search(r"train_tuned\s+1\b", default)
     params = yaml.safe_load((work / "params.yaml").read_text())
     fake_paper_datasets(tmp_path, params)
     params["profile"] = "paper"

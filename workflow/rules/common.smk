@@ -20,6 +20,9 @@ for _name in ENABLED:
                          f"which is not a key of datasets")
 VARIANTS = config["ablation"]["variants"]
 SEEDS = config["ablation"]["seeds"]
+SEARCHED = config["search"]["variants"] if config["search"]["enabled"] else []
+# `mienet search` and the tuned training read the study and the recipe from this file.
+PARAMS_FILE = "params.yaml"
 
 
 def q(value):
@@ -112,6 +115,14 @@ def result_files(dataset, variant, run):
 
 def data_targets():
     return [f for name in ENABLED for f in annotation_files(name)]
+
+
+def search_targets():
+    out = []
+    for d in ENABLED:
+        for v in SEARCHED:
+            out += [f"{RESULTS}/{d}/search/{v}/summary.json", f"{RESULTS}/{d}/{v}/tuned/metrics.json"]
+    return out
 
 
 def ablation_targets():

@@ -20,7 +20,7 @@ def report_output(path):
 
 
 def report_inputs(wildcards):
-    inputs = ablation_targets()
+    inputs = ablation_targets() + search_targets()
     inputs += [f"{RESULTS}/bench/train_{d}_{v}.json" for d in ENABLED for v in ("tsn", "mienet")]
     return inputs
 

@@ -1,0 +1,138 @@
+"""``mienet search``: an Optuna study over the training settings of one dataset and variant.
+
+The study's settings come from the ``search:`` mapping of ``--params`` (params.yaml), the fixed
+training settings from the dataset's recipe ``datasets.<name>.train`` under ``search.train``; the
+options below override both. Re-running the command continues the study up to ``n_trials``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+
+from mienet.errors import MienetError
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser) -> None:
+    g = parser.add_argument_group("data and model")
+    g.add_argument("--annotations", type=Path,
+                   help="folder with train.txt, val.txt and classes.txt (default with --params: "
+                        "<data_root>/<dataset>/annotations)")
+    g.add_argument("--root", type=Path, help="dataset root of the lists' paths (default: parent of --annotations)")
+    g.add_argument("--dataset", default="custom",
+                   help="dataset name: the study's name, and with --params its recipe datasets.<name>.train")
+    g.add_argument("--variant", default="mienet", help="model variant every trial trains")
+    g = parser.add_argument_group("study (override the `search:` mapping of --params)")
+    g.add_argument("--params", type=Path,
+                   help="params.yaml: the `search:` mapping, over the dataset's recipe datasets.<name>.train")
+    g.add_argument("--out", required=True, type=Path,
+                   help="output folder: best_params.yaml, trials.csv, summary.json, plots/, trials/")
+    g.add_argument("--trials-dir", type=Path,
+                   help="where the trials' training runs go, trials/<number>/ (default OUT/trials)")
+    g.add_argument("--n-trials", type=int, help="trials in the study (ended + running), over all runs")
+    g.add_argument("--timeout", type=float, help="seconds after which this run starts no new trial")
+    g.add_argument("--workers", type=int, help="worker processes on this machine (default: search.workers or 1)")
+    g.add_argument("--storage", help="journal file path (default OUT/journal.log) or a database URL, "
+                                     "e.g. postgresql://user:pw@host/db")
+    g.add_argument("--study-name", help="default: <dataset>-<variant>")
+    g.add_argument("--seed", type=int, help="sampler seed")
+    g.add_argument("--pruner", choices=("median", "percentile", "hyperband", "none"),
+                   help="pruner type (its settings from --params when the type matches)")
+    g.add_argument("--report-only", action="store_true",
+                   help="run no trial: write the outputs from the study as it stands")
+    g = parser.add_argument_group("fixed training settings (override `search.train`)")
+    g.add_argument("--arch", help="resnet18, resnet34, resnet50 or resnet101")
+    g.add_argument("--segments", type=int)
+    g.add_argument("--size", type=int, help="crop size in pixels")
+    g.add_argument("--epochs", type=int, help="epochs of a trial that is not pruned")
+    g.add_argument("--batch-size", type=int, help="clips per batch when batch_size is not searched")
+    g.add_argument("--loader-workers", type=int, help="data-loading processes of each trial")
+    g.add_argument("--device", help="auto, cpu or cuda")
+    g.add_argument("--threads", type=int,
+                   help="CPU threads for PyTorch in each worker (default: cores / workers with --workers > 1, "
+                        "else PyTorch's choice)")
+    g.add_argument("--no-progress", action="store_true", help="no per-epoch progress bars")
+    g.add_argument("--debug-fail-trial", type=int, action="append", default=[], help=argparse.SUPPRESS)
+
+
+def build_plan(args):
+    from mienet.search.space import parse_pruner, read_search_settings
+    from mienet.search.storage import JOURNAL_NAME
+    from mienet.search.study import SearchPlan, subset_annotations
+
+    s, data_root = read_search_settings(args.params, args.dataset)
+    if args.n_trials is not None:
+        if args.n_trials < 0:
+            raise MienetError("--n-trials must be >= 0")
+        s.n_trials = args.n_trials
+    if args.timeout is not None:
+        s.timeout = args.timeout
+    if args.seed is not None:
+        s.sampler = {**s.sampler, "seed": args.seed}
+    if args.pruner is not None and args.pruner != s.pruner["type"]:
+        s.pruner = parse_pruner({"type": args.pruner}, "--pruner")
+    for opt, key in (("arch", "arch"), ("segments", "segments"), ("size", "size"), ("epochs", "epochs"),
+                     ("batch_size", "batch_size"), ("loader_workers", "workers"), ("device", "device")):
+        if getattr(args, opt) is not None:
+            s.train[key] = getattr(args, opt)
+    if args.workers is not None:
+        if args.workers < 1:
+            raise MienetError("--workers must be >= 1")
+        s.workers = args.workers
+    if not s.space and not args.report_only:
+        raise MienetError("no search space: pass --params FILE whose `search.space` maps training settings "
+                          "to distributions, e.g. lr: {type: float, low: 1.0e-4, high: 1.0e-1, log: true}")
+    out = Path(args.out)
+    if args.annotations is None:
+        if data_root is None:
+            raise MienetError("--annotations is required (or --params with --dataset)")
+        annotations = Path(data_root) / args.dataset / "annotations"
+    else:
+        annotations = Path(args.annotations)
+    root = Path(args.root) if args.root else annotations.parent
+    if s.subset and not args.report_only:
+        annotations = subset_annotations(annotations, out, s.subset)
+    storage = args.storage or s.storage or str(out / JOURNAL_NAME)
+    if "://" not in storage and args.report_only and not Path(storage).is_file():
+        raise MienetError(f"--report-only: no study journal at {storage}")
+    study_name = args.study_name or s.study_name or f"{args.dataset}-{args.variant}"
+    return SearchPlan(annotations=str(annotations), root=str(root), out=str(out), dataset=args.dataset,
+                      variant=args.variant, storage=storage, study_name=study_name, settings=s,
+                      progress=not args.no_progress, debug_fail_trials=tuple(args.debug_fail_trial),
+                      threads=args.threads, trials_dir=str(args.trials_dir) if args.trials_dir else None)
+
+
+def run(args) -> int:
+    from mienet.search.outputs import write_outputs
+    from mienet.search.study import load_existing_study, run_search
+
+    plan = build_plan(args)
+    t0 = time.monotonic()
+    if args.report_only:
+        study = load_existing_study(plan)
+        result = {"study": study, "workers": 0, "worker_errors": []}
+    else:
+        result = run_search(plan, workers=plan.settings.workers)
+    summary = write_outputs(result["study"], plan, time.monotonic() - t0, result["workers"],
+                            result["worker_errors"])
+    best = summary["best_value"]
+    print(f"search: study {summary['study_name']}: {summary['finished']} of {summary['n_trials']} trials "
+          f"({summary['complete']} complete, {summary['pruned']} pruned, {summary['failed']} failed"
+          + (f", {summary['retried']} retried after a lost worker" if summary["retried"] else "")
+          + (f", {summary['running']} running" if summary["running"] else "") + "); "
+          + (f"best val top-1 {best:.2f} (trial {summary['best_trial']})" if best is not None else "no trial complete")
+          + (f", untuned default {summary['default_value']:.2f}" if summary["default_value"] is not None else "")
+          + f"; pruning saved {summary['epochs_saved']} of {summary['epochs_without_pruning']} epochs "
+          f"({summary['epochs_saved_pct']:.1f}%) -> {plan.out}")
+    for err in result["worker_errors"]:
+        print(f"search: {err}")
+    if result["worker_errors"]:
+        return 1
+    if best is None and summary["finished"] > 0 and not summary["running"]:
+        raise MienetError(f"no trial of study {summary['study_name']} completed, so there is no "
+                          f"best_params.yaml; the errors are in {Path(plan.out) / 'trials.csv'}")
+    return 0

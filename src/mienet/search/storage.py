@@ -1,0 +1,284 @@
+"""Where a study lives, and what keeps it consistent when several workers share it.
+
+Storage: a path is an Optuna journal file (``JournalStorage`` + ``JournalFileBackend``, safe for
+several processes on one machine); a URL (``postgresql://``, ``mysql+pymysql://``, ``sqlite:///``)
+is an ``RDBStorage`` for workers on many machines.
+
+Three mechanisms, the same for every storage:
+
+* **A study lock** around "count the trials, then take one" (:func:`study_lock`), so K workers
+  never start more than ``n_trials`` between them: ``flock`` on a file next to a journal or a
+  SQLite database, ``pg_advisory_lock`` on PostgreSQL, ``GET_LOCK`` on MySQL. The operating
+  system or the database server drops the lock of a process that dies.
+* **A heartbeat** while a trial runs (:class:`Heartbeat`). On an RDB storage it is Optuna's own
+  (``RDBStorage(heartbeat_interval=..., grace_period=...)``). Optuna 5's ``JournalStorage`` has
+  no heartbeat (it is not a ``BaseHeartbeat``), so for a journal the worker writes the time into
+  the trial's ``heartbeat`` user attribute every ``interval`` seconds.
+* **Reaping stale trials** (:func:`reap_stale_trials`) before each new trial: a RUNNING trial whose
+  worker process is gone (same machine: the recorded process no longer exists) or whose heartbeat
+  is older than ``grace_period`` (another machine) is marked FAIL and queued again with the same
+  parameters by Optuna's ``RetryHeartbeatStaleTrialCallback`` (up to ``max_retry`` times).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import logging
+import os
+import socket
+import threading
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import optuna
+from optuna.trial import TrialState
+
+from mienet.errors import MienetError
+
+log = logging.getLogger(__name__)
+
+JOURNAL_NAME = "journal.log"
+
+
+def is_url(storage: str) -> bool:
+    return "://" in storage
+
+
+def describe(storage: str) -> str:
+    """The storage for logs and summaries: a URL's password hidden."""
+    if not is_url(storage):
+        return str(storage)
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(storage).render_as_string(hide_password=True)
+    except Exception:  # not a SQLAlchemy URL: say only its scheme
+        return storage.split("://", 1)[0] + "://..."
+
+
+def retry_callback(max_retry: int):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RetryHeartbeatStaleTrialCallback(
+            max_retry=max_retry, inherit_intermediate_values=True)
+
+
+def open_storage(storage: str, heartbeat: dict) -> optuna.storages.BaseStorage:
+    """A journal file for a path, an RDBStorage with Optuna's heartbeat for a URL."""
+    if not is_url(storage):
+        from optuna.storages.journal import JournalFileBackend
+
+        path = Path(storage)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+    engine_kwargs = {}
+    if storage.startswith("sqlite"):
+        # Writers wait for each other instead of failing at once with "database is locked".
+        engine_kwargs = {"connect_args": {"timeout": 120}}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                storage, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat["interval"],
+                grace_period=heartbeat["grace_period"],
+                heartbeat_stale_trial_callback=retry_callback(heartbeat["max_retry"]))
+    except ImportError as exc:
+        raise MienetError(f"storage {describe(storage)}: a database driver is missing ({exc})") from None
+    except Exception as exc:  # SQLAlchemy: connection refused, bad URL, authentication
+        raise MienetError(f"cannot open the study storage {describe(storage)}: {exc}") from None
+
+
+# --------------------------------------------------------------------------- the study lock
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+class StudyLock:
+    """A lock every worker of one study takes around "count the trials, then take one"."""
+
+    def __init__(self, storage: str, study_name: str):
+        self.storage, self.study_name = storage, study_name
+        self._engine = None
+        self._warned = False
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[None]:
+        s = self.storage
+        if not is_url(s):
+            with _file_lock(Path(f"{s}.mienet-lock")):
+                yield
+            return
+        if s.startswith("sqlite"):
+            db = s.split(":///", 1)[-1].split("?", 1)[0]
+            with _file_lock(Path(f"{db or 'memory'}.mienet-lock")):
+                yield
+            return
+        dialect = s.split("://", 1)[0].split("+", 1)[0]
+        if dialect not in ("postgresql", "mysql", "mariadb"):
+            if not self._warned:
+                log.warning("no study lock for %s storages: concurrent workers may start up to one "
+                            "trial each beyond n_trials", dialect)
+                self._warned = True
+            yield
+            return
+        import sqlalchemy
+
+        if self._engine is None:
+            self._engine = sqlalchemy.create_engine(s, poolclass=sqlalchemy.pool.NullPool)
+        name = f"mienet-search:{self.study_name}"
+        with self._engine.connect() as conn:
+            if dialect == "postgresql":
+                key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+                conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+                try:
+                    yield
+                finally:
+                    conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+            else:
+                name = name[:64]
+                conn.execute(sqlalchemy.text("SELECT GET_LOCK(:n, -1)"), {"n": name})
+                try:
+                    yield
+                finally:
+                    conn.execute(sqlalchemy.text("SELECT RELEASE_LOCK(:n)"), {"n": name})
+
+
+# --------------------------------------------------------------------------- who runs a trial
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _process_start(pid: int) -> str | None:
+    """The start time of process ``pid`` (clock ticks since boot), None when there is none."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return ""
+    rest = stat.rsplit(")", 1)[1].split()  # the fields after the command name, from field 3
+    if rest[0] in ("Z", "X"):  # a zombie is dead: a killed --workers child not yet joined
+        return None
+    return rest[19]  # field 22: start time
+
+
+def machine() -> str:
+    return f"{socket.gethostname()}/{_boot_id()}"
+
+
+def this_worker() -> dict:
+    pid = os.getpid()
+    return {"machine": machine(), "pid": pid, "start": _process_start(pid) or ""}
+
+
+def worker_alive(worker: dict) -> bool | None:
+    """Whether the worker process still runs: None when it ran on another machine."""
+    if not isinstance(worker, dict) or worker.get("machine") != machine():
+        return None
+    pid = int(worker.get("pid", 0))
+    if pid <= 0:
+        return None
+    if Path("/proc").is_dir():
+        start = _process_start(pid)
+        return start is not None and (not worker.get("start") or start == worker["start"])
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Heartbeat:
+    """Proof of life of one running trial, written every ``interval`` seconds from a thread."""
+
+    def __init__(self, storage, trial_id: int, interval: int):
+        self.storage, self.trial_id, self.interval = storage, trial_id, interval
+        self.rdb = rdb_of(storage)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True, name="mienet-heartbeat")
+
+    def _beat(self) -> None:
+        while True:
+            try:
+                if self.rdb is not None:
+                    self.rdb.record_heartbeat(self.trial_id)
+                else:
+                    self.storage.set_trial_user_attr(self.trial_id, "heartbeat", time.time())
+            except Exception as exc:  # reaped by another worker, storage down: the trial decides
+                log.debug("heartbeat of trial id %d: %s", self.trial_id, exc)
+            if self._stop.wait(self.interval):
+                return
+
+    def __enter__(self) -> "Heartbeat":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def rdb_of(storage) -> optuna.storages.RDBStorage | None:
+    return storage if isinstance(storage, optuna.storages.RDBStorage) else None
+
+
+@dataclass
+class Reaped:
+    number: int
+    reason: str
+
+
+def reap_stale_trials(study: optuna.Study, storage, heartbeat: dict) -> list[Reaped]:
+    """Fail the RUNNING trials whose worker is gone and queue them again. Call under the lock."""
+    reaped: list[Reaped] = []
+    now = time.time()
+    callback = retry_callback(heartbeat["max_retry"])
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        worker = trial.user_attrs.get("worker")
+        alive = worker_alive(worker)
+        if alive is False:
+            reason = f"its worker (pid {worker.get('pid')}) is gone"
+        elif alive is None and rdb_of(storage) is None:
+            beat = trial.user_attrs.get("heartbeat")
+            if beat is None or now - float(beat) <= heartbeat["grace_period"]:
+                continue
+            reason = f"no heartbeat for {now - float(beat):.0f} s"
+        else:
+            continue  # alive here, or an RDB storage: Optuna's heartbeat covers other machines
+        try:
+            failed = study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # it finished in the meantime
+        if failed.state != TrialState.FAIL or failed.datetime_complete is None:
+            continue
+        callback(study, failed)
+        reaped.append(Reaped(trial.number, reason))
+    if rdb_of(storage) is not None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+            optuna.storages.fail_stale_trials(study)
+            failed = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))}
+        reaped += [Reaped(n, "no heartbeat within the grace period") for n in sorted(before & failed)]
+    for r in reaped:
+        log.warning("trial %d marked failed and queued again: %s", r.number, r.reason)
+    return reaped

@@ -1,0 +1,374 @@
+"""mienet search: real Optuna studies with real (tiny) trainings, journal files and PostgreSQL."""
+
+from __future__ import annotations
+
+import csv
+import glob
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+
+from mienet.cli import main
+from mienet.data.annotations import make_annotations
+from mienet.data.frames import extract_frames
+from mienet.data.synth import synthesize
+from mienet.errors import MienetError
+from mienet.search.space import parse_search_settings
+from mienet.search.storage import open_storage, reap_stale_trials
+from mienet.search.study import tally
+
+BIN = Path(sys.executable).parent
+ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "OMP_NUM_THREADS": "1"}
+SEARCH = {
+    "n_trials": 3,
+    "sampler": {"seed": 0, "n_startup_trials": 2},
+    "pruner": {"type": "median", "n_startup_trials": 1},
+    "heartbeat": {"interval": 1, "grace_period": 5, "max_retry": 2},
+    "train": {"segments": 2, "size": 32, "epochs": 2, "amp": "off"},  # over the dataset's recipe
+    "space": {
+        "lr": {"type": "float", "low": 1.0e-4, "high": 1.0e-1, "log": True},
+        "dropout": {"type": "float", "low": 0.0, "high": 0.8},
+        "batch_size": {"type": "categorical", "choices": [2, 4]},
+    },
+}
+
+
+RECIPE = {"arch": "resnet18", "segments": 3, "size": 48, "epochs": 4, "batch_size": 4, "lr": 0.001,
+          "lr_steps": [10], "dropout": 0.3, "pretrained": "none", "workers": 0}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread in this process: on a shared 2-core machine, OpenMP threads that wait
+    for each other make an epoch of the tiny model take seconds instead of a fraction of one."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("search") / "ds"
+    synthesize(root / "videos", classes=3, clips_per_class=4, frames=20, size=40, seed=0, jobs=2)
+    extract_frames(root / "videos", root / "frames", jobs=2, progress=False)
+    make_annotations("folder", root / "annotations", videos=root / "videos", frames=root / "frames",
+                     val_ratio=0.34, seed=0)
+    return root
+
+
+@pytest.fixture(scope="module")
+def params(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("params") / "params.yaml"
+    path.write_text(yaml.safe_dump({"data_root": "datasets", "datasets": {"tiny": {"format": "folder", "train": RECIPE}},
+                                    "search": SEARCH}))
+    return path
+
+
+def search_args(dataset: Path, params: Path, out: Path, *extra: str) -> list[str]:
+    return ["search", "--annotations", str(dataset / "annotations"), "--dataset", "tiny", "--out", str(out),
+            "--params", str(params), "--no-progress", *extra]
+
+
+def trials_csv(out: Path) -> list[dict]:
+    with (out / "trials.csv").open() as fh:
+        return list(csv.DictReader(fh))
+
+
+def load(out: Path, storage: str | None = None) -> optuna.Study:
+    storage = storage or str(out / "journal.log")
+    return optuna.load_study(study_name="tiny-mienet",
+                             storage=open_storage(storage, SEARCH["heartbeat"]))
+
+
+@pytest.fixture(scope="module")
+def resumed_study(dataset, params, tmp_path_factory) -> Path:
+    """Two trials, then the same command asked for three: only the third one runs."""
+    out = tmp_path_factory.mktemp("study") / "out"
+    assert main(search_args(dataset, params, out, "--n-trials", "2")) == 0
+    first = {t.number: t.datetime_complete for t in load(out).trials}
+    assert sorted(first) == [0, 1]
+    assert main(search_args(dataset, params, out)) == 0
+    study = load(out)
+    assert [t.number for t in study.trials] == [0, 1, 2]
+    assert {t.number: t.datetime_complete for t in study.trials[:2]} == first  # not run again
+    return out
+
+
+def test_a_study_writes_all_outputs(resumed_study):
+    out = resumed_study
+    rows = trials_csv(out)
+    assert [r["number"] for r in rows] == ["0", "1", "2"]
+    assert all(r["state"] == "COMPLETE" and r["epochs_trained"] == "2" for r in rows)
+    assert rows[0]["default"] == "True" and float(rows[0]["params_lr"]) == 0.001  # the recipe's trial
+    assert {"value", "duration_s", "params_lr", "params_dropout", "params_batch_size"} <= set(rows[0])
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["n_trials"], summary["complete"], summary["pruned"], summary["failed"]) == (3, 3, 0, 0)
+    assert summary["study_name"] == "tiny-mienet" and summary["storage"].endswith("journal.log")
+    assert summary["epochs_trained"] == summary["epochs_without_pruning"] == 6
+    assert summary["default_value"] is not None
+    best = yaml.safe_load((out / "best_params.yaml").read_text())
+    assert set(best["params"]) == {"lr", "dropout", "batch_size"}
+    assert best["value"] == summary["best_value"] == max(float(r["value"]) for r in rows)
+    for name in ("optimization_history", "param_importances", "parallel_coordinate"):
+        assert (out / "plots" / f"{name}.png").read_bytes()[:4] == b"\x89PNG", name
+    for n in range(3):  # run folders keep their logs; checkpoints go once a trial ends
+        assert (out / "trials" / str(n) / "log.csv").is_file()
+        assert not (out / "trials" / str(n) / "checkpoints").exists()
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_a_finished_study_runs_nothing_more(resumed_study, dataset, params, capsys):
+    assert main(search_args(dataset, params, resumed_study)) == 0
+    assert len(load(resumed_study).trials) == 3
+    assert "3 of 3 trials" in capsys.readouterr().out
+
+
+def test_report_only_reads_the_study_without_running(resumed_study, dataset, params, tmp_path, capsys):
+    (resumed_study / "summary.json").unlink()
+    assert main(search_args(dataset, params, resumed_study, "--report-only")) == 0
+    assert json.loads((resumed_study / "summary.json").read_text())["complete"] == 3
+    assert len(load(resumed_study).trials) == 3
+    assert main(search_args(dataset, params, tmp_path / "none", "--report-only")) == 2
+    assert "no study journal" in capsys.readouterr().err
+
+
+def test_best_params_feed_the_final_training(resumed_study, dataset, tmp_path):
+    best = yaml.safe_load((resumed_study / "best_params.yaml").read_text())["params"]
+    run = tmp_path / "final"
+    assert main(["train", "--annotations", str(dataset / "annotations"), "--out", str(run), "--arch", "resnet18",
+                 "--segments", "2", "--size", "32", "--epochs", "1", "--workers", "0", "--no-progress",
+                 "--hparams", str(resumed_study / "best_params.yaml")]) == 0
+    config = json.loads((run / "config.json").read_text())
+    assert {k: config[k] for k in best} == best
+
+
+def test_a_trial_that_raises_is_recorded_and_the_study_goes_on(dataset, params, tmp_path):
+    out = tmp_path / "out"
+    assert main(search_args(dataset, params, out, "--epochs", "1", "--debug-fail-trial", "1",
+                            "--trials-dir", str(tmp_path / "runs"))) == 0
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["0", "1", "2"]
+    assert not (out / "trials").exists()
+    rows = trials_csv(out)
+    assert [r["state"] for r in rows] == ["COMPLETE", "FAIL", "COMPLETE"]
+    assert "loss became nan" in rows[1]["error"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["complete"], summary["failed"], summary["finished"]) == (2, 1, 3)
+
+
+def test_a_study_where_every_trial_fails_is_an_error(dataset, params, tmp_path, capsys):
+    out = tmp_path / "out"
+    code = main(search_args(dataset, params, out, "--n-trials", "1", "--epochs", "1", "--debug-fail-trial", "0"))
+    assert code == 2
+    assert "no trial of study tiny-mienet completed" in capsys.readouterr().err
+    assert trials_csv(out)[0]["state"] == "FAIL" and not (out / "best_params.yaml").exists()
+
+
+def test_a_killed_worker_is_retried_and_its_run_resumed(dataset, params, tmp_path):
+    out = tmp_path / "out"
+    cmd = [str(BIN / "mienet"), *search_args(dataset, params, out, "--n-trials", "1", "--epochs", "3")]
+    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log = out / "trials" / "0" / "log.csv"
+    deadline = time.monotonic() + 120
+    while not (log.is_file() and len(log.read_text().splitlines()) >= 2):  # one epoch done
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    proc.stderr.close()
+    assert [t.state for t in load(out).trials] == [optuna.trial.TrialState.RUNNING]  # stuck without help
+
+    assert main(search_args(dataset, params, out, "--n-trials", "1", "--epochs", "3")) == 0
+    trials = load(out).trials
+    assert [t.state.name for t in trials] == ["FAIL", "COMPLETE"]
+    assert trials[1].system_attrs["failed_trial"] == 0 and trials[1].params == trials[0].params
+    epochs = [int(r["epoch"]) for r in csv.DictReader(log.open())]
+    assert epochs == [1, 2, 3]  # resumed from the killed run's checkpoint, not started over
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["finished"], summary["complete"], summary["failed"], summary["retried"]) == (1, 1, 0, 1)
+
+
+def _assert_exactly(study: optuna.Study, n: int) -> None:
+    trials = study.trials
+    assert [t.number for t in trials] == list(range(n))
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials), [t.state for t in trials]
+    assert len({tuple(sorted(t.params.items())) for t in trials}) == n  # no trial drawn twice
+
+
+def test_two_worker_processes_share_one_journal(dataset, params, tmp_path):
+    out = tmp_path / "out"
+    # Two separate commands (as K Snakemake jobs or two shells would run them), not --workers.
+    cmd = [str(BIN / "mienet"), *search_args(dataset, params, out, "--n-trials", "4")]
+    procs = [subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(2)]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err.decode()[-2000:]
+    study = load(out)
+    _assert_exactly(study, 4)
+    assert {t.user_attrs["worker"]["pid"] for t in study.trials} == {p.pid for p in procs}
+    assert len(list((out / "trials").iterdir())) == 4
+
+
+def test_stale_trials_of_another_machine_are_failed_and_queued(tmp_path):
+    settings = parse_search_settings({**SEARCH, "heartbeat": {"interval": 1, "grace_period": 5, "max_retry": 1}})
+    storage = open_storage(str(tmp_path / "journal.log"), settings.heartbeat)
+    study = optuna.create_study(study_name="s", storage=storage, direction="maximize")
+    old, fresh = study.ask(), study.ask()
+    for trial, beat in ((old, time.time() - 60), (fresh, time.time())):
+        trial.suggest_float("lr", 1e-4, 1e-1, log=True)
+        trial.set_user_attr("worker", {"machine": "elsewhere/boot", "pid": 1, "start": "1"})
+        trial.set_user_attr("heartbeat", beat)
+    reaped = reap_stale_trials(study, storage, settings.heartbeat)
+    assert [r.number for r in reaped] == [old.number]
+    states = [t.state.name for t in study.trials]
+    assert states == ["FAIL", "RUNNING", "WAITING"]
+    assert study.trials[2].params == study.trials[0].params
+    t = tally(study.trials)
+    assert (t.retried, t.used) == (1, 2)
+
+
+def test_pruning_saves_epochs_and_is_recorded(dataset, params, tmp_path, monkeypatch):
+    # The bookkeeping of pruned trials, with a stand-in for training whose curve we choose.
+    import mienet.engine.train as engine
+
+    def fake_train(cfg, resume=False, progress=True, on_epoch=None):
+        good = cfg.lr == RECIPE["lr"]  # the default trial learns; the others do worse from epoch 1
+        for epoch in range(1, cfg.epochs + 1):
+            on_epoch(epoch, {"val_top1": 50.0 + epoch if good else 10.0})
+        return {"best": {"val_top1": 50.0 + cfg.epochs}}
+
+    monkeypatch.setattr(engine, "train", fake_train)
+    out = tmp_path / "out"
+    assert main(search_args(dataset, params, out, "--n-trials", "4", "--epochs", "5")) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["complete"], summary["pruned"]) == (1, 3)
+    assert summary["epochs_trained"] == 5 + 3 * 1
+    assert summary["epochs_without_pruning"] == 4 * 5
+    assert summary["epochs_saved_pct"] == 60.0
+
+
+@pytest.mark.parametrize("space, message", [
+    ({"learning_rate": {"type": "float", "low": 0.1, "high": 1}}, "learning_rate"),
+    ({"variant": {"type": "categorical", "choices": ["tsn"]}}, "variant"),
+    ({"lr": {"type": "float", "low": 0.1, "high": 0.01}}, "space.lr: low"),
+    ({"lr": {"type": "float", "low": 0.0, "high": 0.1, "log": True}}, "space.lr: a log distribution"),
+    ({"lr": {"type": "normal", "low": 0.0, "high": 0.1}}, "space.lr"),
+    ({"lr": {"type": "float", "low": 0.0, "hi": 0.1}}, "space.lr: unknown key(s) hi"),
+    ({"segments": {"type": "float", "low": 1, "high": 4}}, "space.segments"),
+    ({"batch_size": {"type": "categorical", "choices": [4, "8"]}}, "space.batch_size.choices"),
+    ({"lr_steps": {"type": "categorical", "choices": [[10]]}}, "space.lr_steps.choices"),
+])
+def test_bad_search_spaces_name_the_key(space, message):
+    with pytest.raises(MienetError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        parse_search_settings({"space": space}, "params.yaml: search")
+
+
+def test_bad_settings_name_the_key():
+    with pytest.raises(MienetError, match="unknown key\\(s\\) n_trial"):
+        parse_search_settings({"n_trial": 3})
+    with pytest.raises(MienetError, match="search.train: unknown training setting\\(s\\) epoch"):
+        parse_search_settings({"train": {"epoch": 3}})
+    with pytest.raises(MienetError, match="search.pruner.type"):
+        parse_search_settings({"pruner": {"type": "asha"}})
+    with pytest.raises(MienetError, match="search.pruner: unknown key\\(s\\) min_resource"):
+        parse_search_settings({"pruner": {"type": "median", "min_resource": 1}})
+    s = parse_search_settings({"space": {"lr": {"type": "float", "low": "1e-4", "high": 0.1, "log": True}}})
+    assert s.space["lr"].low == 1e-4  # PyYAML reads 1e-4 as a string
+
+
+def test_trial_settings_layer_recipe_search_and_dataset_overrides(tmp_path):
+    from mienet.cli import build_parser
+    from mienet.search.cli import build_plan
+
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump({
+        "data_root": str(tmp_path / "data"),
+        "datasets": {"tiny": {"train": RECIPE, "search": {"n_trials": 7, "train": {"epochs": 3},
+                                                          "space": {"momentum": {"type": "float", "low": 0.8,
+                                                                                 "high": 0.99}}}},
+                     "other": {"train": {"arch": "resnet50"}}},
+        "search": SEARCH,
+    }))
+    args = build_parser("search").parse_args(["search", "--params", str(path), "--dataset", "tiny",
+                                              "--out", str(tmp_path / "out"), "--size", "40"])
+    plan = build_plan(args)
+    s = plan.settings
+    assert s.n_trials == 7 and set(s.space) == {"lr", "dropout", "batch_size", "momentum"}
+    assert s.train["arch"] == "resnet18" and s.train["lr"] == 0.001  # the recipe
+    assert (s.train["segments"], s.train["amp"]) == (2, "off")  # search.train over the recipe
+    assert s.train["epochs"] == 3 and s.train["size"] == 40  # the dataset's search, then the option
+    assert plan.annotations == str(tmp_path / "data" / "tiny" / "annotations")
+    assert plan.study_name == "tiny-mienet" and plan.storage == str(tmp_path / "out" / "journal.log")
+    bad = yaml.safe_load(path.read_text())
+    bad["datasets"]["tiny"]["search"]["train"] = {"epoch": 3}
+    path.write_text(yaml.safe_dump(bad))
+    with pytest.raises(MienetError, match="datasets.tiny.search.train: unknown training setting\\(s\\) epoch"):
+        build_plan(args)
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+def _postgres_bin() -> Path | None:
+    found = shutil.which("pg_ctl")
+    candidates = [Path(found).resolve().parent] if found else []
+    candidates += [Path(p) for p in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)]
+    for bindir in candidates:
+        if (bindir / "initdb").is_file() and (bindir / "pg_ctl").is_file():
+            return bindir
+    return None
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    """A throw-away PostgreSQL server on 127.0.0.1, data and socket in a temporary folder."""
+    bindir = _postgres_bin()
+    if bindir is None:
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found: apt-get install postgresql")
+    base = Path(tempfile.mkdtemp(prefix="mienet-pg-"))
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses to run as root
+        user = pwd.getpwnam("postgres")  # created by Debian's postgresql package
+        os.chown(base, user.pw_uid, user.pw_gid)
+        as_user = ["runuser", "-u", "postgres", "--"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    data = base / "data"
+    subprocess.run([*as_user, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "mienet",
+                    "--no-sync", "-E", "UTF8"], check=True, capture_output=True)
+    subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(base / "server.log"), "-w",
+                    "-o", f"-c listen_addresses=127.0.0.1 -p {port} -k {base} -c fsync=off", "start"],
+                   check=True, capture_output=True)
+    try:
+        yield f"postgresql://mienet@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+                       capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_two_workers_share_one_postgresql_study(dataset, params, tmp_path, postgres_url):
+    out = tmp_path / "out"
+    assert main(search_args(dataset, params, out, "--n-trials", "4", "--epochs", "1", "--workers", "2",
+                            "--storage", postgres_url)) == 0
+    study = load(out, postgres_url)
+    _assert_exactly(study, 4)
+    assert len({t.user_attrs["worker"]["pid"] for t in study.trials}) == 2
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["storage"] == postgres_url and summary["workers"] == 2 and summary["complete"] == 4
+    assert not (out / "journal.log").exists()
