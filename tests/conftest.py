@@ -37,3 +37,18 @@ def class_videos(tmp_path, shared_dir) -> Path:
         (root / dest).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(FIXTURE_VIDEOS / src, root / dest)
     return root
+
+
+def make_synthetic_dataset(root: Path, clips_per_class: int, frames: int = 20, size: int = 40,
+                           val_ratio: float = 0.34, jobs: int = 2) -> Path:
+    """A tiny real dataset: 3 classes of synthetic videos, their frames and annotations."""
+    from mienet.data.annotations import make_annotations
+    from mienet.data.frames import extract_frames
+    from mienet.data.synth import synthesize
+
+    synthesize(root / "videos", classes=3, clips_per_class=clips_per_class, frames=frames, size=size,
+               seed=0, jobs=jobs, progress=False)
+    extract_frames(root / "videos", root / "frames", jobs=jobs, progress=False)
+    make_annotations("folder", root / "annotations", videos=root / "videos", frames=root / "frames",
+                     val_ratio=val_ratio, seed=0)
+    return root

@@ -12,11 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FIXTURE_VIDEOS
+from conftest import FIXTURE_VIDEOS, make_synthetic_dataset
 from mienet.cli import main
-from mienet.data.annotations import make_annotations
-from mienet.data.frames import extract_frames
-from mienet.data.synth import synthesize
 
 BIN = Path(sys.executable).parent
 TINY = ["--variant", "mienet", "--arch", "resnet18", "--segments", "2", "--size", "32", "--epochs", "2",
@@ -26,12 +23,7 @@ TINY = ["--variant", "mienet", "--arch", "resnet18", "--segments", "2", "--size"
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("engine") / "ds"
-    synthesize(root / "videos", classes=3, clips_per_class=6, frames=20, size=40, seed=0, jobs=2)
-    extract_frames(root / "videos", root / "frames", jobs=2, progress=False)
-    make_annotations("folder", root / "annotations", videos=root / "videos", frames=root / "frames",
-                     val_ratio=0.34, seed=0)
-    return root
+    return make_synthetic_dataset(tmp_path_factory.mktemp("engine") / "ds", clips_per_class=6)
 
 
 def train(dataset: Path, out: Path, *extra: str) -> int:

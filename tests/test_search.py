@@ -20,10 +20,8 @@ import optuna
 import pytest
 import yaml
 
+from conftest import make_synthetic_dataset
 from mienet.cli import main
-from mienet.data.annotations import make_annotations
-from mienet.data.frames import extract_frames
-from mienet.data.synth import synthesize
 from mienet.errors import MienetError
 from mienet.search.space import parse_search_settings
 from mienet.search.storage import open_storage, reap_stale_trials
@@ -63,12 +61,7 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("search") / "ds"
-    synthesize(root / "videos", classes=3, clips_per_class=4, frames=20, size=40, seed=0, jobs=2)
-    extract_frames(root / "videos", root / "frames", jobs=2, progress=False)
-    make_annotations("folder", root / "annotations", videos=root / "videos", frames=root / "frames",
-                     val_ratio=0.34, seed=0)
-    return root
+    return make_synthetic_dataset(tmp_path_factory.mktemp("search") / "ds", clips_per_class=4)
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,7 @@ def project_copy(tmp_path: Path, variants=("tsn", "mienet"), seeds=(0,), vcs=Fal
     """The workflow files in a scratch folder, shrunk to a micro configuration."""
     work = tmp_path / "project"
     work.mkdir()
-    for name in ("Snakefile", "dvc.yaml", "params.yaml", "workflow", "src", ".dvcignore"):
+    for name in ("Snakefile", "dvc.yaml", "params.yaml", "workflow", "profiles", "src", ".dvcignore"):
         src = REPO / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, work / name)
     params = yaml.safe_load((work / "params.yaml").read_text())
@@ -97,7 +97,8 @@ def test_reproduce_all_runs_everything(reproduced):
 
 
 def test_second_run_has_nothing_to_do_and_dvc_agrees(reproduced):
-    again = run([BIN / "snakemake", "--cores", "2", "reproduce_all"], reproduced)
+    # plain `snakemake reproduce_all`: profiles/default/ supplies --cores
+    again = run([BIN / "snakemake", "reproduce_all"], reproduced)
     assert "Nothing to be done" in again.stdout + again.stderr
     status = run([BIN / "dvc", "status"], reproduced)
     assert "up to date" in status.stdout, status.stdout
@@ -200,7 +201,7 @@ def test_dry_runs_of_the_default_and_paper_profiles(tmp_path):
 
 def test_slurm_profile_parses_and_dry_runs(tmp_path):
     work = project_copy(tmp_path)
-    profile = yaml.safe_load((work / "workflow" / "profiles" / "slurm" / "config.yaml").read_text())
+    profile = yaml.safe_load((work / "profiles" / "slurm" / "profile.yaml").read_text())
     assert profile["executor"] == "slurm" and "--gres=gpu:1" in profile["set-resources"]["train"]["slurm_extra"]
-    proc = run([BIN / "snakemake", "-n", "--workflow-profile", "workflow/profiles/slurm", "reproduce_all"], work)
+    proc = run([BIN / "snakemake", "-n", "--workflow-profile", "slurm", "reproduce_all"], work)
     assert "train" in proc.stdout
