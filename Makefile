@@ -8,6 +8,7 @@ setup:
 	@bash workflow/scripts/setup_env.sh
 
 reproduce: setup
+	@bash workflow/scripts/unlock_if_stale.sh
 	.venv/bin/snakemake --cores $(CORES) reproduce_all
 
 test: setup
