@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("mienet.engine.predict", "the most likely classes of a raw video"),
     "search": ("mienet.search.cli", "Optuna study over the training settings"),
     "report": ("mienet.report.cli", "paper tables and figures from the results"),
+    "zoo": ("mienet.zoo", "evaluate the authors' released checkpoints"),
 }
 
 

@@ -129,6 +129,32 @@ def ablation_targets():
     return [f"{RESULTS}/{d}/{v}/seed{s}/metrics.json" for d in ENABLED for v in VARIANTS for s in SEEDS]
 
 
+from mienet.report import expected_outputs
+
+# Caption file and category of each output family, for `snakemake --report`.
+_FAMILIES = {
+    "ablation_bars": "Figures", "curves": "Figures", "confusion": "Figures", "per_class": "Figures",
+    "accuracy_gflops": "Figures", "ablation": "Tables", "comparison": "Tables", "search": "Tables",
+    "efficiency": "Tables",
+}
+
+
+def report_output(path):
+    stem = Path(path).stem
+    family = next((f for f in sorted(_FAMILIES, key=len, reverse=True) if stem.startswith(f)), None)
+    full = f"{RESULTS}/{path}"
+    if family is None or not path.endswith((".png", ".md")):
+        return full  # PDF, LaTeX, CSV and the page itself: in results/, not in the HTML report
+    return report(full, caption=f"../report/{family}.rst", category=_FAMILIES[family],
+                  subcategory=stem.removeprefix(family).strip("_") or "all")
+
+
+def report_inputs(wildcards):
+    inputs = ablation_targets() + search_targets()
+    inputs += [f"{RESULTS}/bench/train_{d}_{v}.json" for d in ENABLED for v in ("tsn", "mienet")]
+    return inputs
+
+
 wildcard_constraints:
     dataset="|".join(ENABLED) or "none",
     variant="|".join(["tsn", "dptam", "pa", "naive_fusion", "fusion_dptam", "afm", "mienet"]),

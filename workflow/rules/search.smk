@@ -10,6 +10,7 @@ rule search:
         trials=f"{RESULTS}/{{dataset}}/search/{{variant}}/trials.csv",
     params:
         # The study (its journal) is not an output: an interrupted search resumes.
+        file=PARAMS_FILE,
         study=lambda w: {**config["search"], **DATASETS[w.dataset].get("search", {})},
         recipe=lambda w: DATASETS[w.dataset]["train"],
         ann=lambda w: annotation_dir(w.dataset),
@@ -26,7 +27,7 @@ rule search:
         mem_mb=config["resources"]["train_mem_mb"],
         runtime=config["resources"]["train_runtime_min"],
     shell:
-        "mienet search --params {PARAMS_FILE:q} --dataset {wildcards.dataset} --variant {wildcards.variant}"
+        "mienet search --params {params.file:q} --dataset {wildcards.dataset} --variant {wildcards.variant}"
         " --annotations {params.ann:q} --root {params.root:q} --out {params.out:q}"
         " --trials-dir {params.trials:q} --threads {threads} --no-progress > {log} 2>&1"
 
@@ -39,6 +40,7 @@ rule train_tuned:
         best=f"{RUNS}/{{dataset}}/{{variant}}/tuned/checkpoints/best.pt",
         curve=f"{RUNS}/{{dataset}}/{{variant}}/tuned/log.csv",
     params:
+        file=PARAMS_FILE,
         recipe=lambda w: recipe_args(w.dataset),
         ann=lambda w: annotation_dir(w.dataset),
         root=lambda w: dataset_root(w.dataset),
@@ -55,7 +57,7 @@ rule train_tuned:
     shell:
         # The recipe first, then the searched settings on top (--hparams wins over the recipe
         # but not over options, so the recipe goes through params.yaml, not options).
-        "mienet train --params {PARAMS_FILE:q} --dataset {wildcards.dataset} --variant {wildcards.variant}"
+        "mienet train --params {params.file:q} --dataset {wildcards.dataset} --variant {wildcards.variant}"
         " --hparams {input.hparams:q} --annotations {params.ann:q} --root {params.root:q}"
         " --out {params.out:q} --resume --restart-if-changed --threads {threads} --no-progress"
         " > {log} 2>&1"

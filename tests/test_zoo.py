@@ -1,0 +1,121 @@
+"""``mienet zoo``: stand-in checkpoints with the released layout, evaluated against reported numbers."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from conftest import make_synthetic_dataset
+from mienet.cli import main
+from mienet.errors import MienetError
+from mienet.zoo import run_zoo
+
+MANIFEST_NAME = "mienet_r50_released_state_dict.json"
+
+
+def released_checkpoint(path: Path, manifest: dict, num_classes: int, seed: int = 0,
+                        rename: dict[str, str] | None = None) -> Path:
+    """A ``.pth.tar`` with exactly the released layout (manifest names and shapes, ``module.``
+    prefix, epoch/arch/state_dict/optimizer/best_prec1), the classifier resized to ``num_classes``."""
+    g = torch.Generator().manual_seed(seed)
+    state = {}
+    for name, shape in manifest["entries"]:
+        if name.startswith("new_fc."):
+            shape = [num_classes, *shape[1:]]
+        if name.endswith("num_batches_tracked"):
+            value = torch.tensor(100)
+        elif name.endswith("running_var"):
+            value = torch.ones(shape)
+        else:
+            value = 0.05 * torch.randn(shape, generator=g)
+        state[f"module.{(rename or {}).get(name, name)}"] = value
+    optimizer = {"state": {}, "param_groups": [{"lr": 0.0025, "momentum": 0.9, "dampening": 0,
+                                                "weight_decay": 1e-4, "nesterov": False, "params": [0]}]}
+    torch.save({"epoch": 42, "arch": "resnet50", "state_dict": state, "optimizer": optimizer,
+                "best_prec1": 94.48}, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def manifest(shared_dir) -> dict:
+    return json.loads((shared_dir / "reference" / MANIFEST_NAME).read_text())
+
+
+@pytest.fixture(scope="module")
+def zoo_setup(tmp_path_factory, manifest):
+    base = tmp_path_factory.mktemp("zoo")
+    make_synthetic_dataset(base / "datasets" / "synthetic", clips_per_class=2, frames=16, size=40)
+    (base / "pretrained").mkdir()
+    released_checkpoint(base / "pretrained" / "synthetic_mienet.pth.tar", manifest, num_classes=3)
+    entry = {"dataset": "synthetic", "variant": "mienet", "arch": "resnet50", "segments": 3,
+             "num_classes": 3, "size": 32}
+    zoo = {
+        "synthetic_mienet": {**entry, "file": "synthetic_mienet.pth.tar",
+                             "reported_top1": 94.48, "reported_top5": 99.65},
+        "synthetic_absent": {**entry, "file": "absent.pth.tar", "reported_top1": 80.2,
+                             "reported_top5": 98.17},
+        "sljd_mienet": {**entry, "dataset": "sljd", "num_classes": 10, "file": "synthetic_mienet.pth.tar",
+                        "reported_top1": 94.48, "reported_top5": 99.65},
+    }
+    params = base / "params.yaml"
+    params.write_text(yaml.safe_dump({"data_root": str(base / "datasets"), "zoo": zoo}))
+    return base, params
+
+
+def test_zoo_evaluates_present_checkpoints_and_skips_absent_ones(zoo_setup, capsys):
+    base, params = zoo_setup
+    rc = main(["zoo", "--params", str(params), "--pretrained-dir", str(base / "pretrained"),
+               "--results", str(base / "results"), "--no-progress", "--batch-size", "4"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "zoo synthetic_absent: not evaluated: checkpoint" in out and "absent.pth.tar" in out
+    assert "README" in out
+    assert "zoo sljd_mienet: not evaluated: dataset sljd is missing" in out and "val.txt" in out
+
+    m = json.loads((base / "results" / "zoo" / "synthetic_mienet" / "metrics.json").read_text())
+    assert m["source"] == "released" and m["reported_top1"] == 94.48 and m["reported_top5"] == 99.65
+    assert m["views"] == 1 and m["segments"] == 3 and m["variant"] == "mienet" and m["clips"] >= 3
+    for key in ("top1", "top5", "mean_class_acc", "params_m", "gflops", "split", "checkpoint"):
+        assert key in m
+    assert m["top5"] == 100.0  # 3 classes: the true one is always in the top 5
+
+    rows = {r["checkpoint"]: r for r in csv.DictReader(open(base / "results" / "tables" / "zoo.csv"))}
+    assert set(rows) == {"synthetic_mienet", "synthetic_absent", "sljd_mienet"}
+    ok = rows["synthetic_mienet"]
+    assert ok["status"] == "evaluated" and ok["reported_top1"] == "94.48"
+    assert float(ok["measured_top1"]) == pytest.approx(m["top1"], abs=0.01)
+    assert float(ok["diff_top1"]) == pytest.approx(m["top1"] - 94.48, abs=0.01)
+    assert rows["synthetic_absent"]["status"] == "not evaluated" and rows["synthetic_absent"]["measured_top1"] == ""
+    md = (base / "results" / "tables" / "zoo.md").read_text()
+    assert "94.48" in md and "not evaluated" in md and f"{m['top1']:.2f}" in md
+    tex = (base / "results" / "tables" / "zoo.tex").read_text()
+    assert "\\toprule" in tex and "synthetic\\_mienet" in tex
+    print(md)  # the example table for the closing note (pytest -s)
+
+
+def test_a_mismatched_checkpoint_names_the_keys_and_the_closest_variant(zoo_setup, manifest, capsys):
+    base, params = zoo_setup
+    bad = "base_model.layer1.0.conv1.weight"
+    released_checkpoint(base / "pretrained" / "odd.pth.tar", manifest, num_classes=3,
+                        rename={bad: bad + "_renamed"})
+    data = yaml.safe_load(params.read_text())
+    data["zoo"]["odd"] = {**data["zoo"]["synthetic_mienet"], "file": "odd.pth.tar",
+                          "variant": "fusion_dptam"}
+    odd_params = base / "odd_params.yaml"
+    odd_params.write_text(yaml.safe_dump(data))
+    with pytest.raises(MienetError) as err:
+        run_zoo(odd_params, base / "pretrained", base / "results_odd", only=["odd"], echo=lambda s: None)
+    msg = str(err.value)
+    assert "closest is 'mienet'" in msg and bad in msg and bad + "_renamed" in msg
+    assert "declared variant 'fusion_dptam'" in msg
+    rows = list(csv.DictReader(open(base / "results_odd" / "tables" / "zoo.csv")))
+    assert rows[0]["status"].startswith("error")
+    # the command line: error message, exit code 2
+    rc = main(["zoo", "--params", str(odd_params), "--pretrained-dir", str(base / "pretrained"),
+               "--results", str(base / "results_odd"), "--only", "odd"])
+    assert rc == 2 and "closest is 'mienet'" in capsys.readouterr().err
