@@ -100,7 +100,7 @@ def test_zoo_evaluates_present_checkpoints_and_skips_absent_ones(zoo_setup, caps
 
 def test_a_mismatched_checkpoint_names_the_keys_and_the_closest_variant(zoo_setup, manifest, capsys):
     base, params = zoo_setup
-    bad = "base_model.layer1.0.conv1.weight"
+    bad = "base_model.layer1.0.net.conv1.weight"
     released_checkpoint(base / "pretrained" / "odd.pth.tar", manifest, num_classes=3,
                         rename={bad: bad + "_renamed"})
     data = yaml.safe_load(params.read_text())
@@ -111,11 +111,25 @@ def test_a_mismatched_checkpoint_names_the_keys_and_the_closest_variant(zoo_setu
     with pytest.raises(MienetError) as err:
         run_zoo(odd_params, base / "pretrained", base / "results_odd", only=["odd"], echo=lambda s: None)
     msg = str(err.value)
-    assert "closest is 'mienet'" in msg and bad in msg and bad + "_renamed" in msg
-    assert "declared variant 'fusion_dptam'" in msg
+    assert "fits no variant; the closest is 'mienet'" in msg and bad in msg and bad + "_renamed" in msg
+    assert "does not fit variant 'fusion_dptam'" in msg
     rows = list(csv.DictReader(open(base / "results_odd" / "tables" / "zoo.csv")))
     assert rows[0]["status"].startswith("error")
     # the command line: error message, exit code 2
     rc = main(["zoo", "--params", str(odd_params), "--pretrained-dir", str(base / "pretrained"),
                "--results", str(base / "results_odd"), "--only", "odd"])
     assert rc == 2 and "closest is 'mienet'" in capsys.readouterr().err
+
+
+def test_a_released_file_of_another_variant_names_the_one_it_fits(zoo_setup):
+    base, params = zoo_setup
+    data = yaml.safe_load(params.read_text())
+    data["zoo"]["wrong_variant"] = {**data["zoo"]["synthetic_mienet"], "variant": "fusion_dptam"}
+    wrong = base / "wrong_params.yaml"
+    wrong.write_text(yaml.safe_dump(data))
+    with pytest.raises(MienetError) as err:
+        run_zoo(wrong, base / "pretrained", base / "results_wrong", only=["wrong_variant"],
+                echo=lambda s: None)
+    msg = str(err.value)
+    assert "does not fit variant 'fusion_dptam'" in msg and "1 unexpected: w" in msg
+    assert "fits variant 'mienet' exactly" in msg

@@ -142,13 +142,19 @@ def check_fit(path: Path, entry: dict, name: str = "") -> None:
         if variant not in scores:
             scores[variant] = diff(variant)
     closest = min(scores, key=lambda v: (sum(len(x) for x in scores[v].values()), v != entry["variant"]))
-    parts = [f"{len(keys)} {what}: {_some(keys)}" for what, keys in scores[closest].items() if keys]
+
+    def described(d):
+        return "; ".join(f"{len(keys)} {what}: {_some(keys)}" for what, keys in d.items() if keys)
+
+    head = (f"zoo entry {name or entry['file']!r}: {path} does not fit variant {entry['variant']!r} "
+            f"(arch {entry['arch']}, {entry['segments']} segments, {entry['num_classes']} classes): "
+            f"{described(declared)}")
     n = sum(len(x) for x in scores[closest].values())
-    raise MienetError(
-        f"zoo entry {name or entry['file']!r}: {path} fits no variant with arch {entry['arch']}, "
-        f"{entry['segments']} segments and {entry['num_classes']} classes; the closest is {closest!r} "
-        f"({n} key(s) differ; declared variant {entry['variant']!r}: "
-        f"{sum(len(x) for x in declared.values())}). Keys that differ from {closest!r}: " + "; ".join(parts))
+    if n == 0:
+        raise MienetError(f"{head}. It fits variant {closest!r} exactly: the closest variant is "
+                          f"{closest!r}; set `variant: {closest}` in the entry")
+    raise MienetError(f"{head}. It fits no variant; the closest is {closest!r} ({n} key(s) differ: "
+                      f"{described(scores[closest])})")
 
 
 # ---------------------------------------------------------------- evaluation
@@ -263,10 +269,9 @@ def table_rows(results: list[dict]) -> list[list[str]]:
 
 
 def _tex(s: str) -> str:
-    for a, b in (("\\", "\\textbackslash{}"), ("&", "\\&"), ("%", "\\%"), ("_", "\\_"), ("#", "\\#"),
-                 ("$", "\\$"), ("{", "\\{"), ("}", "\\}")):
-        if a != "\\":
-            s = s.replace(a, b)
+    for a, b in (("&", "\\&"), ("%", "\\%"), ("_", "\\_"), ("#", "\\#"),
+                 ("$", "\\$")):
+        s = s.replace(a, b)
     return s
 
 
