@@ -4,6 +4,7 @@
 #   snakemake --cores all ablation           every variant x seed, trained and evaluated
 #   snakemake --cores all search_all         Optuna studies and the tuned trainings
 #   snakemake --cores all report             tables, figures, results/README.md
+#   snakemake --cores all zoo                the released checkpoints in pretrained/ (results/tables/zoo.*)
 #   snakemake --cores all dataset_synthetic  one dataset, from videos to its evaluations
 #   snakemake --report results/report.html   Snakemake's HTML report of the figures and tables
 # The rules live in workflow/rules/; every shell line calls the `mienet` tool.
@@ -27,6 +28,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/search.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/zoo.smk"
 
 
 rule reproduce_all:

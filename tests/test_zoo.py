@@ -133,3 +133,28 @@ def test_a_released_file_of_another_variant_names_the_one_it_fits(zoo_setup):
     msg = str(err.value)
     assert "does not fit variant 'fusion_dptam'" in msg and "1 unexpected: w" in msg
     assert "fits variant 'mienet' exactly" in msg
+
+
+def test_the_snakemake_zoo_target_fills_the_table(tmp_path, manifest):
+    from test_workflow import BIN, project_copy, run
+
+    work = project_copy(tmp_path)
+    make_synthetic_dataset(work / "datasets" / "synthetic", clips_per_class=2, frames=16, size=40)
+    (work / "pretrained").mkdir()
+    released_checkpoint(work / "pretrained" / "stand_in.pth.tar", manifest, num_classes=3)
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params["zoo"] = {
+        "synthetic_mienet": {"dataset": "synthetic", "variant": "mienet", "arch": "resnet50", "segments": 3,
+                             "num_classes": 3, "size": 32, "file": "stand_in.pth.tar",
+                             "reported_top1": 94.48, "reported_top5": 99.65},
+        "sthv2_mienet": {"dataset": "sthv2", "variant": "mienet", "arch": "resnet50", "segments": 8,
+                         "num_classes": 174, "file": "sthv2_mienet.pth.tar",
+                         "reported_top1": 60.9, "reported_top5": 86.9},
+    }
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run([BIN / "snakemake", "--cores", "2", "zoo"], work)
+    rows = {r["checkpoint"]: r for r in csv.DictReader(open(work / "results" / "tables" / "zoo.csv"))}
+    assert rows["synthetic_mienet"]["status"] == "evaluated" and rows["synthetic_mienet"]["measured_top1"] != ""
+    assert rows["sthv2_mienet"]["status"] == "not evaluated"
+    log = (work / "results" / "logs" / "zoo.log").read_text()
+    assert "sthv2_mienet.pth.tar" in log

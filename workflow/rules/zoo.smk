@@ -1,0 +1,21 @@
+# The authors' released checkpoints, evaluated where their files are in pretrained/.
+
+
+rule zoo:
+    input:
+        # Only the files present: the target succeeds without any, and re-runs when one arrives.
+        lambda w: [p for p in (f"pretrained/{e['file']}" for e in config.get("zoo", {}).values())
+                   if Path(p).exists()],
+    output:
+        [f"{RESULTS}/tables/zoo.{ext}" for ext in ("md", "csv", "tex")],
+    params:
+        file=PARAMS_FILE,
+        results=RESULTS,
+    log:
+        f"{RESULTS}/logs/zoo.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/zoo.tsv"
+    threads: config["resources"]["train_threads"]
+    shell:
+        "mienet zoo --params {params.file:q} --pretrained-dir pretrained --results {params.results:q}"
+        " --no-progress > {log} 2>&1"
