@@ -158,3 +158,22 @@ def test_the_snakemake_zoo_target_fills_the_table(tmp_path, manifest):
     assert rows["sthv2_mienet"]["status"] == "not evaluated"
     log = (work / "results" / "logs" / "zoo.log").read_text()
     assert "sthv2_mienet.pth.tar" in log
+
+
+def test_predict_with_a_released_checkpoint_prints_the_dataset_class_names(tmp_path, manifest, capsys):
+    from conftest import FIXTURE_VIDEOS
+
+    released_checkpoint(tmp_path / "d48.pth.tar", manifest, num_classes=48)
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"data_root": str(tmp_path / "datasets"), "zoo": {
+        "diving48_mienet": {"dataset": "diving48", "variant": "mienet", "arch": "resnet50", "segments": 3,
+                            "num_classes": 48, "size": 32, "file": "d48.pth.tar",
+                            "reported_top1": 80.2, "reported_top5": 98.17}}}))
+    assert main(["predict", str(FIXTURE_VIDEOS / "part_0.mp4"), "--checkpoint", str(tmp_path / "d48.pth.tar"),
+                 "--zoo", "diving48_mienet", "--params", str(params), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    names = [p["class"] for p in result["predictions"]]
+    assert len(names) == 5 and all("+" in n for n in names)  # Diving48's class names, e.g. Back+15som+05Twis+FREE
+    assert main(["predict", str(FIXTURE_VIDEOS / "part_0.mp4"), "--checkpoint", str(tmp_path / "d48.pth.tar"),
+                 "--zoo", "nope", "--params", str(params)]) == 2
+    assert "no zoo entry 'nope'" in capsys.readouterr().err

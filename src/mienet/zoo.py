@@ -73,6 +73,45 @@ def load_zoo(params: str | Path) -> tuple[dict[str, dict], Path]:
     return zoo, Path(data.get("data_root", "datasets"))
 
 
+def class_names(entry: dict, data_root: Path) -> list[str]:
+    """Class names of a zoo entry's dataset: its annotations' classes.txt, else the packaged list
+    (Diving48, SSv2), else ``class_00`` ... ."""
+    from mienet.data.annotations import packaged_classes, read_classes
+
+    k = int(entry["num_classes"])
+    path = Path(entry["classes"]) if entry.get("classes") else data_root / entry["dataset"] / "annotations" / "classes.txt"
+    if path.is_file():
+        names = read_classes(path)
+        if len(names) == k:
+            return names
+    if entry["dataset"] in ("diving48", "sthv2"):
+        names = packaged_classes(entry["dataset"])
+        if len(names) == k:
+            return names
+    return [f"class_{i:02d}" for i in range(k)]
+
+
+def load_zoo_model(checkpoint: str | Path, name: str, params: str | Path):
+    """A released checkpoint as a ready model, for `mienet predict`: (model, {config, classes})."""
+    from mienet.models import build_model, load_checkpoint
+
+    entries, data_root = load_zoo(params)
+    if name not in entries:
+        raise MienetError(f"no zoo entry {name!r} in {params} (entries: {', '.join(entries)})")
+    entry = entries[name]
+    checkpoint = Path(checkpoint)
+    if not checkpoint.is_file():
+        raise MienetError(f"checkpoint {checkpoint} does not exist")
+    check_fit(checkpoint, entry, name)
+    fps = int(entry.get("frames_per_segment", 4))
+    model = build_model(entry["variant"], entry["arch"], int(entry["num_classes"]), int(entry["segments"]), fps)
+    load_checkpoint(model, checkpoint)
+    model.eval()
+    config = {"segments": int(entry["segments"]), "frames_per_segment": fps, "size": int(entry.get("size", 224)),
+              "variant": entry["variant"], "arch": entry["arch"]}
+    return model, {"config": config, "classes": class_names(entry, data_root)}
+
+
 def entry_paths(entry: dict, data_root: Path, pretrained_dir: Path) -> dict[str, Path]:
     """Checkpoint, frame list, class list and frame root of an entry."""
     ds_root = Path(data_root) / entry["dataset"]

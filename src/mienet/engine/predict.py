@@ -36,14 +36,20 @@ def read_video_frames(path: Path) -> torch.Tensor:
 
 
 def predict(video: str | Path, checkpoint: str | Path, top: int = 5, num_crops: int = 1,
-            device: str = "auto") -> dict:
+            device: str = "auto", zoo: str | None = None, params: str | Path = "params.yaml") -> dict:
+    """Top classes of a video, from a `mienet train` checkpoint or (``zoo``) a released one."""
     from mienet.engine.data import build_transform, sample_indices
     from mienet.engine.evaluate import load_trained_model, view_scores
     from mienet.engine.performance import default_speed_config, prepare_model
     from mienet.engine.train import setup_runtime
 
     rt = setup_runtime(device)
-    model, meta = load_trained_model(checkpoint)
+    if zoo:
+        from mienet.zoo import load_zoo_model
+
+        model, meta = load_zoo_model(checkpoint, zoo, params)
+    else:
+        model, meta = load_trained_model(checkpoint)
     cfg, classes = meta["config"], list(meta["classes"])
     frames = read_video_frames(Path(video))
     t, length = cfg["segments"], cfg["frames_per_segment"]
@@ -65,7 +71,12 @@ def predict(video: str | Path, checkpoint: str | Path, top: int = 5, num_crops: 
 
 def add_arguments(parser) -> None:
     parser.add_argument("video", type=Path, help="a video file (mp4, avi, webm, mkv, mov)")
-    parser.add_argument("--checkpoint", required=True, type=Path, help="a checkpoint of `mienet train`")
+    parser.add_argument("--checkpoint", required=True, type=Path,
+                        help="a checkpoint of `mienet train`, or a released one with --zoo")
+    parser.add_argument("--zoo", metavar="NAME",
+                        help="the checkpoint is the released file of this zoo entry (see --params)")
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"),
+                        help="params.yaml holding the zoo section (default: params.yaml)")
     parser.add_argument("--top", type=int, default=5, help="how many classes to print (default 5)")
     parser.add_argument("--crops", type=int, default=1, choices=(1, 3))
     parser.add_argument("--device", default="auto")
@@ -73,7 +84,8 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    result = predict(args.video, args.checkpoint, top=args.top, num_crops=args.crops, device=args.device)
+    result = predict(args.video, args.checkpoint, top=args.top, num_crops=args.crops, device=args.device,
+                     zoo=args.zoo, params=args.params)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
