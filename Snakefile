@@ -34,6 +34,7 @@ include: "workflow/rules/zoo.smk"
 rule reproduce_all:
     input:
         rules.report.output,
+        rules.zoo.output,
     default_target: True
 
 

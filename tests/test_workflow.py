@@ -27,7 +27,7 @@ def project_copy(tmp_path: Path, variants=("tsn", "mienet"), seeds=(0,), vcs=Fal
     """The workflow files in a scratch folder, shrunk to a micro configuration."""
     work = tmp_path / "project"
     work.mkdir()
-    for name in ("Snakefile", "dvc.yaml", "params.yaml", "workflow", "profiles", "src", ".dvcignore"):
+    for name in ("Snakefile", "dvc.yaml", "params.yaml", "workflow", "profiles", "src", "pretrained", ".dvcignore"):
         src = REPO / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, work / name)
     params = yaml.safe_load((work / "params.yaml").read_text())

@@ -140,7 +140,7 @@ def test_the_snakemake_zoo_target_fills_the_table(tmp_path, manifest):
 
     work = project_copy(tmp_path)
     make_synthetic_dataset(work / "datasets" / "synthetic", clips_per_class=2, frames=16, size=40)
-    (work / "pretrained").mkdir()
+    (work / "pretrained").mkdir(exist_ok=True)
     released_checkpoint(work / "pretrained" / "stand_in.pth.tar", manifest, num_classes=3)
     params = yaml.safe_load((work / "params.yaml").read_text())
     params["zoo"] = {

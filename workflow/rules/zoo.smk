@@ -4,11 +4,12 @@
 rule zoo:
     input:
         # Only the files present: the target succeeds without any, and re-runs when one arrives.
-        lambda w: [p for p in (f"pretrained/{e['file']}" for e in config.get("zoo", {}).values())
+        lambda w: [p for p in (f"pretrained/{e['file']}" for e in config["zoo"].values())
                    if Path(p).exists()],
     output:
         [f"{RESULTS}/tables/zoo.{ext}" for ext in ("md", "csv", "tex")],
     params:
+        entries=config["zoo"],  # a changed entry re-runs the zoo
         file=PARAMS_FILE,
         results=RESULTS,
     log:
