@@ -327,6 +327,10 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
     if resume and last.exists() and restart_if_changed:
         state = read_checkpoint_file(last)
         changed = _changed_settings(state.get("config") or {}, cfg)
+        if not changed and int(state.get("epoch", 0)) >= cfg.epochs and not (ckpt_dir / "best.pt").exists():
+            # A finished run whose best.pt was removed (a workflow re-running the job): the best
+            # epoch cannot be recovered from last.pt, so train again.
+            changed = ["best.pt is missing from the finished run"]
         if changed:
             if rt.main:
                 log.info("%s was trained with other settings (%s): starting over", run_dir, "; ".join(changed))
