@@ -169,3 +169,13 @@ def test_distributed_data_parallel_on_cpu_with_torchrun(dataset, tmp_path):
     rows = log_rows(run)
     assert len(rows) == 1 and float(rows[0]["train_loss"]) > 0
     assert (run / "checkpoints" / "last.pt").is_file()
+
+
+def test_a_finished_run_without_best_checkpoint_is_trained_again(dataset, trained, tmp_path):
+    # What a workflow re-running the job does: its declared output best.pt is removed first.
+    run = tmp_path / "rerun"
+    shutil.copytree(trained, run)
+    (run / "checkpoints" / "best.pt").unlink()
+    assert train(dataset, run, "--seed", "1", "--resume", "--restart-if-changed") == 0
+    assert (run / "checkpoints" / "best.pt").is_file()
+    assert log_rows(run) == log_rows(trained)  # trained again from scratch, identically
