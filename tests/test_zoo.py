@@ -161,12 +161,13 @@ def test_the_snakemake_zoo_target_fills_the_table(tmp_path, manifest):
 
 
 def test_predict_with_a_released_checkpoint_prints_the_dataset_class_names(tmp_path, manifest, capsys):
+    """An 8-segment Diving48 stand-in: the released layout with 48 classes."""
     from conftest import FIXTURE_VIDEOS
 
     released_checkpoint(tmp_path / "d48.pth.tar", manifest, num_classes=48)
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump({"data_root": str(tmp_path / "datasets"), "zoo": {
-        "diving48_mienet": {"dataset": "diving48", "variant": "mienet", "arch": "resnet50", "segments": 3,
+        "diving48_mienet": {"dataset": "diving48", "variant": "mienet", "arch": "resnet50", "segments": 8,
                             "num_classes": 48, "size": 32, "file": "d48.pth.tar",
                             "reported_top1": 80.2, "reported_top5": 98.17}}}))
     assert main(["predict", str(FIXTURE_VIDEOS / "part_0.mp4"), "--checkpoint", str(tmp_path / "d48.pth.tar"),
