@@ -31,14 +31,12 @@ from __future__ import annotations
 import csv
 import fnmatch
 import io
-import json
 import logging
-import sys
 from pathlib import Path
 
 import torch
 
-from mienet.engine.evaluate import _write_csv, view_scores
+from mienet.engine.evaluate import score_clips, write_outputs
 from mienet.errors import MienetError
 from mienet.io import write_text_atomic
 
@@ -203,8 +201,6 @@ def evaluate_entry(name: str, entry: dict, paths: dict[str, Path], out: Path, nu
                    batch_size: int = 8, workers: int = 0, device: str = "auto",
                    progress: bool = False) -> dict:
     """Evaluate one released checkpoint with the released test protocol; returns metrics.json's dict."""
-    from tqdm import tqdm
-
     from mienet.data.annotations import read_classes
     from mienet.engine.data import ClipDataset, build_loader
     from mienet.engine.performance import default_speed_config, prepare_model
@@ -234,36 +230,13 @@ def evaluate_entry(name: str, entry: dict, paths: dict[str, Path], out: Path, nu
                           num_crops=num_crops, template=entry.get("template", "img_{:05d}.jpg"),
                           num_classes=k)
     loader = build_loader(dataset, batch_size, shuffle=False, workers=workers, device=rt.device.type)
-    confusion = torch.zeros(k, k, dtype=torch.long)
-    rows = []
-    for clips, labels, indices, _ in tqdm(loader, desc=f"zoo {name}", unit="batch", disable=not progress,
-                                          file=sys.stderr):
-        probs = view_scores(model, clips, rt.device, speed).cpu()
-        top = probs.topk(min(5, k), dim=1)
-        for i in range(labels.numel()):
-            y, p = int(labels[i]), int(top.indices[i, 0])
-            confusion[y, p] += 1
-            rows.append({"path": dataset.clips[int(indices[i])].path, "label": y, "prediction": p,
-                         "correct": int(y == p), "probability": f"{float(top.values[i, 0]):.6f}",
-                         "top5": " ".join(str(int(j)) for j in top.indices[i]),
-                         "in_top5": int(y in top.indices[i].tolist())})
-    n = len(rows)
-    if n == 0:
-        raise MienetError(f"{paths['list']} lists no clips to evaluate")
-    per_class = []
-    for c in range(k):
-        total = int(confusion[c].sum())
-        per_class.append({"label": c, "class": classes[c], "clips": total, "correct": int(confusion[c, c]),
-                          "accuracy": f"{100 * int(confusion[c, c]) / total:.4f}" if total else ""})
-    present = [float(r["accuracy"]) for r in per_class if r["accuracy"] != ""]
+    scored = score_clips(model, loader, dataset, classes, rt.device, speed, desc=f"zoo {name}",
+                         progress=progress, list_file=paths["list"])
     stats = model_stats(variant, arch, t, size, frames_per_segment=fps, num_classes=k)
     metrics = {
         "dataset": entry["dataset"], "variant": variant, "arch": arch, "seed": None,
         "split": Path(paths["list"]).stem,
-        "top1": round(100 * sum(r["correct"] for r in rows) / n, 4),
-        "top5": round(100 * sum(r["in_top5"] for r in rows) / n, 4),
-        "mean_class_acc": round(sum(present) / len(present), 4),
-        "clips": n, "num_classes": k, "views": num_crops, "test_clips": 1, "test_crops": num_crops,
+        **scored.accuracy, "num_classes": k, "views": num_crops, "test_clips": 1, "test_crops": num_crops,
         "segments": t, "frames_per_segment": fps, "size": size,
         "params_m": round(stats["params_m"], 4), "gflops": round(stats["gflops"], 4),
         "epochs": None, "trained_epochs": meta.get("epoch"), "best_epoch": None,
@@ -271,15 +244,7 @@ def evaluate_entry(name: str, entry: dict, paths: dict[str, Path], out: Path, nu
         "reported_top1": float(entry["reported_top1"]), "reported_top5": float(entry["reported_top5"]),
         "best_prec1": meta.get("best_prec1"),
     }
-    write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-    _write_csv(out / "predictions.csv", rows)
-    _write_csv(out / "per_class.csv", per_class)
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["true \\ predicted", *classes])
-    for c in range(k):
-        w.writerow([classes[c], *confusion[c].tolist()])
-    write_text_atomic(out / "confusion.csv", buf.getvalue())
+    write_outputs(out, metrics, scored, classes)
     return metrics
 
 

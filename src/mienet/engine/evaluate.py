@@ -19,6 +19,7 @@ import io
 import json
 import logging
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -64,8 +65,6 @@ def view_scores(model, clips: torch.Tensor, device, speed) -> torch.Tensor:
 def evaluate(checkpoint: str | Path, annotations: str | Path, split: str = "val", list_file=None,
              root=None, num_clips: int = 1, num_crops: int = 1, out=None, batch_size: int = 8,
              workers: int = 2, device: str = "auto", dense: bool = False, progress: bool = True) -> dict:
-    from tqdm import tqdm
-
     from mienet.engine.data import ClipDataset, build_loader
     from mienet.engine.performance import default_speed_config, prepare_model
     from mienet.engine.train import setup_runtime
@@ -97,57 +96,82 @@ def evaluate(checkpoint: str | Path, annotations: str | Path, split: str = "val"
     speed = default_speed_config(rt.device)
     model = prepare_model(model, rt.device, speed)
     k = len(classes)
-    confusion = torch.zeros(k, k, dtype=torch.long)
-    rows = []
-    for clips, labels, indices, _ in tqdm(loader, desc="evaluate", unit="batch", disable=not progress,
-                                          file=sys.stderr):
-        probs = view_scores(model, clips, rt.device, speed).cpu()
-        top = probs.topk(min(5, k), dim=1)
-        for i in range(labels.numel()):
-            y, p = int(labels[i]), int(top.indices[i, 0])
-            confusion[y, p] += 1
-            clip = dataset.clips[int(indices[i])]
-            rows.append({"path": clip.path, "label": y, "prediction": p, "correct": int(y == p),
-                         "probability": f"{float(top.values[i, 0]):.6f}",
-                         "top5": " ".join(str(int(j)) for j in top.indices[i]),
-                         "in_top5": int(y in top.indices[i].tolist())})
-    n = len(rows)
-    if n == 0:
-        raise MienetError(f"{list_file} lists no clips to evaluate")
-    per_class = []
-    for c in range(k):
-        total = int(confusion[c].sum())
-        per_class.append({"label": c, "class": classes[c], "clips": total, "correct": int(confusion[c, c]),
-                          "accuracy": f"{100 * int(confusion[c, c]) / total:.4f}" if total else ""})
-    present = [float(r["accuracy"]) for r in per_class if r["accuracy"] != ""]
+    scored = score_clips(model, loader, dataset, classes, rt.device, speed, desc="evaluate",
+                         progress=progress, list_file=list_file)
     stats = model_stats(cfg["variant"], cfg["arch"], cfg["segments"], cfg["size"],
                         frames_per_segment=cfg["frames_per_segment"], num_classes=k)
     metrics = {
         "dataset": cfg.get("dataset", "custom"), "variant": cfg["variant"], "arch": cfg["arch"],
         "seed": cfg.get("seed", 0), "split": list_file.stem,
-        "top1": round(100 * sum(r["correct"] for r in rows) / n, 4),
-        "top5": round(100 * sum(r["in_top5"] for r in rows) / n, 4),
-        "mean_class_acc": round(sum(present) / len(present), 4),
-        "clips": n, "num_classes": k, "views": num_clips * num_crops, "test_clips": num_clips,
+        **scored.accuracy, "num_classes": k, "views": num_clips * num_crops, "test_clips": num_clips,
         "test_crops": num_crops, "segments": cfg["segments"], "frames_per_segment": cfg["frames_per_segment"],
         "size": cfg["size"], "params_m": round(stats["params_m"], 4), "gflops": round(stats["gflops"], 4),
         "epochs": cfg["epochs"], "trained_epochs": meta.get("epoch"),
         "best_epoch": (meta.get("best") or {}).get("epoch"), "checkpoint": str(checkpoint),
     }
     out = Path(out) if out else Path(checkpoint).parent.parent / f"eval-{list_file.stem}"
-    write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-    _write_csv(out / "predictions.csv", rows)
-    _write_csv(out / "per_class.csv", per_class)
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["true \\ predicted", *classes])
-    for c in range(k):
-        w.writerow([classes[c], *confusion[c].tolist()])
-    write_text_atomic(out / "confusion.csv", buf.getvalue())
+    write_outputs(out, metrics, scored, classes)
     train_log = Path(checkpoint).parent.parent / "log.csv"
     if train_log.is_file():  # the curves travel with the metrics into results/
         write_text_atomic(out / "train_log.csv", train_log.read_text())
     return metrics
+
+
+@dataclass
+class ScoredClips:
+    """What scoring a list gives: per-clip rows, the confusion matrix, per-class rows, accuracy."""
+
+    rows: list[dict]
+    confusion: torch.Tensor
+    per_class: list[dict]
+    accuracy: dict  # top1, top5, mean_class_acc (percent), clips
+
+
+def score_clips(model, loader, dataset, classes: list[str], device, speed, desc: str = "evaluate",
+                progress: bool = True, list_file=None) -> ScoredClips:
+    """Run ``model`` over every clip of ``loader`` (views averaged) and tally the results."""
+    from tqdm import tqdm
+
+    k = len(classes)
+    confusion = torch.zeros(k, k, dtype=torch.long)
+    rows = []
+    for clips, labels, indices, _ in tqdm(loader, desc=desc, unit="batch", disable=not progress,
+                                          file=sys.stderr):
+        probs = view_scores(model, clips, device, speed).cpu()
+        top = probs.topk(min(5, k), dim=1)
+        for i in range(labels.numel()):
+            y, p = int(labels[i]), int(top.indices[i, 0])
+            confusion[y, p] += 1
+            rows.append({"path": dataset.clips[int(indices[i])].path, "label": y, "prediction": p,
+                         "correct": int(y == p), "probability": f"{float(top.values[i, 0]):.6f}",
+                         "top5": " ".join(str(int(j)) for j in top.indices[i]),
+                         "in_top5": int(y in top.indices[i].tolist())})
+    n = len(rows)
+    if n == 0:
+        raise MienetError(f"{list_file or 'the list'} lists no clips to evaluate")
+    per_class = []
+    for c in range(k):
+        total = int(confusion[c].sum())
+        per_class.append({"label": c, "class": classes[c], "clips": total, "correct": int(confusion[c, c]),
+                          "accuracy": f"{100 * int(confusion[c, c]) / total:.4f}" if total else ""})
+    present = [float(r["accuracy"]) for r in per_class if r["accuracy"] != ""]
+    accuracy = {"top1": round(100 * sum(r["correct"] for r in rows) / n, 4),
+                "top5": round(100 * sum(r["in_top5"] for r in rows) / n, 4),
+                "mean_class_acc": round(sum(present) / len(present), 4), "clips": n}
+    return ScoredClips(rows, confusion, per_class, accuracy)
+
+
+def write_outputs(out: Path, metrics: dict, scored: ScoredClips, classes: list[str]) -> None:
+    """metrics.json, predictions.csv, per_class.csv and confusion.csv, each written atomically."""
+    write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    _write_csv(out / "predictions.csv", scored.rows)
+    _write_csv(out / "per_class.csv", scored.per_class)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["true \\ predicted", *classes])
+    for c, name in enumerate(classes):
+        w.writerow([name, *scored.confusion[c].tolist()])
+    write_text_atomic(out / "confusion.csv", buf.getvalue())
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
