@@ -114,6 +114,14 @@ class ResultsTree:
         extra = sorted({v for d, v in [*self.runs, *self.tuned, *self.searches] if d == dataset} - set(VARIANTS))
         return [*VARIANTS, *extra]
 
+    def searched(self, datasets: list[str]):
+        """(dataset, variant, search or None, tuned run or None) for every pair with either."""
+        for dataset in datasets:
+            for variant in self.variants(dataset):
+                search, tuned = self.searches.get((dataset, variant)), self.tuned.get((dataset, variant))
+                if search is not None or tuned is not None:
+                    yield dataset, variant, search, tuned
+
     def rel(self, path: Path) -> str:
         try:
             return path.relative_to(self.root).as_posix()

@@ -204,33 +204,28 @@ def accuracy_gflops(tree: ResultsTree, dataset: str) -> str:
 
 def search(tree: ResultsTree, datasets: list[str]) -> str:
     parts = []
-    for dataset in datasets:
-        for v in tree.variants(dataset):
-            s = tree.searches.get((dataset, v))
-            tuned = tree.tuned.get((dataset, v))
-            if s is None and tuned is None:
-                continue
-            text = f"{variant_name(v)} on {dataset_name(dataset)}:"
-            if s is not None:
-                sm = s.summary
-                text += (f" {sm.get('n_trials', '?')} trials ({sm.get('complete', '?')} complete, "
-                         f"{sm.get('pruned', '?')} pruned, {sm.get('failed', '?')} failed)")
-                saved = as_number(sm.get("epochs_saved_pct"))
-                if saved is not None:
-                    text += f", pruning saved {saved:.1f} % of the epochs"
-                best = as_number(sm.get("best_value"))
-                if best is not None:
-                    text += f", best validation value {best:.2f}"
-                    dv = as_number(sm.get("default_value"))
-                    if dv is not None:
-                        text += f" against {dv:.2f} with the default parameters"
-            default = tree.stats(dataset, v)
-            if tuned is not None and tuned.top1 is not None:
-                text += (";" if s is not None else "") + f" the tuned model reaches {tuned.top1:.2f} top-1"
-                if default.n:
-                    text += (f" against {describe(default)} for the defaults "
-                             f"({tuned.top1 - default.mean('top1'):+.2f} points)")
-            parts.append(text + ".")
+    for dataset, v, s, tuned in tree.searched(datasets):
+        text = f"{variant_name(v)} on {dataset_name(dataset)}:"
+        if s is not None:
+            sm = s.summary
+            text += (f" {sm.get('n_trials', '?')} trials ({sm.get('complete', '?')} complete, "
+                     f"{sm.get('pruned', '?')} pruned, {sm.get('failed', '?')} failed)")
+            saved = as_number(sm.get("epochs_saved_pct"))
+            if saved is not None:
+                text += f", pruning saved {saved:.1f} % of the epochs"
+            best = as_number(sm.get("best_value"))
+            if best is not None:
+                text += f", best validation value {best:.2f}"
+                dv = as_number(sm.get("default_value"))
+                if dv is not None:
+                    text += f" against {dv:.2f} with the default parameters"
+        default = tree.stats(dataset, v)
+        if tuned is not None and tuned.top1 is not None:
+            text += (";" if s is not None else "") + f" the tuned model reaches {tuned.top1:.2f} top-1"
+            if default.n:
+                text += (f" against {describe(default)} for the defaults "
+                         f"({tuned.top1 - default.mean('top1'):+.2f} points)")
+        parts.append(text + ".")
     return " ".join(parts) if parts else "No hyper-parameter search results yet."
 
 

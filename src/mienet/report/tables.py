@@ -141,6 +141,18 @@ class Notes:
         return out + [(Cell("", ""), note) for note in self.plain]
 
 
+def mark_seeds(t, stats: SeedStats, label: Cell, missing: str, single: str) -> tuple[Cell, Cell, Cell, str]:
+    """(label, top-1, top-5, CSV note) of a variant's row: a variant without runs gets the
+    ``missing`` footnote on its label, one with a single seed the ``single`` one on its accuracies."""
+    top1, top5 = mean_std(stats, "top1"), mean_std(stats, "top5")
+    if stats.n == 0:
+        return label + t.notes.mark("missing", missing), top1, top5, "not run"
+    if stats.n == 1:
+        mark = t.notes.mark("single", single)
+        return label, top1 + mark, top5 + mark, "one seed"
+    return label, top1, top5, ""
+
+
 def _tex_inline(note: str) -> str:
     """A note's text for LaTeX: `code` spans become \\texttt, the rest is escaped."""
     parts = note.split("`")
@@ -288,17 +300,10 @@ def ablation_table(tree: ResultsTree, dataset: str) -> Table:
         flags = [CHECK if sw[k] else CROSS for k in ("rgb", "pa", "afm", "dptam")] if sw else [text("?")] * 4
         if variant not in VARIANTS and stats.n == 0:
             continue  # a folder with only a search or a tuned run of an unknown variant
-        note = ""
-        label = variant_cell(variant)
-        top1, top5 = mean_std(stats, "top1"), mean_std(stats, "top5")
-        if stats.n == 0:
-            note = "not run"
-            label = label + t.notes.mark("missing", f"not run: no `{dataset}/<variant>/seed<k>/metrics.json` "
-                                                    "for this variant; shown as a dash.")
-        elif stats.n == 1:
-            note = "one seed"
-            mark = t.notes.mark("single", "one seed: the mean of a single run, no standard deviation.")
-            top1, top5 = top1 + mark, top5 + mark
+        label, top1, top5, note = mark_seeds(
+            t, stats, variant_cell(variant),
+            missing=f"not run: no `{dataset}/<variant>/seed<k>/metrics.json` for this variant; shown as a dash.",
+            single="one seed: the mean of a single run, no standard deviation.")
         if sw is None:
             label = label + t.notes.mark("unknown", "not one of the seven ablation variants of `docs/mie-net.md`; "
                                                     "switches unknown (?).")
@@ -356,16 +361,10 @@ def comparison_table(tree: ResultsTree, dataset: str, published: tuple[Published
         ref = next((p for p in reported if p.counterpart == variant), None)
         m1 = stats.mean("top1")
         delta = m1 - float(ref.top1) if ref is not None and m1 is not None else None
-        label, note = code(variant), ""
-        top1, top5 = mean_std(stats, "top1"), mean_std(stats, "top5")
-        if stats.n == 0:
-            note = "not run"
-            label = label + t.notes.mark("missing", f"not run: no `{dataset}/<variant>/seed<k>/metrics.json` "
-                                                    "for this variant.")
-        elif stats.n == 1:
-            note = "one seed"
-            mark = t.notes.mark("single", "one seed: no standard deviation.")
-            top1, top5 = top1 + mark, top5 + mark
+        label, top1, top5, note = mark_seeds(
+            t, stats, code(variant),
+            missing=f"not run: no `{dataset}/<variant>/seed<k>/metrics.json` for this variant.",
+            single="one seed: no standard deviation.")
         frames = stats_frames(stats, variant)
         t.rows.append([text(MEASURED), text(variant_name(variant)), label, text(frames) if frames else DASH,
                        text(stats.n) if stats.n else DASH, top1, top5, signed(delta)])
@@ -410,43 +409,38 @@ def search_table(tree: ResultsTree, datasets: list[str]) -> Table:
                     "default_value", "best_params", "epochs_trained", "epochs_without_pruning",
                     "epochs_saved_pct", "default_top1_mean", "default_n_seeds", "tuned_top1", "delta_top1"],
     )
-    for dataset in datasets:
-        for variant in tree.variants(dataset):
-            search = tree.searches.get((dataset, variant))
-            tuned = tree.tuned.get((dataset, variant))
-            if search is None and tuned is None:
-                continue
-            s = search.summary if search else {}
-            stats = tree.stats(dataset, variant)
-            default, tuned_top1 = stats.mean("top1"), tuned.top1 if tuned else None
-            delta = tuned_top1 - default if tuned_top1 is not None and default is not None else None
-            label = code(variant)
-            if search is None:
-                label = label + t.notes.mark("nosummary", f"a tuned run without "
-                                                          f"`search/<variant>/summary.json`.")
-            counts = [s.get(k) for k in ("n_trials", "complete", "pruned", "failed")]
-            trials = (f"{counts[0]} ({counts[1]}/{counts[2]}/{counts[3]})"
-                      if all(isinstance(c, int) for c in counts) else None)
-            best = as_number(s.get("best_value"))
-            params = s.get("best_params") if isinstance(s.get("best_params"), dict) else None
-            saved = as_number(s.get("epochs_saved_pct"))
-            default_cell = mean_std(stats, "top1")
-            if default is not None and stats.n == 1:
-                default_cell = default_cell + t.notes.mark("single", "one seed: no standard deviation.")
-            elif default is None and tuned_top1 is not None:
-                default_cell = default_cell + t.notes.mark(
-                    "nodefault", "no seed runs with the default parameters to compare with.")
-            t.rows.append([text(dataset_name(dataset)), label, text(trials) if trials else DASH, num(best),
-                           text(format_params(params)) if params else DASH, num(saved, 1), default_cell,
-                           num(tuned_top1), signed(delta)])
-            t.csv_rows.append([
-                dataset, variant, str(s.get("study_name") or s.get("study") or ""),
-                *["" if c is None else str(c) for c in counts],
-                fmt(best, 4), fmt(as_number(s.get("default_value")), 4),
-                json.dumps(params, sort_keys=True) if params else "",
-                str(s.get("epochs_trained", "")), str(s.get("epochs_without_pruning", "")), fmt(saved, 2),
-                fmt(default, 4), str(stats.n), fmt(tuned_top1, 4), fmt(delta, 4),
-            ])
+    for dataset, variant, search, tuned in tree.searched(datasets):
+        s = search.summary if search else {}
+        stats = tree.stats(dataset, variant)
+        default, tuned_top1 = stats.mean("top1"), tuned.top1 if tuned else None
+        delta = tuned_top1 - default if tuned_top1 is not None and default is not None else None
+        label = code(variant)
+        if search is None:
+            label = label + t.notes.mark("nosummary", f"a tuned run without "
+                                                      f"`search/<variant>/summary.json`.")
+        counts = [s.get(k) for k in ("n_trials", "complete", "pruned", "failed")]
+        trials = (f"{counts[0]} ({counts[1]}/{counts[2]}/{counts[3]})"
+                  if all(isinstance(c, int) for c in counts) else None)
+        best = as_number(s.get("best_value"))
+        params = s.get("best_params") if isinstance(s.get("best_params"), dict) else None
+        saved = as_number(s.get("epochs_saved_pct"))
+        default_cell = mean_std(stats, "top1")
+        if default is not None and stats.n == 1:
+            default_cell = default_cell + t.notes.mark("single", "one seed: no standard deviation.")
+        elif default is None and tuned_top1 is not None:
+            default_cell = default_cell + t.notes.mark(
+                "nodefault", "no seed runs with the default parameters to compare with.")
+        t.rows.append([text(dataset_name(dataset)), label, text(trials) if trials else DASH, num(best),
+                       text(format_params(params)) if params else DASH, num(saved, 1), default_cell,
+                       num(tuned_top1), signed(delta)])
+        t.csv_rows.append([
+            dataset, variant, str(s.get("study_name") or s.get("study") or ""),
+            *["" if c is None else str(c) for c in counts],
+            fmt(best, 4), fmt(as_number(s.get("default_value")), 4),
+            json.dumps(params, sort_keys=True) if params else "",
+            str(s.get("epochs_trained", "")), str(s.get("epochs_without_pruning", "")), fmt(saved, 2),
+            fmt(default, 4), str(stats.n), fmt(tuned_top1, 4), fmt(delta, 4),
+        ])
     if not t.rows:
         t.notes.add("No search results found (`<dataset>/search/<variant>/summary.json`).")
     else:
