@@ -14,6 +14,7 @@ import pytest
 import torch
 from torch import nn
 from torchvision import models as tv_models
+from torchvision.models.resnet import BasicBlock
 
 from mienet.cli import main as cli_main
 from mienet.errors import MienetError
@@ -50,7 +51,7 @@ def manifest(shared_dir) -> dict:
 # ---------------------------------------------------------------- shapes and gradients
 
 
-@pytest.mark.parametrize("arch", ["resnet18", "resnet50"])
+@pytest.mark.parametrize("arch", ["resnet10", "resnet18", "resnet50"])
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_every_variant_maps_clips_to_logits(variant, arch):
     model = build_model(variant, arch, num_classes=5, num_segments=2).eval()
@@ -122,6 +123,28 @@ def test_frozen_fusion_weights_get_no_gradient_and_stay():
     assert model.w.grad is None
     assert torch.equal(model.w.detach(), torch.ones(2))
     assert torch.equal(model.fusion_weights(), torch.tensor([0.5, 0.5]))
+
+
+def test_resnet10_is_torchvisions_resnet_with_one_block_per_stage():
+    model = build_model("mienet", "resnet10", 4, 2)
+    backbone = model.base_model
+    assert [len(stage) for stage in (backbone.layer1, backbone.layer2, backbone.layer3, backbone.layer4)] \
+        == [1, 1, 1, 1]
+    assert isinstance(backbone.layer4[0].net, BasicBlock)
+    assert model.new_fc.in_features == 512
+    with pytest.raises(MienetError, match="'resnet10' has no ImageNet weights.*resnet18"):
+        build_model("tsn", "resnet10", 4, 2, pretrained="imagenet")
+
+
+def test_pa_filters_start_at_the_requested_scale():
+    torch.manual_seed(0)
+    pan = build_model("mienet", "resnet18", 4, 2).PA.shallow_conv.weight
+    assert pan.std().item() == pytest.approx(0.001, rel=0.15)  # PAN's initialisation by default
+    torch.manual_seed(0)
+    wide = build_model("mienet", "resnet18", 4, 2, pa_init_std=1.0).PA.shallow_conv.weight
+    torch.testing.assert_close(wide, 1000 * pan)  # same draw, scaled
+    with pytest.raises(MienetError, match="pa_init_std must be positive"):
+        build_model("pa", "resnet18", 4, 2, pa_init_std=0.0)
 
 
 def test_classifier_initialisation():

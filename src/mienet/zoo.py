@@ -223,7 +223,7 @@ def evaluate_entry(name: str, entry: dict, paths: dict[str, Path], out: Path, nu
     model = build_model(variant, arch, k, t, fps, dropout=0.0)
     load_checkpoint(model, ckpt_path)
     model.eval()
-    rt = setup_runtime(device)
+    rt = setup_runtime(device, exclusive_gpu=False)
     speed = default_speed_config(rt.device)
     model = prepare_model(model, rt.device, speed)
     dataset = ClipDataset(paths["list"], paths["root"], t, fps, size, train=False, num_clips=1,

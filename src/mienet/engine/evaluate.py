@@ -74,7 +74,7 @@ def evaluate(checkpoint: str | Path, annotations: str | Path, split: str = "val"
         raise MienetError(f"--crops must be 1 or 3, not {num_crops}")
     if num_clips < 1:
         raise MienetError(f"--clips must be at least 1, not {num_clips}")
-    rt = setup_runtime(device)
+    rt = setup_runtime(device, exclusive_gpu=False)
     model, meta = load_trained_model(checkpoint)
     cfg, classes = meta["config"], list(meta["classes"])
     annotations = Path(annotations)

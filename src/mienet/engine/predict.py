@@ -43,7 +43,7 @@ def predict(video: str | Path, checkpoint: str | Path, top: int = 5, num_crops: 
     from mienet.engine.performance import default_speed_config, prepare_model
     from mienet.engine.train import setup_runtime
 
-    rt = setup_runtime(device)
+    rt = setup_runtime(device, exclusive_gpu=False)
     if zoo:
         from mienet.zoo import load_zoo_model
 

@@ -65,6 +65,7 @@ class TrainConfig:
     flip: bool = True
     pretrained: str | None = None
     freeze_fusion_weights: bool = False
+    pa_init_std: float = 0.001  # PAN's; see mienet.models.modules.PAN_INIT_STD
     seed: int = 0
     workers: int = 2
     device: str = "auto"
@@ -95,8 +96,13 @@ class Runtime:
         return self.rank == 0
 
 
-def setup_runtime(requested: str) -> Runtime:
-    """Device and process group: CUDA when present (or asked for), else CPU; DDP under torchrun."""
+def setup_runtime(requested: str, exclusive_gpu: bool = True) -> Runtime:
+    """Device and process group: CUDA when present (or asked for), else CPU; DDP under torchrun.
+
+    ``exclusive_gpu``: a single-process run on CUDA holds one GPU for its lifetime
+    (:func:`claim_gpu`), as training does; evaluation and prediction pass ``False`` and
+    take the first visible GPU without waiting, since they are short and light.
+    """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
@@ -105,7 +111,9 @@ def setup_runtime(requested: str) -> Runtime:
     if requested == "cuda":
         if not torch.cuda.is_available():
             raise MienetError("--device cuda was asked for, but PyTorch sees no CUDA device")
-        index = local if world > 1 else claim_gpu()
+        # Under torchrun: GPU = local rank (modulo the GPUs, so that a one-GPU machine can
+        # run 2 processes with MIENET_DIST_BACKEND=gloo; NCCL refuses two ranks on one GPU).
+        index = local % torch.cuda.device_count() if world > 1 else (claim_gpu() if exclusive_gpu else 0)
         device = torch.device("cuda", index)
         torch.cuda.set_device(device)
     elif requested == "cpu":
@@ -113,28 +121,31 @@ def setup_runtime(requested: str) -> Runtime:
     else:
         raise MienetError(f"--device must be auto, cpu or cuda, not {requested!r}")
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        backend = os.environ.get("MIENET_DIST_BACKEND") or ("nccl" if device.type == "cuda" else "gloo")
+        dist.init_process_group(backend)
     return Runtime(device, rank, world, local)
 
 
-_GPU_CLAIM = None  # the open lock file of the GPU this process holds
+_GPU_CLAIM: tuple | None = None  # (open lock file, device index) of the GPU this process holds
 
 
 def claim_gpu(poll_s: float = 5.0) -> int:
     """The index of a GPU no other `mienet` process on this machine is using.
 
     Each process holds an exclusive lock on one file per GPU for its lifetime, so that
-    several trainings started at once (Snakemake with ``--resources gpu=N``) each get
-    their own device, never two on one. Waits while every GPU is taken.
+    several trainings started at once (Snakemake with ``--resources gpu=N``, or two
+    commands typed on a one-GPU workstation) each get their own device, never two on
+    one. Waits while every GPU is taken. A process that already holds one (the trials
+    of a search run one after another in one process) gets the same one again.
     """
     global _GPU_CLAIM
     import fcntl
     import socket
     import tempfile
 
+    if _GPU_CLAIM is not None:
+        return _GPU_CLAIM[1]
     count = torch.cuda.device_count()
-    if count == 1:
-        return 0
     lock_dir = Path(os.environ.get("MIENET_GPU_LOCK_DIR", Path(tempfile.gettempdir()) / "mienet-gpu-locks"))
     lock_dir.mkdir(parents=True, exist_ok=True)
     visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
@@ -148,7 +159,9 @@ def claim_gpu(poll_s: float = 5.0) -> int:
             except BlockingIOError:
                 fh.close()
                 continue
-            _GPU_CLAIM = fh
+            _GPU_CLAIM = (fh, i)
+            if waited:
+                log.info("GPU %s is free now; training on it", physical)
             return i
         if not waited:
             log.info("all %d GPUs are in use by other mienet processes; waiting", count)
@@ -311,7 +324,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
     random.seed(cfg.seed)
     model = build_model(cfg.variant, cfg.arch, len(classes), cfg.segments, cfg.frames_per_segment,
                         dropout=cfg.dropout, pretrained=cfg.pretrained,
-                        freeze_fusion_weights=cfg.freeze_fusion_weights)
+                        freeze_fusion_weights=cfg.freeze_fusion_weights, pa_init_std=cfg.pa_init_std)
     base_lr = scaled_lr(cfg.lr, per_device_batch, rt.world_size)
     optimizer = torch.optim.SGD(parameter_groups(model, base_lr, cfg.weight_decay), lr=base_lr,
                                 momentum=cfg.momentum, weight_decay=cfg.weight_decay)
@@ -536,7 +549,7 @@ def add_arguments(parser) -> None:
     opt(g, "--workers", "data-loading processes per device", type=int)
     g = parser.add_argument_group("model")
     opt(g, "--variant", "tsn, dptam, pa, naive_fusion, fusion_dptam, afm or mienet")
-    opt(g, "--arch", "resnet18, resnet34, resnet50 or resnet101")
+    opt(g, "--arch", "resnet10 (no ImageNet weights), resnet18, resnet34, resnet50 or resnet101")
     opt(g, "--segments", "T segments per clip", type=int)
     opt(g, "--frames-per-segment", "L frames per segment", type=int)
     opt(g, "--size", "crop size in pixels", type=int)
@@ -544,6 +557,7 @@ def add_arguments(parser) -> None:
     opt(g, "--pretrained", "backbone initialisation", choices=("none", "imagenet"))
     opt(g, "--freeze-fusion-weights", "keep AFM's w at (1, 1) as the released code did (exact reproduction)",
         action="store_true")
+    opt(g, "--pa-init-std", "std of the normal initialisation of PA's filters (PAN: 0.001)", type=float)
     g = parser.add_argument_group("optimisation")
     opt(g, "--epochs", "epochs", type=int)
     opt(g, "--batch-size", "clips per device", type=int)

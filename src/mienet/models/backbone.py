@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 from torchvision import models
-from torchvision.models.resnet import Bottleneck, ResNet
+from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
 from mienet.errors import MienetError
 from mienet.models.checkpoint import read_checkpoint_file
@@ -33,13 +33,20 @@ DOWNLOAD_TIMEOUT_S = 20.0  # per socket operation; an unreachable host fails ins
 
 @dataclass(frozen=True)
 class ResNetSpec:
-    """A torchvision ResNet constructor and its ImageNet weights."""
+    """A torchvision ResNet constructor and its ImageNet weights (``None``: none exist)."""
 
     build: Callable[..., ResNet]
-    weights: models.WeightsEnum
+    weights: models.WeightsEnum | None
+
+
+def resnet10(*, weights: None = None) -> ResNet:
+    """torchvision's ResNet with one ``BasicBlock`` per stage (ResNet-18 halved in depth):
+    the small CPU backbone of the embedded synthetic default. No ImageNet weights exist."""
+    return ResNet(BasicBlock, [1, 1, 1, 1])
 
 
 ARCHS: dict[str, ResNetSpec] = {
+    "resnet10": ResNetSpec(resnet10, None),
     "resnet18": ResNetSpec(models.resnet18, models.ResNet18_Weights.IMAGENET1K_V1),
     "resnet34": ResNetSpec(models.resnet34, models.ResNet34_Weights.IMAGENET1K_V1),
     "resnet50": ResNetSpec(models.resnet50, models.ResNet50_Weights.IMAGENET1K_V1),
@@ -92,6 +99,12 @@ def build_backbone(
     if arch not in ARCHS:
         raise MienetError(f"unknown backbone {arch!r}; choose one of {', '.join(ARCHS)}")
     spec = ARCHS[arch]
+    if pretrained == "imagenet" and spec.weights is None:
+        with_weights = ", ".join(name for name, other in ARCHS.items() if other.weights is not None)
+        raise MienetError(
+            f"backbone {arch!r} has no ImageNet weights; train it from scratch (pretrained: none) "
+            f"or pick one of {with_weights}"
+        )
     resnet = spec.build(weights=None)
     if pretrained == "imagenet":
         resnet.load_state_dict(imagenet_state_dict(arch))

@@ -13,6 +13,7 @@ from torch import nn
 from mienet.errors import MienetError
 from mienet.models.backbone import ARCHS, build_backbone
 from mienet.models.modules import (
+    PAN_INIT_STD,
     AdaptiveFusion,
     PersistenceOfAppearance,
     SegmentConsensus,
@@ -42,6 +43,7 @@ class MIENet(nn.Module):
         dropout: float,
         pretrained: str | None,
         freeze_fusion_weights: bool,
+        pa_init_std: float = PAN_INIT_STD,
     ) -> None:
         super().__init__()
         self.variant = variant
@@ -49,7 +51,7 @@ class MIENet(nn.Module):
         self.num_segments = num_segments
         self.frames_per_segment = frames_per_segment
 
-        self.PA = PersistenceOfAppearance() if variant.uses_pa else None
+        self.PA = PersistenceOfAppearance(init_std=pa_init_std) if variant.uses_pa else None
         if variant.backbone_input == "afm":
             self.fusion = AdaptiveFusion()
             # Released name and place: top level, initialised to ones (weights 0.5 / 0.5).
@@ -120,6 +122,7 @@ def build_model(
     dropout: float = 0.5,
     pretrained: str | None = None,
     freeze_fusion_weights: bool = False,
+    pa_init_std: float = PAN_INIT_STD,
 ) -> MIENet:
     """Build one variant of MIE-Net.
 
@@ -132,6 +135,8 @@ def build_model(
       (torchvision's ImageNet weights for the backbone, from the torch hub cache).
     - ``freeze_fusion_weights``: keep AFM's ``w`` at its initial ``(1, 1)`` (no
       gradient), as the released code did by accident; for exact reproduction.
+    - ``pa_init_std``: std of the normal initialisation of PA's filters (PAN's 0.001
+      by default); it only matters when training, checkpoints carry the weights.
 
     The model maps ``(N, num_segments, L, 3, H, W)`` clips to ``(N, num_classes)``.
     """
@@ -157,6 +162,8 @@ def build_model(
         )
     if not 0.0 <= dropout < 1.0:
         raise MienetError(f"dropout must be in [0, 1), got {dropout}")
+    if not pa_init_std > 0.0:
+        raise MienetError(f"pa_init_std must be positive, got {pa_init_std}")
     return MIENet(
         spec,
         arch,
@@ -166,4 +173,5 @@ def build_model(
         dropout,
         pretrained,
         freeze_fusion_weights,
+        pa_init_std,
     )

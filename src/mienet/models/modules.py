@@ -15,6 +15,11 @@ import torch.nn.functional as F
 from torch import nn
 
 PA_EPSILON = 1e-6
+# PAN initialises the PA filters with normal(0, 0.001). The PA image is then about 400
+# times smaller than a normalised RGB frame (std 0.002 against 0.8 on the synthetic
+# clips): a network that fuses the two (AFM, concat) starts out seeing the RGB frame
+# only. ``init_std`` (``mienet train --pa-init-std``) changes it; docs in the README.
+PAN_INIT_STD = 0.001
 
 
 class PersistenceOfAppearance(nn.Module):
@@ -35,16 +40,19 @@ class PersistenceOfAppearance(nn.Module):
     (``mienet.engine.performance.prepare_model``); the default is the direct
     formula, as the released code computes it. Not saved in the state dict.
 
+    ``init_std``: standard deviation of the filters' normal initialisation (PAN's
+    0.001 by default; see :data:`PAN_INIT_STD`).
+
     Input ``(B, L, 3, H, W)``, ``L >= 2`` frames per segment; output ``(B, L - 1, H, W)``,
     the "PA image" with one channel per pair of frames.
     """
 
-    def __init__(self, convolve_differences: bool = False) -> None:
+    def __init__(self, convolve_differences: bool = False, init_std: float = PAN_INIT_STD) -> None:
         super().__init__()
         self.convolve_differences = convolve_differences
         self.shallow_conv = nn.Conv2d(3, 8, kernel_size=7, stride=1, padding=3, bias=True)
-        # PAN's initialisation: tiny random filters, no bias.
-        nn.init.normal_(self.shallow_conv.weight, 0.0, 0.001)
+        # PAN's initialisation by default: tiny random filters (std 0.001), no bias.
+        nn.init.normal_(self.shallow_conv.weight, 0.0, init_std)
         nn.init.zeros_(self.shallow_conv.bias)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:

@@ -45,7 +45,7 @@ def add_arguments(parser) -> None:
     g.add_argument("--report-only", action="store_true",
                    help="run no trial: write the outputs from the study as it stands")
     g = parser.add_argument_group("fixed training settings (override `search.train`)")
-    g.add_argument("--arch", help="resnet18, resnet34, resnet50 or resnet101")
+    g.add_argument("--arch", help="resnet10, resnet18, resnet34, resnet50 or resnet101")
     g.add_argument("--segments", type=int)
     g.add_argument("--size", type=int, help="crop size in pixels")
     g.add_argument("--epochs", type=int, help="epochs of a trial that is not pruned")

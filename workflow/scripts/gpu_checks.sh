@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# GPU checks of the training engine on the embedded synthetic dataset, for a machine
+# with a CUDA GPU: CUDA training with bf16 and fp16 autocast (GradScaler), evaluation,
+# two trainings started at once on one GPU (the second waits for the first: never two
+# on one device), DistributedDataParallel under torchrun (NCCL with 2+ GPUs, else 2
+# processes with gloo on the one GPU), and the training
+# speed benchmark (default path vs eager float32) at the paper's input size.
+#
+#   bash workflow/scripts/gpu_checks.sh [WORK_DIR]     # default: /tmp/mienet-gpu-checks
+#
+# Uses `mienet` when it is on PATH, else `python3 -m mienet` with src/ on PYTHONPATH.
+# Prints one line per check; the logs stay in WORK_DIR. Takes about 3 minutes on an H100.
+set -uo pipefail
+W=${1:-/tmp/mienet-gpu-checks}
+mkdir -p "$W"
+export PYTHONUNBUFFERED=1
+if command -v mienet >/dev/null; then M=(mienet); else export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"; M=(python3 -m mienet); fi
+D="$W/data"
+step() { echo "== $*"; }
+fail=0
+check() { # name, command...
+    local name=$1; shift
+    local t0=$SECONDS
+    if "$@" >"$W/$name.log" 2>&1; then echo "ok   $name ($((SECONDS - t0)) s)"; else echo "FAIL $name ($((SECONDS - t0)) s): see $W/$name.log"; tail -5 "$W/$name.log"; fail=1; fi
+}
+nvidia-smi -L || { echo "no NVIDIA GPU here"; exit 1; }
+python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name(0))"
+
+step data
+check synth "${M[@]}" synth "$D/videos" --classes 10 --clips-per-class 40 --frames 40 --size 128 -j 8
+check extract "${M[@]}" extract-frames "$D/videos" -o "$D/frames" -j 8 --no-progress
+check annotations "${M[@]}" make-annotations --format folder --videos "$D/videos" --frames "$D/frames" -o "$D/annotations"
+
+TRAIN=("${M[@]}" train --annotations "$D/annotations" --root "$D" --variant mienet --arch resnet18 --segments 3
+       --size 112 --epochs 3 --lr-steps 2 --batch-size 16 --lr 0.002 --workers 4 --device cuda --no-progress)
+step "CUDA training"
+check train_bf16 "${TRAIN[@]}" --amp bf16 --out "$W/runs/bf16"
+check train_fp16 "${TRAIN[@]}" --amp fp16 --out "$W/runs/fp16"
+check train_fp32 "${TRAIN[@]}" --amp off --channels-last off --out "$W/runs/fp32"
+for r in bf16 fp16 fp32; do
+    python3 - "$W/runs/$r" <<'PY'
+import csv, sys
+rows = list(csv.DictReader(open(f"{sys.argv[1]}/log.csv")))
+print(f"     {sys.argv[1].rsplit('/', 1)[1]}: " + "; ".join(
+    f"epoch {r['epoch']} loss {float(r['train_loss']):.3f} val top-1 {float(r['val_top1']):.2f} ({float(r['seconds']):.1f} s)" for r in rows))
+PY
+done
+check evaluate_cuda "${M[@]}" evaluate --checkpoint "$W/runs/bf16/checkpoints/best.pt" --annotations "$D/annotations" \
+    --root "$D" --split val --out "$W/eval_bf16"
+
+step "two trainings at once on one GPU"
+( "${TRAIN[@]}" --epochs 1 --out "$W/runs/first" >"$W/first.log" 2>&1; date +%s.%N >"$W/first.end" ) &
+sleep 1
+( date +%s.%N >"$W/second.start"; "${TRAIN[@]}" --epochs 1 --out "$W/runs/second" >"$W/second.log" 2>&1 ) &
+wait
+for f in first second; do echo "     $f: $(grep -ho "all .* waiting\|GPU .* free now.*\|training [a-z_]*/[a-z0-9]* on cuda[:0-9]*" "$W/$f.log" | tr "\n" ";")"; done
+
+NGPU=$(nvidia-smi -L | wc -l)
+if [ "$NGPU" -ge 2 ]; then NPROC=$NGPU; export MIENET_DIST_BACKEND=nccl
+else NPROC=2; export MIENET_DIST_BACKEND=gloo; fi   # NCCL refuses two ranks on one GPU
+step "DistributedDataParallel (torchrun, $NPROC processes on $NGPU GPU(s), $MIENET_DIST_BACKEND)"
+check ddp python3 -m torch.distributed.run --standalone --nproc_per_node "$NPROC" -m mienet train \
+    --annotations "$D/annotations" --root "$D" --variant mienet --arch resnet18 --segments 3 --size 112 \
+    --epochs 2 --lr-steps 1 --workers 2 --device cuda --no-progress --out "$W/runs/ddp"
+grep -h "world size\|epoch 2/2" "$W/ddp.log" | cut -c1-160
+unset MIENET_DIST_BACKEND
+
+step "speed: mienet ResNet-50, T=3, 224 px, batch 8"
+check bench_r50 timeout 240 "${M[@]}" bench train --variant mienet --arch resnet50 --segments 3 --size 224 --batch 8 --steps 20 --warmup 5 --device cuda --compare
+cat "$W/bench_r50.log" | tail -15
+exit $fail
