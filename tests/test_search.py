@@ -150,6 +150,27 @@ def test_best_params_feed_the_final_training(resumed_study, dataset, tmp_path):
     assert {k: config[k] for k in best} == best
 
 
+def test_changed_fixed_settings_start_over_only_with_restart_if_changed(dataset, params, tmp_path, caplog):
+    """A study made with other fixed training settings is not silently continued by the workflow."""
+    out, runs = tmp_path / "out", tmp_path / "runs"
+    args = ["--n-trials", "1", "--epochs", "1", "--trials-dir", str(runs)]
+    assert main(search_args(dataset, params, out, *args)) == 0
+    first = load(out).trials[0].datetime_complete
+    assert (runs / "0").is_dir()
+    changed = [*args[:3], "2", *args[4:]]  # --epochs 2: other fixed settings
+    assert main(search_args(dataset, params, out, *changed, "--restart-if-changed")) == 0
+    assert "other fixed training settings" in caplog.text and "starting over" in caplog.text
+    olds = sorted(out.glob("journal.log.*.old"))
+    assert len(olds) == 1  # the old study is kept aside, not lost
+    study = load(out)
+    assert len(study.trials) == 1 and study.trials[0].datetime_complete != first
+    assert study.user_attrs["mienet"]["train"]["epochs"] == 2
+    assert json.loads((out / "summary.json").read_text())["max_epochs"] == 2
+    # Without the flag the same change only warns and goes on; another space is an error.
+    assert main(search_args(dataset, params, out, *args)) == 0
+    assert len(load(out).trials) == 1
+
+
 def test_a_trial_that_raises_is_recorded_and_the_study_goes_on(dataset, params, tmp_path):
     out = tmp_path / "out"
     assert main(search_args(dataset, params, out, "--epochs", "1", "--debug-fail-trial", "1",

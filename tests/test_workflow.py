@@ -18,7 +18,7 @@ from mienet.data.annotations import read_frame_list
 
 BIN = Path(sys.executable).parent
 MICRO_SYNTH = {"classes": 3, "clips_per_class": 3, "frames": 16, "size": 48, "fps": 25, "seed": 0}
-MICRO_TRAIN = {"arch": "resnet18", "segments": 2, "frames_per_segment": 4, "size": 32, "epochs": 1,
+MICRO_TRAIN = {"arch": "resnet10", "segments": 2, "frames_per_segment": 4, "size": 32, "epochs": 1,
                "batch_size": 4, "lr": 0.001, "lr_steps": [5], "schedule": "step", "dropout": 0.0,
                "flip": True, "pretrained": "none", "workers": 0}
 
@@ -205,3 +205,21 @@ def test_slurm_profile_parses_and_dry_runs(tmp_path):
     assert profile["executor"] == "slurm" and "--gres=gpu:1" in profile["set-resources"]["train"]["slurm_extra"]
     proc = run([BIN / "snakemake", "-n", "--workflow-profile", "slurm", "reproduce_all"], work)
     assert "train" in proc.stdout
+
+
+def test_snakemake_lint_has_nothing_to_report(tmp_path):
+    work = project_copy(tmp_path)
+    proc = run([BIN / "snakemake", "--lint"], work)
+    assert "Lints for" not in proc.stdout + proc.stderr
+    assert "Congratulations, your workflow is in a good condition!" in proc.stdout + proc.stderr
+
+
+def test_every_rule_names_the_conda_environment_of_the_project():
+    """workflow/envs/mienet.yaml is environment.yml itself, and its post-deploy script installs mienet."""
+    env = REPO / "workflow" / "envs" / "mienet.yaml"
+    assert env.resolve() == (REPO / "environment.yml").resolve()
+    deploy = (REPO / "workflow" / "envs" / "mienet.post-deploy.sh").read_text()
+    assert "pip install" in deploy and "-e ." in deploy
+    for smk in (REPO / "workflow" / "rules").glob("*.smk"):
+        text = smk.read_text()
+        assert text.count("\n    shell:\n") == text.count("\n    conda:\n        MIENET_ENV\n"), smk.name

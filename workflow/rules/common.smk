@@ -1,10 +1,16 @@
+import os
 import shlex
-import sys
 from pathlib import Path
 
-# Rules call `mienet`: the environment that runs Snakemake runs the rules too, whether or
-# not it was activated.
-shell.prefix(f"export PATH={shlex.quote(str(Path(sys.executable).parent))}:$PATH; ")
+# Rules call `mienet` from PATH: the active environment's, or this checkout's .venv/bin,
+# which .venv's own `snakemake` puts first (workflow/scripts/setup_env.sh); a rule's conda
+# environment, when used (--software-deployment-method conda), is activated on top.
+#
+# The software of every rule: environment.yml (through workflow/envs/mienet.yaml, a link to
+# it) plus this checkout's `mienet`, installed by mienet.post-deploy.sh. Only used with
+# `--software-deployment-method conda`; by default the rules run in the environment that
+# runs Snakemake (.venv).
+MIENET_ENV = "../envs/mienet.yaml"
 
 DATA = config["data_root"]
 RUNS = config["runs_root"]
@@ -91,7 +97,7 @@ def recipe_args(name):
     """`mienet train` options from datasets.<name>.train (booleans as flags)."""
     args = []
     for key, value in sorted(DATASETS[name]["train"].items()):
-        flag = "--" + key.replace("_", "-")
+        flag = f"--{key.replace('_', '-')}"
         if key == "flip":
             args += [] if value else ["--no-flip"]
         elif isinstance(value, bool):

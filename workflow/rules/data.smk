@@ -11,6 +11,8 @@ rule synth:
     benchmark:
         f"{RESULTS}/benchmarks/{{dataset}}/synth.tsv"
     threads: config["extract"]["jobs"]
+    conda:
+        MIENET_ENV
     shell:
         "mienet synth {output} --classes {params.s[classes]}"
         " --clips-per-class {params.s[clips_per_class]} --frames {params.s[frames]}"
@@ -35,6 +37,8 @@ rule extract_frames:
     benchmark:
         f"{RESULTS}/benchmarks/{{dataset}}/extract_frames.tsv"
     threads: config["extract"]["jobs"]
+    conda:
+        MIENET_ENV
     shell:
         "mienet extract-frames {input:q} -o {params.frames:q} -j {threads} --ext {params.e[ext]}"
         " --quality {params.e[quality]} {params.resize} --no-progress > {log} 2>&1"
@@ -52,6 +56,8 @@ rule make_annotations:
         f"{RESULTS}/logs/{{dataset}}/make_annotations.log",
     benchmark:
         f"{RESULTS}/benchmarks/{{dataset}}/make_annotations.tsv"
+    conda:
+        MIENET_ENV
     shell:
         "mienet make-annotations {params.args} -o {params.out:q} > {log} 2>&1"
 

@@ -11,11 +11,13 @@ rule report:
     params:
         datasets=" ".join(ENABLED),
         sync_dvc=config["profile"] == "default",
-        results=RESULTS,
+        results=lambda w, output: os.path.commonpath(output),  # results_root
     log:
         f"{RESULTS}/logs/report.log",
     benchmark:
         f"{RESULTS}/benchmarks/report.tsv"
+    conda:
+        MIENET_ENV
     shell:
         "mienet report --results {params.results:q} --datasets {params.datasets} > {log} 2>&1"
         # Record what Snakemake made in dvc.lock too, so that `dvc status` agrees (default profile).

@@ -26,10 +26,12 @@ rule search:
         gpu=1,
         mem_mb=config["resources"]["train_mem_mb"],
         runtime=config["resources"]["train_runtime_min"],
+    conda:
+        MIENET_ENV
     shell:
         "mienet search --params {params.file:q} --dataset {wildcards.dataset} --variant {wildcards.variant}"
         " --annotations {params.ann:q} --root {params.root:q} --out {params.out:q}"
-        " --trials-dir {params.trials:q} --threads {threads} --no-progress > {log} 2>&1"
+        " --trials-dir {params.trials:q} --restart-if-changed --threads {threads} --no-progress > {log} 2>&1"
 
 
 rule train_tuned:
@@ -54,6 +56,8 @@ rule train_tuned:
         gpu=1,
         mem_mb=config["resources"]["train_mem_mb"],
         runtime=config["resources"]["train_runtime_min"],
+    conda:
+        MIENET_ENV
     shell:
         # The recipe first, then the searched settings on top (--hparams wins over the recipe
         # but not over options, so the recipe goes through params.yaml, not options).

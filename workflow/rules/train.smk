@@ -21,6 +21,8 @@ rule train:
         gpu=1,
         mem_mb=config["resources"]["train_mem_mb"],
         runtime=config["resources"]["train_runtime_min"],
+    conda:
+        MIENET_ENV
     shell:
         # --resume: an interrupted job continues from its last epoch; --restart-if-changed:
         # a run made with other parameters starts over.
@@ -45,6 +47,8 @@ rule evaluate:
     benchmark:
         f"{RESULTS}/benchmarks/{{dataset}}/evaluate_{{variant}}_{{run}}.tsv"
     threads: config["resources"]["train_threads"]
+    conda:
+        MIENET_ENV
     shell:
         "mienet evaluate --checkpoint {input.ckpt:q} --annotations {params.ann:q} --root {params.root:q}"
         " --split {params.e[split]} --clips {params.e[clips]} --crops {params.e[crops]}"
@@ -59,6 +63,8 @@ rule bench_train:
     log:
         f"{RESULTS}/logs/bench/train_{{dataset}}_{{variant}}.log",
     threads: config["resources"]["train_threads"]
+    conda:
+        MIENET_ENV
     shell:
         "mienet bench train --variant {wildcards.variant} --arch {params.t[arch]}"
         " --segments {params.t[segments]} --size {params.t[size]} --batch {params.t[batch_size]}"

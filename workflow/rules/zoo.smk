@@ -11,12 +11,14 @@ rule zoo:
     params:
         entries=config["zoo"],  # a changed entry re-runs the zoo
         file=PARAMS_FILE,
-        results=RESULTS,
+        results=lambda w, output: Path(output[0]).parent.parent,  # results_root
     log:
         f"{RESULTS}/logs/zoo.log",
     benchmark:
         f"{RESULTS}/benchmarks/zoo.tsv"
     threads: config["resources"]["train_threads"]
+    conda:
+        MIENET_ENV
     shell:
         "mienet zoo --params {params.file:q} --pretrained-dir pretrained --results {params.results:q}"
         " --no-progress > {log} 2>&1"

@@ -47,12 +47,18 @@ if ! .venv/bin/python -c 'import mienet, sys, pathlib; sys.exit(pathlib.Path(mie
     say "installing mienet (editable) into .venv"
     .venv/bin/python -m pip install --quiet --no-input --no-deps --no-build-isolation -e . >/dev/null
 fi
-# Entry points of the tools the workflow drives, bound to .venv's interpreter.
+# Entry points of the tools the workflow drives, bound to .venv's interpreter. Each puts
+# .venv/bin first on PATH, so that the `mienet` commands Snakemake and DVC run are this
+# checkout's even when .venv is not activated (`.venv/bin/snakemake ...`).
 for tool in snakemake dvc optuna optuna-dashboard pytest; do
-    if [ ! -x ".venv/bin/$tool" ] && [ -f "$deps/bin/$tool" ]; then
-        sed "1s|^#!.*|#!$root/.venv/bin/python|" "$deps/bin/$tool" > ".venv/bin/$tool"
-        chmod +x ".venv/bin/$tool"
-    fi
+    [ -f "$deps/bin/$tool" ] || continue
+    {
+        echo "#!$root/.venv/bin/python"
+        echo "import os; os.environ['PATH'] = os.pathsep.join([os.path.dirname(os.path.abspath(__file__)), os.environ.get('PATH', '')])"
+        tail -n +2 "$deps/bin/$tool"
+    } > ".venv/bin/$tool.new"
+    chmod +x ".venv/bin/$tool.new"
+    if cmp -s ".venv/bin/$tool.new" ".venv/bin/$tool"; then rm ".venv/bin/$tool.new"; else mv ".venv/bin/$tool.new" ".venv/bin/$tool"; fi
 done
 
 # 3. System tools: ffmpeg is only used by the extraction benchmark (OpenCV decodes the videos).

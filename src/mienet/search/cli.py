@@ -39,6 +39,9 @@ def add_arguments(parser) -> None:
     g.add_argument("--storage", help="journal file path (default OUT/journal.log) or a database URL, "
                                      "e.g. postgresql://user:pw@host/db")
     g.add_argument("--study-name", help="default: <dataset>-<variant>")
+    g.add_argument("--restart-if-changed", action="store_true",
+                   help="a journal-file study started with another space or other fixed training "
+                        "settings is renamed *.old (its trial runs deleted) and a new one starts")
     g.add_argument("--seed", type=int, help="sampler seed")
     g.add_argument("--pruner", choices=("median", "percentile", "hyperband", "none"),
                    help="pruner type (its settings from --params when the type matches)")
@@ -103,7 +106,8 @@ def build_plan(args):
     return SearchPlan(annotations=str(annotations), root=str(root), out=str(out), dataset=args.dataset,
                       variant=args.variant, storage=storage, study_name=study_name, settings=s,
                       progress=not args.no_progress, debug_fail_trials=tuple(args.debug_fail_trial),
-                      threads=args.threads, trials_dir=str(args.trials_dir) if args.trials_dir else None)
+                      threads=args.threads, trials_dir=str(args.trials_dir) if args.trials_dir else None,
+                      restart_if_changed=args.restart_if_changed)
 
 
 def run(args) -> int:

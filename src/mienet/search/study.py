@@ -35,7 +35,7 @@ from optuna.trial import TrialState
 from mienet.errors import MienetError
 from mienet.io import write_text_atomic
 from mienet.search.space import SearchSettings, default_trial_params
-from mienet.search.storage import (Heartbeat, StudyLock, describe, open_storage,
+from mienet.search.storage import (Heartbeat, StudyLock, describe, is_url, open_storage,
                                    reap_stale_trials, retry_callback, this_worker)
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,9 @@ class SearchPlan:
     trials_dir: str | None = None  # the trials' training runs (default OUT/trials)
     debug_fail_trials: tuple[int, ...] = ()  # tests: these trial numbers hit a NaN loss at once
     threads: int | None = None  # torch threads of each worker process (None: PyTorch's choice)
+    # A journal-file study started with another space or other fixed training settings is
+    # set aside (renamed *.old, its trial runs deleted) and a new study starts.
+    restart_if_changed: bool = False
 
 
 @dataclass
@@ -149,38 +152,68 @@ def study_record(plan: SearchPlan) -> dict:
 
 
 def open_study(plan: SearchPlan) -> tuple[optuna.Study, optuna.storages.BaseStorage, StudyLock]:
-    """Load the study, or create it (and queue the untuned default as its first trial)."""
-    s = plan.settings
+    """Load the study, or create it (and queue the untuned default as its first trial).
+
+    A study started with another search space is an error; one started with other fixed
+    training settings is a warning, since its trials are not comparable with new ones.
+    With ``plan.restart_if_changed`` (the workflow's setting) either case starts over
+    instead when the storage is a journal file: the old journal is renamed
+    ``<journal>.<UTC time>.old`` and the old trials' runs are deleted.
+    """
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the search logs what happens itself
     lock = StudyLock(plan.storage, plan.study_name)
     with lock():  # also serialises creating the tables of a fresh database
-        storage = open_storage(plan.storage, s.heartbeat)
-        kwargs = dict(study_name=plan.study_name, storage=storage, sampler=make_sampler(s),
-                      pruner=make_pruner(s))
+        storage = open_storage(plan.storage, plan.settings.heartbeat)
         try:
-            study = optuna.load_study(**kwargs)
+            study = optuna.load_study(**_study_kwargs(plan, storage))
         except KeyError:
-            study = optuna.create_study(direction="maximize", **kwargs)
-            study.set_user_attr("mienet", study_record(plan))
-            defaults = default_trial_params(s) if s.enqueue_default else None
-            if defaults is not None:
-                study.enqueue_trial(defaults, user_attrs={"default": True})
-            elif s.enqueue_default and s.space:
-                log.info("the untuned settings lie outside the search space: no default trial")
-            log.info("created study %s in %s", plan.study_name, describe(plan.storage))
+            return _create_study(plan, storage), storage, lock
+        if study.direction != optuna.study.StudyDirection.MAXIMIZE:
+            raise MienetError(f"study {plan.study_name} in {describe(plan.storage)} minimises; "
+                              "mienet search maximises validation top-1: choose another --study-name")
+        saved, now = study.user_attrs.get("mienet") or {}, study_record(plan)
+        changed = [key for key in ("space", "train") if saved and saved.get(key) != now[key]]
+        if not changed:
             return study, storage, lock
-    if study.direction != optuna.study.StudyDirection.MAXIMIZE:
-        raise MienetError(f"study {plan.study_name} in {describe(plan.storage)} minimises; "
-                          "mienet search maximises validation top-1: choose another --study-name")
-    saved, now = study.user_attrs.get("mienet") or {}, study_record(plan)
-    if saved and saved.get("space") != now["space"]:
-        raise MienetError(
-            f"study {plan.study_name} in {describe(plan.storage)} was started with another search "
-            f"space ({saved.get('space')}); use the same `space` or another --study-name")
-    if saved and saved.get("train") != now["train"]:
+        what = " and ".join({"space": "another search space", "train": "other fixed training settings"}[k]
+                            for k in changed)
+        if plan.restart_if_changed and not is_url(plan.storage):
+            del study, storage
+            old = Path(plan.storage).with_name(
+                f"{Path(plan.storage).name}.{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.old")
+            os.replace(plan.storage, old)
+            shutil.rmtree(Path(plan.trials_dir or Path(plan.out) / "trials"), ignore_errors=True)
+            log.warning("study %s was started with %s (%s); starting over: the old journal is now %s",
+                        plan.study_name, what, {k: saved.get(k) for k in changed}, old)
+            storage = open_storage(plan.storage, plan.settings.heartbeat)
+            return _create_study(plan, storage), storage, lock
+        if "space" in changed or plan.restart_if_changed:
+            raise MienetError(
+                f"study {plan.study_name} in {describe(plan.storage)} was started with {what} "
+                f"({ {k: saved.get(k) for k in changed} }); use the same settings, another --study-name"
+                + (", or delete the study (optuna delete-study)" if is_url(plan.storage)
+                   else ", or --restart-if-changed to start over"))
         log.warning("study %s was started with other fixed training settings (%s, now %s)",
                     plan.study_name, saved.get("train"), now["train"])
-    return study, storage, lock
+        return study, storage, lock
+
+
+def _study_kwargs(plan: SearchPlan, storage) -> dict:
+    return dict(study_name=plan.study_name, storage=storage, sampler=make_sampler(plan.settings),
+                pruner=make_pruner(plan.settings))
+
+
+def _create_study(plan: SearchPlan, storage) -> optuna.Study:
+    s = plan.settings
+    study = optuna.create_study(direction="maximize", **_study_kwargs(plan, storage))
+    study.set_user_attr("mienet", study_record(plan))
+    defaults = default_trial_params(s) if s.enqueue_default else None
+    if defaults is not None:
+        study.enqueue_trial(defaults, user_attrs={"default": True})
+    elif s.enqueue_default and s.space:
+        log.info("the untuned settings lie outside the search space: no default trial")
+    log.info("created study %s in %s", plan.study_name, describe(plan.storage))
+    return study
 
 
 def load_existing_study(plan: SearchPlan) -> optuna.Study:
