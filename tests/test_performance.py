@@ -148,6 +148,20 @@ def test_bench_train_prints_both_figures_as_json(capsys):
     assert "speedup" in capsys.readouterr().out
 
 
+def test_bench_train_compare_without_compile_measures_every_other_lever(capsys):
+    argv = [
+        "bench", "train", "--variant", "mienet", "--arch", "resnet10", "--segments", "2",
+        "--size", "32", "--batch", "2", "--steps", "1", "--warmup", "1", "--device", "cpu",
+        "--compare", "--no-compile", "--json",
+    ]
+    assert cli_main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    names = [r["name"] for r in result["runs"]]
+    assert "eager fp32 (released)" in names and "+channels-last" in names
+    assert not any("compile" in name or name == "all" for name in names)
+    assert all(not r["speed"]["compile"] for r in result["runs"])
+
+
 def _write_frame_list(tmp_path, clips: int = 2, frames: int = 8) -> tuple:
     import cv2
     import numpy as np

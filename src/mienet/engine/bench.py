@@ -99,13 +99,14 @@ def resolve_device(name: str):
     return torch.device(name)
 
 
-def compare_configs(device) -> dict:
+def compare_configs(device, with_compile: bool = True) -> dict:
     """Every lever on its own and together: name -> SpeedConfig. The first entry is the
-    released code's eager float32 path; the lighter PA is on in every other row."""
+    released code's eager float32 path; the lighter PA is on in every other row.
+    ``with_compile=False`` leaves out the two ``torch.compile`` rows (minutes of compiling)."""
     from mienet.engine.performance import EAGER_FP32, SpeedConfig, default_speed_config
 
     amp = "bf16" if device.type == "cpu" else (default_speed_config(device).amp or "bf16")
-    return {
+    configs = {
         "eager fp32 (released)": EAGER_FP32,
         "+lighter PA": SpeedConfig(),
         "+channels-last": SpeedConfig(channels_last=True),
@@ -114,6 +115,7 @@ def compare_configs(device) -> dict:
         f"{amp}+channels-last": SpeedConfig(amp=amp, channels_last=True),
         "all": SpeedConfig(amp=amp, channels_last=True, compile=True),
     }
+    return {name: c for name, c in configs.items() if with_compile or not c.compile}
 
 
 def measure_train_steps(
@@ -191,6 +193,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--compare", action="store_true",
         help="measure every speed lever on its own and together and print a table",
     )
+    train.add_argument("--no-compile", action="store_true",
+                       help="with --compare: leave out the torch.compile rows (minutes of compiling)")
     train.add_argument("--json", action="store_true", help="print one JSON object")
 
     loader = modes.add_parser(
@@ -301,12 +305,14 @@ def _cpu_name() -> str:
     return platform.processor() or "cpu"
 
 
-def train_speed(shape: TrainShape, device, steps: int, warmup: int, compare: bool = False) -> dict:
+def train_speed(shape: TrainShape, device, steps: int, warmup: int, compare: bool = False,
+                with_compile: bool = True) -> dict:
     """The ``bench train`` measurement as a JSON-ready dict (see :func:`run_train`)."""
     from mienet.engine.performance import EAGER_FP32, default_speed_config
 
     default = default_speed_config(device)
-    configs = compare_configs(device) if compare else {"default": default, "eager fp32": EAGER_FP32}
+    configs = (compare_configs(device, with_compile) if compare
+               else {"default": default, "eager fp32": EAGER_FP32})
     if compare and default not in configs.values():
         configs["default"] = default
     timings = measure_train_steps(configs, shape, device, steps, warmup)
@@ -334,7 +340,8 @@ def train_speed(shape: TrainShape, device, steps: int, warmup: int, compare: boo
 
 def run_train(args: argparse.Namespace, device) -> int:
     shape = _shape(args)
-    result = train_speed(shape, device, args.steps, args.warmup, compare=args.compare)
+    result = train_speed(shape, device, args.steps, args.warmup, compare=args.compare,
+                         with_compile=not args.no_compile)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
