@@ -171,11 +171,40 @@ def test_distributed_data_parallel_on_cpu_with_torchrun(dataset, tmp_path):
     assert (run / "checkpoints" / "last.pt").is_file()
 
 
-def test_a_finished_run_without_best_checkpoint_is_trained_again(dataset, trained, tmp_path):
+def test_a_finished_run_without_best_checkpoint_restores_it_or_is_trained_again(dataset, trained, tmp_path):
     # What a workflow re-running the job does: its declared output best.pt is removed first.
     run = tmp_path / "rerun"
     shutil.copytree(trained, run)
+    keep = run / "checkpoints" / ".best.pt"
+    assert keep.read_bytes() == (run / "checkpoints" / "best.pt").read_bytes()
     (run / "checkpoints" / "best.pt").unlink()
+    before = (run / "checkpoints" / "last.pt").stat().st_mtime_ns
+    assert train(dataset, run, "--seed", "1", "--resume", "--restart-if-changed") == 0
+    assert (run / "checkpoints" / "best.pt").read_bytes() == keep.read_bytes()  # restored
+    assert (run / "checkpoints" / "last.pt").stat().st_mtime_ns == before  # not trained again
+    # Without its second name the best epoch is lost: the run starts over, identically.
+    (run / "checkpoints" / "best.pt").unlink()
+    keep.unlink()
     assert train(dataset, run, "--seed", "1", "--resume", "--restart-if-changed") == 0
     assert (run / "checkpoints" / "best.pt").is_file()
-    assert log_rows(run) == log_rows(trained)  # trained again from scratch, identically
+    assert (run / "checkpoints" / "last.pt").stat().st_mtime_ns != before
+    assert log_rows(run) == log_rows(trained)
+
+
+def test_killed_run_whose_outputs_a_workflow_removed_resumes_to_the_same_result(dataset, trained, tmp_path):
+    """Snakemake deletes an incomplete job's outputs (best.pt, log.csv) before running it again."""
+    run = tmp_path / "killed"
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    cmd = [str(BIN / "mienet"), "train", "--annotations", str(dataset / "annotations"), "--out", str(run),
+           "--dataset", "tiny", *TINY, "--seed", "1", "--debug-exit-at-step", "4"]  # in epoch 2
+    assert subprocess.run(cmd, env=env, capture_output=True, text=True).returncode == 137
+    (run / "checkpoints" / "best.pt").unlink()
+    (run / "log.csv").unlink()
+    assert train(dataset, run, "--seed", "1", "--resume", "--restart-if-changed") == 0
+    assert log_rows(run) == log_rows(trained)  # epoch 1 from last.pt, epoch 2 trained now
+    best = json.loads((run / "summary.json").read_text())["best"]
+    expected = json.loads((trained / "summary.json").read_text())["best"]
+    assert best == expected
+    import torch
+
+    assert torch.load(run / "checkpoints" / "best.pt", weights_only=True)["epoch"] == expected["epoch"]

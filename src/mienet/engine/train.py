@@ -7,8 +7,12 @@ A run folder holds everything about one training::
     RUN_DIR/dvclive/                  the same curves for ``dvc plots`` (when dvclive is installed)
     RUN_DIR/checkpoints/last.pt       end of the latest epoch: model, optimiser, scheduler, scaler, RNG
     RUN_DIR/checkpoints/best.pt       the epoch with the best validation top-1
+    RUN_DIR/checkpoints/.best.pt      a hard link to best.pt (a copy where links fail)
 
-Checkpoints are written atomically. ``--resume`` continues from ``last.pt``. Every epoch's
+Checkpoints are written atomically. ``--resume`` continues from ``last.pt``. A workflow
+that re-runs an interrupted job deletes its declared outputs (``best.pt``, ``log.csv``)
+first; a resumed run restores ``best.pt`` from ``.best.pt`` and the log from ``last.pt``,
+which carries the rows of every epoch. Every epoch's
 randomness (sampling, augmentation, dropout) derives from (seed, epoch) only, so a run
 killed at any point and resumed ends with exactly the numbers of an uninterrupted run.
 """
@@ -187,7 +191,7 @@ def rng_state() -> dict:
 
 
 def save_training_state(path: Path, model, optimizer, scheduler, scaler, epoch: int, best: dict,
-                        cfg: TrainConfig, classes: list[str]) -> None:
+                        cfg: TrainConfig, classes: list[str], rows: list[dict] | None = None) -> None:
     from mienet.models import save_checkpoint
 
     module = getattr(model, "module", model)
@@ -196,8 +200,38 @@ def save_training_state(path: Path, model, optimizer, scheduler, scaler, epoch: 
         optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
         scaler=scaler.state_dict() if scaler is not None else {},
         rng=rng_state(), epoch=epoch, best=best, config=asdict(cfg), classes=classes,
-        format="mienet-train-1",
+        log=list(rows or []), format="mienet-train-1",
     )
+
+
+BEST_KEEP = ".best.pt"  # a second name of best.pt that survives a workflow deleting its outputs
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    """``dst`` becomes ``src`` (a hard link; a copy where the file system has none), atomically."""
+    import shutil
+
+    tmp = dst.with_name(f"{dst.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(src, tmp)
+    except OSError:
+        shutil.copy2(src, tmp)
+    os.replace(tmp, dst)
+
+
+def restore_best(ckpt_dir: Path, best_epoch: int) -> bool:
+    """Make sure ``best.pt`` holds epoch ``best_epoch``; False when it is gone for good."""
+    from mienet.models.checkpoint import read_checkpoint_file
+
+    best, keep = ckpt_dir / "best.pt", ckpt_dir / BEST_KEEP
+    if best.exists() or best_epoch <= 0:
+        return True
+    if keep.exists() and int(read_checkpoint_file(keep).get("epoch", -1)) == best_epoch:
+        _link_or_copy(keep, best)
+        log.info("restored %s (epoch %d) from %s", best, best_epoch, keep.name)
+        return True
+    return False
 
 
 # --------------------------------------------------------------------------- logs
@@ -340,14 +374,15 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
     if resume and last.exists() and restart_if_changed:
         state = read_checkpoint_file(last)
         changed = _changed_settings(state.get("config") or {}, cfg)
-        if not changed and int(state.get("epoch", 0)) >= cfg.epochs and not (ckpt_dir / "best.pt").exists():
-            # A finished run whose best.pt was removed (a workflow re-running the job): the best
-            # epoch cannot be recovered from last.pt, so train again.
-            changed = ["best.pt is missing from the finished run"]
+        if not changed and not restore_best(ckpt_dir, int((state.get("best") or {}).get("epoch", 0))):
+            # best.pt was removed (a workflow re-running the job) and its second name is gone
+            # too: the best epoch cannot be recovered from last.pt, so train again.
+            changed = ["best.pt is missing and cannot be restored"]
         if changed:
             if rt.main:
                 log.info("%s was trained with other settings (%s): starting over", run_dir, "; ".join(changed))
-                for old in (last, ckpt_dir / "best.pt", run_dir / "log.csv", run_dir / "summary.json"):
+                for old in (last, ckpt_dir / "best.pt", ckpt_dir / BEST_KEEP, run_dir / "log.csv",
+                            run_dir / "summary.json"):
                     old.unlink(missing_ok=True)
                 import shutil
 
@@ -364,6 +399,11 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
         if scaler is not None and state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
         start_epoch, best = int(state["epoch"]), dict(state["best"])
+        if rt.main and not restore_best(ckpt_dir, int(best.get("epoch", 0))):
+            log.warning("%s is missing; it will hold the best epoch from now on", ckpt_dir / "best.pt")
+            best = {"val_top1": -1.0, "epoch": 0}
+        if len(rows) < start_epoch and state.get("log"):
+            rows = [dict(r) for r in state["log"]]  # log.csv was removed: last.pt has the rows
         rows = [r for r in rows if int(r["epoch"]) <= start_epoch]
         if rt.main:
             log.info("resuming %s after epoch %d", run_dir, start_epoch)
@@ -454,10 +494,12 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
                 improved = val["top1"] > best["val_top1"]
                 if improved:
                     best = {"val_top1": val["top1"], "val_top5": val["top5"], "epoch": epoch + 1}
-                save_training_state(last, model, optimizer, scheduler, scaler, epoch + 1, best, cfg, classes)
+                save_training_state(last, model, optimizer, scheduler, scaler, epoch + 1, best, cfg, classes,
+                                    rows)
                 if improved:
                     save_training_state(ckpt_dir / "best.pt", model, optimizer, scheduler, scaler,
-                                        epoch + 1, best, cfg, classes)
+                                        epoch + 1, best, cfg, classes, rows)
+                    _link_or_copy(ckpt_dir / "best.pt", ckpt_dir / BEST_KEEP)
                 write_log(run_dir / "log.csv", rows)
                 live.log(row)
                 log.info("epoch %d/%d: train loss %s top-1 %s; val loss %s top-1 %s top-5 %s (%ss)",
