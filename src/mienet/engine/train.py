@@ -7,7 +7,7 @@ A run folder holds everything about one training::
     RUN_DIR/dvclive/                  the same curves for ``dvc plots`` (when dvclive is installed)
     RUN_DIR/checkpoints/last.pt       end of the latest epoch: model, optimiser, scheduler, scaler, RNG
     RUN_DIR/checkpoints/best.pt       the epoch with the best validation top-1
-    RUN_DIR/checkpoints/.best.pt      a hard link to best.pt (a copy where links fail)
+    RUN_DIR/checkpoints/.best.pt      a copy of best.pt
 
 Checkpoints are written atomically. ``--resume`` continues from ``last.pt``. A workflow
 that re-runs an interrupted job deletes its declared outputs (``best.pt``, ``log.csv``)
@@ -207,16 +207,14 @@ def save_training_state(path: Path, model, optimizer, scheduler, scaler, epoch: 
 BEST_KEEP = ".best.pt"  # a second name of best.pt that survives a workflow deleting its outputs
 
 
-def _link_or_copy(src: Path, dst: Path) -> None:
-    """``dst`` becomes ``src`` (a hard link; a copy where the file system has none), atomically."""
+def _copy_atomic(src: Path, dst: Path) -> None:
+    """``dst`` becomes a copy of ``src``, atomically. A copy, not a hard link: DVC rewrites
+    hard-linked files of an output when it commits, which would make them newer than
+    what was computed from them."""
     import shutil
 
     tmp = dst.with_name(f"{dst.name}.{os.getpid()}.tmp")
-    tmp.unlink(missing_ok=True)
-    try:
-        os.link(src, tmp)
-    except OSError:
-        shutil.copy2(src, tmp)
+    shutil.copy2(src, tmp)
     os.replace(tmp, dst)
 
 
@@ -228,7 +226,7 @@ def restore_best(ckpt_dir: Path, best_epoch: int) -> bool:
     if best.exists() or best_epoch <= 0:
         return True
     if keep.exists() and int(read_checkpoint_file(keep).get("epoch", -1)) == best_epoch:
-        _link_or_copy(keep, best)
+        _copy_atomic(keep, best)
         log.info("restored %s (epoch %d) from %s", best, best_epoch, keep.name)
         return True
     return False
@@ -499,7 +497,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
                 if improved:
                     save_training_state(ckpt_dir / "best.pt", model, optimizer, scheduler, scaler,
                                         epoch + 1, best, cfg, classes, rows)
-                    _link_or_copy(ckpt_dir / "best.pt", ckpt_dir / BEST_KEEP)
+                    _copy_atomic(ckpt_dir / "best.pt", ckpt_dir / BEST_KEEP)
                 write_log(run_dir / "log.csv", rows)
                 live.log(row)
                 log.info("epoch %d/%d: train loss %s top-1 %s; val loss %s top-1 %s top-5 %s (%ss)",
