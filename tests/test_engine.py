@@ -208,3 +208,27 @@ def test_killed_run_whose_outputs_a_workflow_removed_resumes_to_the_same_result(
     import torch
 
     assert torch.load(run / "checkpoints" / "best.pt", weights_only=True)["epoch"] == expected["epoch"]
+
+
+def test_two_processes_never_hold_one_gpu_at_once(tmp_path):
+    """The per-GPU lock files (real flock, two real processes; the GPU count is given, so
+    this runs without a GPU): the second waits until the first lets its GPU go."""
+    script = (
+        "import sys, time, logging; logging.basicConfig(level=logging.INFO)\n"
+        "from mienet.engine.train import claim_gpu\n"
+        "index = claim_gpu(poll_s=0.1, count=1)\n"
+        "assert claim_gpu(poll_s=0.1, count=1) == index  # the same process: the same GPU\n"
+        "print('claimed', index, time.time(), flush=True)\n"
+        "time.sleep(float(sys.argv[1]))\n"
+        "print('released', time.time(), flush=True)\n"
+    )
+    env = {**os.environ, "MIENET_GPU_LOCK_DIR": str(tmp_path), "CUDA_VISIBLE_DEVICES": ""}
+    first = subprocess.Popen([sys.executable, "-c", script, "2"], env=env, stdout=subprocess.PIPE, text=True)
+    assert first.stdout.readline().startswith("claimed 0")
+    second = subprocess.run([sys.executable, "-c", script, "0"], env=env, capture_output=True, text=True)
+    out_first = first.communicate()[0]
+    released = float(out_first.split()[-1])
+    claimed = float(second.stdout.split()[2])
+    assert claimed >= released, (out_first, second.stdout)
+    assert "in use by other mienet processes; waiting" in second.stderr
+    assert "GPU 0 is free now" in second.stderr

@@ -133,7 +133,7 @@ def setup_runtime(requested: str, exclusive_gpu: bool = True) -> Runtime:
 _GPU_CLAIM: tuple | None = None  # (open lock file, device index) of the GPU this process holds
 
 
-def claim_gpu(poll_s: float = 5.0) -> int:
+def claim_gpu(poll_s: float = 5.0, count: int | None = None) -> int:
     """The index of a GPU no other `mienet` process on this machine is using.
 
     Each process holds an exclusive lock on one file per GPU for its lifetime, so that
@@ -141,6 +141,7 @@ def claim_gpu(poll_s: float = 5.0) -> int:
     commands typed on a one-GPU workstation) each get their own device, never two on
     one. Waits while every GPU is taken. A process that already holds one (the trials
     of a search run one after another in one process) gets the same one again.
+    ``count``: the number of GPUs (default: what PyTorch sees).
     """
     global _GPU_CLAIM
     import fcntl
@@ -149,7 +150,7 @@ def claim_gpu(poll_s: float = 5.0) -> int:
 
     if _GPU_CLAIM is not None:
         return _GPU_CLAIM[1]
-    count = torch.cuda.device_count()
+    count = torch.cuda.device_count() if count is None else count
     lock_dir = Path(os.environ.get("MIENET_GPU_LOCK_DIR", Path(tempfile.gettempdir()) / "mienet-gpu-locks"))
     lock_dir.mkdir(parents=True, exist_ok=True)
     visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
