@@ -150,7 +150,8 @@ def test_best_params_feed_the_final_training(resumed_study, dataset, tmp_path):
     assert {k: config[k] for k in best} == best
 
 
-def test_changed_fixed_settings_start_over_only_with_restart_if_changed(dataset, params, tmp_path, caplog):
+def test_changed_fixed_settings_start_over_only_with_restart_if_changed(dataset, params, tmp_path, caplog,
+                                                                         capsys):
     """A study made with other fixed training settings is not silently continued by the workflow."""
     out, runs = tmp_path / "out", tmp_path / "runs"
     args = ["--n-trials", "1", "--epochs", "1", "--trials-dir", str(runs)]
@@ -166,9 +167,14 @@ def test_changed_fixed_settings_start_over_only_with_restart_if_changed(dataset,
     assert len(study.trials) == 1 and study.trials[0].datetime_complete != first
     assert study.user_attrs["mienet"]["train"]["epochs"] == 2
     assert json.loads((out / "summary.json").read_text())["max_epochs"] == 2
-    # Without the flag the same change only warns and goes on; another space is an error.
+    # Without the flag the same change only warns and goes on.
     assert main(search_args(dataset, params, out, *args)) == 0
     assert len(load(out).trials) == 1
+    # A journal that also holds another study is never set aside: an error naming it.
+    assert main(search_args(dataset, params, out, *args, "--study-name", "other", "--n-trials", "0")) == 0
+    assert main(search_args(dataset, params, out, *args, "--restart-if-changed")) == 2
+    assert "also holds other" in capsys.readouterr().err
+    assert sorted(out.glob("journal.log.*.old")) == olds
 
 
 def test_a_trial_that_raises_is_recorded_and_the_study_goes_on(dataset, params, tmp_path):

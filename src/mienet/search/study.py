@@ -177,7 +177,8 @@ def open_study(plan: SearchPlan) -> tuple[optuna.Study, optuna.storages.BaseStor
             return study, storage, lock
         what = " and ".join({"space": "another search space", "train": "other fixed training settings"}[k]
                             for k in changed)
-        if plan.restart_if_changed and not is_url(plan.storage):
+        others = [st.study_name for st in storage.get_all_studies() if st.study_name != plan.study_name]
+        if plan.restart_if_changed and not is_url(plan.storage) and not others:
             del study, storage
             old = Path(plan.storage).with_name(
                 f"{Path(plan.storage).name}.{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.old")
@@ -191,8 +192,9 @@ def open_study(plan: SearchPlan) -> tuple[optuna.Study, optuna.storages.BaseStor
             raise MienetError(
                 f"study {plan.study_name} in {describe(plan.storage)} was started with {what} "
                 f"({ {k: saved.get(k) for k in changed} }); use the same settings, another --study-name"
-                + (", or delete the study (optuna delete-study)" if is_url(plan.storage)
-                   else ", or --restart-if-changed to start over"))
+                + (", or delete the study (optuna delete-study)" if is_url(plan.storage) or others
+                   else ", or --restart-if-changed to start over")
+                + (f" (the journal also holds {', '.join(others)}, so it is not set aside)" if others else ""))
         log.warning("study %s was started with other fixed training settings (%s, now %s)",
                     plan.study_name, saved.get("train"), now["train"])
         return study, storage, lock
