@@ -76,12 +76,17 @@ def test_two_seeded_runs_are_identical(dataset, trained, tmp_path):
     assert log_rows(tmp_path / "b") == log_rows(trained)
 
 
-def test_killed_mid_epoch_and_resumed_equals_uninterrupted(dataset, trained, tmp_path):
-    run = tmp_path / "killed"
+def killed_at_step_4(dataset: Path, run: Path) -> subprocess.CompletedProcess:
+    """Seed 1 training that dies (like a kill) at step 4: in epoch 2 of 3 steps each."""
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     cmd = [str(BIN / "mienet"), "train", "--annotations", str(dataset / "annotations"), "--out", str(run),
-           "--dataset", "tiny", *TINY, "--seed", "1", "--debug-exit-at-step", "4"]  # epoch 2 of 3 steps each
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+           "--dataset", "tiny", *TINY, "--seed", "1", "--debug-exit-at-step", "4"]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True)
+
+
+def test_killed_mid_epoch_and_resumed_equals_uninterrupted(dataset, trained, tmp_path):
+    run = tmp_path / "killed"
+    proc = killed_at_step_4(dataset, run)
     assert proc.returncode == 137, proc.stderr
     assert len(log_rows(run)) == 1  # epoch 1 finished, epoch 2 interrupted
     assert train(dataset, run, "--seed", "1", "--resume") == 0
@@ -194,10 +199,7 @@ def test_a_finished_run_without_best_checkpoint_restores_it_or_is_trained_again(
 def test_killed_run_whose_outputs_a_workflow_removed_resumes_to_the_same_result(dataset, trained, tmp_path):
     """Snakemake deletes an incomplete job's outputs (best.pt, log.csv) before running it again."""
     run = tmp_path / "killed"
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-    cmd = [str(BIN / "mienet"), "train", "--annotations", str(dataset / "annotations"), "--out", str(run),
-           "--dataset", "tiny", *TINY, "--seed", "1", "--debug-exit-at-step", "4"]  # in epoch 2
-    assert subprocess.run(cmd, env=env, capture_output=True, text=True).returncode == 137
+    assert killed_at_step_4(dataset, run).returncode == 137
     (run / "checkpoints" / "best.pt").unlink()
     (run / "log.csv").unlink()
     assert train(dataset, run, "--seed", "1", "--resume", "--restart-if-changed") == 0
@@ -219,16 +221,19 @@ def test_two_processes_never_hold_one_gpu_at_once(tmp_path):
         "index = claim_gpu(poll_s=0.1, count=1)\n"
         "assert claim_gpu(poll_s=0.1, count=1) == index  # the same process: the same GPU\n"
         "print('claimed', index, time.time(), flush=True)\n"
-        "time.sleep(float(sys.argv[1]))\n"
+        "sys.stdin.readline()  # hold the GPU until told to let it go\n"
         "print('released', time.time(), flush=True)\n"
     )
     env = {**os.environ, "MIENET_GPU_LOCK_DIR": str(tmp_path), "CUDA_VISIBLE_DEVICES": ""}
-    first = subprocess.Popen([sys.executable, "-c", script, "2"], env=env, stdout=subprocess.PIPE, text=True)
+    pipes = dict(env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen([sys.executable, "-c", script], **pipes)
     assert first.stdout.readline().startswith("claimed 0")
-    second = subprocess.run([sys.executable, "-c", script, "0"], env=env, capture_output=True, text=True)
-    out_first = first.communicate()[0]
+    second = subprocess.Popen([sys.executable, "-c", script], **pipes)
+    waiting = next((line for line in second.stderr if "waiting" in line), "")  # blocks until it waits
+    assert "in use by other mienet processes; waiting" in waiting
+    out_first = first.communicate("\n", timeout=60)[0]
+    out_second, err_second = second.communicate("\n", timeout=60)
     released = float(out_first.split()[-1])
-    claimed = float(second.stdout.split()[2])
-    assert claimed >= released, (out_first, second.stdout)
-    assert "in use by other mienet processes; waiting" in second.stderr
-    assert "GPU 0 is free now" in second.stderr
+    claimed = float(out_second.split()[2])
+    assert claimed >= released, (out_first, out_second)
+    assert "GPU 0 is free now" in err_second

@@ -38,7 +38,8 @@ import torch.nn.functional as F
 
 from mienet.data.annotations import read_classes
 from mienet.errors import MienetError
-from mienet.io import write_text_atomic
+from mienet.io import atomic_path, write_text_atomic
+from mienet.models.modules import PAN_INIT_STD
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ class TrainConfig:
     flip: bool = True
     pretrained: str | None = None
     freeze_fusion_weights: bool = False
-    pa_init_std: float = 0.001  # PAN's; see mienet.models.modules.PAN_INIT_STD
+    pa_init_std: float = PAN_INIT_STD
     seed: int = 0
     workers: int = 2
     device: str = "auto"
@@ -214,9 +215,8 @@ def _copy_atomic(src: Path, dst: Path) -> None:
     what was computed from them."""
     import shutil
 
-    tmp = dst.with_name(f"{dst.name}.{os.getpid()}.tmp")
-    shutil.copy2(src, tmp)
-    os.replace(tmp, dst)
+    with atomic_path(dst) as tmp:
+        shutil.copy2(src, tmp)
 
 
 def restore_best(ckpt_dir: Path, best_epoch: int) -> bool:
