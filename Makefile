@@ -16,4 +16,4 @@ test: setup
 	.venv/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 bench: setup
-	.venv/bin/mienet bench-extract ../shared/fixtures/videos
+	.venv/bin/mienet bench-extract tests/fixtures/videos

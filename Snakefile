@@ -7,7 +7,9 @@
 #   snakemake --cores all zoo                the released checkpoints in pretrained/ (results/tables/zoo.*)
 #   snakemake --cores all dataset_synthetic  one dataset, from videos to its evaluations
 #   snakemake --report results/report.html   Snakemake's HTML report of the figures and tables
-# The rules live in workflow/rules/; every shell line calls the `mienet` tool.
+#   snakemake reproduce_all --config profile=paper     (--config goes after the targets)
+# The rules live in workflow/rules/; every shell line is a `mienet` command from
+# src/mienet/pipeline.py, where dvc.yaml's commands come from too (`mienet generate`).
 
 from snakemake.utils import min_version, validate
 
@@ -17,6 +19,7 @@ min_version("9.0")
 configfile: "params.yaml"
 
 
+# The schema is generated from the typed configuration model (src/mienet/config.py).
 validate(config, "workflow/schemas/params.schema.yaml")
 
 

@@ -1,28 +1,24 @@
-"""Shared fixtures: the real sample videos of ../shared and small folders built from them."""
+"""Common fixtures: the real sample videos of tests/fixtures/videos and small folders built from them."""
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("MIENET_SHARED", REPO.parent / "shared"))
-FIXTURE_VIDEOS = SHARED / "fixtures" / "videos"
-# Frame counts decoded by OpenCV, as documented in shared/fixtures/videos/README.md.
+# Real sample videos (OpenMMLab MMAction2, Apache-2.0: see tests/fixtures/videos/NOTICE).
+FIXTURE_VIDEOS = REPO / "tests" / "fixtures" / "videos"
+# Frame counts decoded by OpenCV, as documented in tests/fixtures/videos/README.md.
 FIXTURE_FRAMES = {"test.mp4": 300, "test.avi": 164, "demo.mp4": 280, "part_0.mp4": 32}
-
-
-@pytest.fixture(scope="session")
-def shared_dir() -> Path:
-    assert SHARED.is_dir(), f"shared folder not found at {SHARED} (set MIENET_SHARED)"
-    return SHARED
+# Names and shapes of the released SLJD MIE-Net state dict (see docs/mie-net.md).
+REFERENCE_DIR = REPO / "tests" / "data" / "reference"
+RELEASED_MANIFEST = REFERENCE_DIR / "mienet_r50_released_state_dict.json"
 
 
 @pytest.fixture
-def class_videos(tmp_path, shared_dir) -> Path:
+def class_videos(tmp_path) -> Path:
     """Folder-per-class videos from the real clips, with spaces in names and a nested clip."""
     root = tmp_path / "videos"
     layout = {

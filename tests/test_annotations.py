@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+from importlib import resources
 
 import cv2
 import numpy as np
@@ -143,7 +145,7 @@ def test_unparsable_lines_are_reported_with_their_numbers(tmp_path):
     assert f"{path}:2:" in msg and f"{path}:3:" in msg and f"{path}:5:" in msg
 
 
-def test_diving48_json(tmp_path, shared_dir, capsys):
+def test_diving48_json(tmp_path, capsys):
     src = tmp_path / "src"
     src.mkdir()
     train = [{"vid_name": "_8Vy3dlHg2w_00000", "label": 0, "start_frame": 0, "end_frame": 40},
@@ -159,8 +161,7 @@ def test_diving48_json(tmp_path, shared_dir, capsys):
     assert annotate("--format", "diving48", "--source", src, "--frames", ds / "frames", "-o", ann) == 0
     assert (ann / "train.txt").read_text() == "frames/_8Vy3dlHg2w_00000 4 0\nframes/_8Vy3dlHg2w_00001 6 47\n"
     assert (ann / "val.txt").read_text() == "frames/x0 3 5\n"
-    assert (ann / "classes.txt").read_text().splitlines() == \
-        (shared_dir / "datasets" / "diving48_classes.txt").read_text().split()
+    assert (ann / "classes.txt").read_text().splitlines() == packaged_classes("diving48")
     # a label out of range and a broken entry, named by entry
     test.append({"vid_name": "x0", "label": 48})
     test.append({"name": "nolabel"})
@@ -208,7 +209,26 @@ def test_sthv2_json_templates(tmp_path, capsys):
     assert "validation.json: entry 2: template 'Poking a hole into something soft' of clip 14" in err
 
 
-def test_packaged_class_lists_match_shared(shared_dir):
-    for name in ("diving48", "sthv2"):
-        expected = (shared_dir / "datasets" / f"{name}_classes.txt").read_text().splitlines()
-        assert packaged_classes(name) == [line for line in expected if line.strip()]
+# The class lists shipped in src/mienet/data/classes, pinned: the number of classes of each
+# dataset and the sha256 of the file, byte for byte the lists the datasets' authors publish
+# (Diving48: the 48 dive names in label order; SSv2: the templates of
+# something-something-v2-labels.json in index order).
+PACKAGED_CLASS_LISTS = {
+    "diving48": (48, "7832becc4d9326028e29fb2cf5adaade78052030c1791784c6dffc32541fd9e9"),
+    "sthv2": (174, "c9c5a86ece619e1ab2e7ca0614c85377a534873e17108b13243e5d22089a0a85"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PACKAGED_CLASS_LISTS))
+def test_packaged_class_lists_are_the_published_ones(name):
+    count, sha256 = PACKAGED_CLASS_LISTS[name]
+    data = resources.files("mienet.data").joinpath("classes", f"{name}_classes.txt").read_bytes()
+    lines = data.decode("utf-8").split("\n")
+    assert lines[-1] == "", "the list ends with one newline"
+    lines = lines[:-1]
+    assert all(line.strip() for line in lines), "no blank lines"
+    assert all(line == line.strip() and "\r" not in line for line in lines), "no surrounding whitespace"
+    assert len(lines) == count
+    assert len(set(lines)) == count, "class names are unique"
+    assert packaged_classes(name) == lines
+    assert hashlib.sha256(data).hexdigest() == sha256

@@ -217,7 +217,7 @@ def test_two_processes_never_hold_one_gpu_at_once(tmp_path):
     this runs without a GPU): the second waits until the first lets its GPU go."""
     script = (
         "import sys, time, logging; logging.basicConfig(level=logging.INFO)\n"
-        "from mienet.engine.train import claim_gpu\n"
+        "from mienet.engine.runtime import claim_gpu\n"
         "index = claim_gpu(poll_s=0.1, count=1)\n"
         "assert claim_gpu(poll_s=0.1, count=1) == index  # the same process: the same GPU\n"
         "print('claimed', index, time.time(), flush=True)\n"

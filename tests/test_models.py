@@ -16,6 +16,7 @@ from torch import nn
 from torchvision import models as tv_models
 from torchvision.models.resnet import BasicBlock
 
+from conftest import RELEASED_MANIFEST
 from mienet.cli import main as cli_main
 from mienet.errors import MienetError
 from mienet.models import (
@@ -33,7 +34,6 @@ from mienet.models import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-MANIFEST_NAME = "mienet_r50_released_state_dict.json"
 RELEASED_PARAMETERS = 26_060_133  # sum of the manifest's parameters (buffers excluded)
 
 
@@ -43,9 +43,9 @@ def clips(n=2, t=2, length=4, size=32, seed=0):
 
 
 @pytest.fixture(scope="module")
-def manifest(shared_dir) -> dict:
-    """The released state-dict manifest, from the shared reference folder."""
-    return json.loads((shared_dir / "reference" / MANIFEST_NAME).read_text())
+def manifest() -> dict:
+    """The released state-dict manifest, from tests/data/reference."""
+    return json.loads(RELEASED_MANIFEST.read_text())
 
 
 # ---------------------------------------------------------------- shapes and gradients

@@ -318,10 +318,10 @@ def test_trial_settings_layer_recipe_search_and_dataset_overrides(tmp_path):
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump({
         "data_root": str(tmp_path / "data"),
-        "datasets": {"tiny": {"train": RECIPE, "search": {"n_trials": 7, "train": {"epochs": 3},
+        "datasets": {"tiny": {"format": "synth", "train": RECIPE, "search": {"n_trials": 7, "train": {"epochs": 3},
                                                           "space": {"momentum": {"type": "float", "low": 0.8,
                                                                                  "high": 0.99}}}},
-                     "other": {"train": {"arch": "resnet50"}}},
+                     "other": {"format": "synth", "train": {"arch": "resnet50"}}},
         "search": SEARCH,
     }))
     args = build_parser("search").parse_args(["search", "--params", str(path), "--dataset", "tiny",

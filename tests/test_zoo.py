@@ -10,12 +10,10 @@ import pytest
 import torch
 import yaml
 
-from conftest import make_synthetic_dataset
+from conftest import RELEASED_MANIFEST, make_synthetic_dataset
 from mienet.cli import main
 from mienet.errors import MienetError
 from mienet.zoo import run_zoo
-
-MANIFEST_NAME = "mienet_r50_released_state_dict.json"
 
 
 def released_checkpoint(path: Path, manifest: dict, num_classes: int, seed: int = 0,
@@ -42,8 +40,8 @@ def released_checkpoint(path: Path, manifest: dict, num_classes: int, seed: int 
 
 
 @pytest.fixture(scope="module")
-def manifest(shared_dir) -> dict:
-    return json.loads((shared_dir / "reference" / MANIFEST_NAME).read_text())
+def manifest() -> dict:
+    return json.loads(RELEASED_MANIFEST.read_text())
 
 
 @pytest.fixture(scope="module")

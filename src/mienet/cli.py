@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "search": ("mienet.search.cli", "Optuna study over the training settings"),
     "report": ("mienet.report.cli", "paper tables and figures from the results"),
     "zoo": ("mienet.zoo", "evaluate the authors' released checkpoints"),
+    "generate": ("mienet.generate", "write dvc.yaml and the params schema from their one definition"),
 }
 
 

@@ -1,6 +1,11 @@
 import os
-import shlex
 from pathlib import Path
+
+from mienet.config import validate_params, write_effective_params
+from mienet.layout import ANNOTATION_FILES, Roots, dataset_layout, profile_datasets
+from mienet.models.variants import VARIANTS as _VARIANTS
+from mienet.pipeline import Commands, dvc_yaml_text
+from mienet.report import expected_outputs
 
 # Rules call `mienet` from PATH: the active environment's, or this checkout's .venv/bin,
 # which .venv's own `snakemake` puts first (workflow/scripts/setup_env.sh); a rule's conda
@@ -12,111 +17,33 @@ from pathlib import Path
 # runs Snakemake (.venv).
 MIENET_ENV = "../envs/mienet.yaml"
 
-DATA = config["data_root"]
-RUNS = config["runs_root"]
-RESULTS = config["results_root"]
+# params.yaml with the `--config key=value` / `--configfile more.yaml` overrides of this run,
+# checked against the schema again; every rule reads this one configuration: the commands
+# that take `--params` get it as a file (rewritten only when it changes).
+validate_params(config, "params.yaml with --config overrides")
+PARAMS_FILE = write_effective_params(config, ".snakemake/mienet/params.yaml")
+CMD = Commands(config, PARAMS_FILE)
+ROOTS = Roots.of(config)
+DATA = config["data_root"].rstrip("/")
+RUNS = ROOTS.runs
+RESULTS = ROOTS.results
 DATASETS = config["datasets"]
-if config["profile"] not in config["profiles"]:
-    raise ValueError(f"params.yaml: profile {config['profile']!r} is not a key of profiles "
-                     f"({', '.join(config['profiles'])})")
-ENABLED = list(config["profiles"][config["profile"]])
-for _name in ENABLED:
-    if _name not in DATASETS:
-        raise ValueError(f"params.yaml: profiles.{config['profile']} names dataset {_name!r}, "
-                         f"which is not a key of datasets")
+ENABLED = profile_datasets(config)
+LAYOUT = {name: dataset_layout(config, name) for name in ENABLED}
 VARIANTS = config["ablation"]["variants"]
 SEEDS = config["ablation"]["seeds"]
 SEARCHED = config["search"]["variants"] if config["search"]["enabled"] else []
-# `mienet search` and the tuned training read the study and the recipe from this file.
-PARAMS_FILE = "params.yaml"
+# dvc.yaml describes the same pipeline when it was generated for this configuration.
+DVC_CURRENT = Path("dvc.yaml").is_file() and Path("dvc.yaml").read_text() == dvc_yaml_text(config)
 
 
-def q(value):
-    return shlex.quote(str(value))
-
-
-def need(name, key):
-    """A dataset key that its format requires, with a message naming it."""
-    value = DATASETS[name].get(key)
-    if not value:
-        raise ValueError(f"params.yaml: datasets.{name}.{key} is required for format "
-                         f"{DATASETS[name]['format']!r}")
-    return value
-
-
-def videos_dir(name):
-    if DATASETS[name]["format"] == "synth":
-        return f"{DATA}/{name}/videos"
-    return need(name, "videos")
-
-
-def frames_dir(name):
-    if DATASETS[name]["format"] == "sljd":
-        return need(name, "root")
-    return f"{DATA}/{name}/frames"
-
-
-def annotation_dir(name):
-    return f"{DATA}/{name}/annotations"
-
-
-def dataset_root(name):
-    """The folder the frame lists' paths are relative to."""
-    if DATASETS[name]["format"] == "sljd":
-        return need(name, "root")
-    return f"{DATA}/{name}"
+def layout(w):
+    return LAYOUT[w.dataset]
 
 
 def annotation_files(name):
-    return [f"{annotation_dir(name)}/{f}" for f in ("train.txt", "val.txt", "classes.txt")]
-
-
-def annotation_inputs(w):
-    if DATASETS[w.dataset]["format"] == "sljd":
-        return [need(w.dataset, "source")]
-    return [f"{DATA}/{w.dataset}/frames/manifest.csv"]
-
-
-def annotation_args(w):
-    ds, a = DATASETS[w.dataset], config["annotations"]
-    fmt = "folder" if ds["format"] == "synth" else ds["format"]
-    args = ["--format", fmt]
-    if fmt == "folder":
-        args += ["--videos", videos_dir(w.dataset), "--frames", frames_dir(w.dataset),
-                 "--val-ratio", a["val_ratio"], "--test-ratio", a["test_ratio"], "--seed", a["seed"]]
-    elif fmt == "sljd":
-        args += ["--source", need(w.dataset, "source"), "--root", need(w.dataset, "root")]
-    else:
-        args += ["--source", need(w.dataset, "source"), "--frames", frames_dir(w.dataset)]
-    if ds.get("classes"):
-        args += ["--classes", ds["classes"]]
-    return " ".join(q(x) for x in args)
-
-
-def recipe_args(name):
-    """`mienet train` options from datasets.<name>.train (booleans as flags)."""
-    args = []
-    for key, value in sorted(DATASETS[name]["train"].items()):
-        flag = f"--{key.replace('_', '-')}"
-        if key == "flip":
-            args += [] if value else ["--no-flip"]
-        elif isinstance(value, bool):
-            args += [flag] if value else []
-        elif isinstance(value, list):
-            args += [flag, *map(str, value)]
-        else:
-            args += [flag, str(value)]
-    return " ".join(q(x) for x in args)
-
-
-def run_dir(dataset, variant, run):
-    return f"{RUNS}/{dataset}/{variant}/{run}"
-
-
-def result_files(dataset, variant, run):
-    base = f"{RESULTS}/{dataset}/{variant}/{run}"
-    return [f"{base}/{f}" for f in ("metrics.json", "predictions.csv", "per_class.csv", "confusion.csv",
-                                    "train_log.csv")]
+    return LAYOUT[name].annotation_files if name in LAYOUT else [
+        f"{DATA}/{name}/annotations/{f}" for f in ANNOTATION_FILES]
 
 
 def data_targets():
@@ -124,18 +51,13 @@ def data_targets():
 
 
 def search_targets():
-    out = []
-    for d in ENABLED:
-        for v in SEARCHED:
-            out += [f"{RESULTS}/{d}/search/{v}/summary.json", f"{RESULTS}/{d}/{v}/tuned/metrics.json"]
-    return out
+    return [f for d in ENABLED for v in SEARCHED
+            for f in (f"{ROOTS.search_dir(d, v)}/summary.json", f"{ROOTS.result_dir(d, v, 'tuned')}/metrics.json")]
 
 
 def ablation_targets():
-    return [f"{RESULTS}/{d}/{v}/seed{s}/metrics.json" for d in ENABLED for v in VARIANTS for s in SEEDS]
+    return [f"{ROOTS.result_dir(d, v, f'seed{s}')}/metrics.json" for d in ENABLED for v in VARIANTS for s in SEEDS]
 
-
-from mienet.report import expected_outputs
 
 # Caption file and category of each output family, for `snakemake --report`.
 _FAMILIES = {
@@ -157,12 +79,12 @@ def report_output(path):
 
 def report_inputs(wildcards):
     inputs = ablation_targets() + search_targets()
-    inputs += [f"{RESULTS}/bench/train_{d}_{v}.json" for d in ENABLED for v in ("tsn", "mienet")]
+    inputs += [ROOTS.bench_file(d, v) for d in ENABLED for v in ("tsn", "mienet")]
     return inputs
 
 
 wildcard_constraints:
     dataset="|".join(ENABLED) or "none",
-    variant="|".join(["tsn", "dptam", "pa", "naive_fusion", "fusion_dptam", "afm", "mienet"]),
+    variant="|".join(_VARIANTS),
     seed=r"\d+",
     run=r"seed\d+|tuned",

@@ -1,11 +1,13 @@
 # Data preparation: synthetic videos, frame extraction, annotation lists.
+# Paths come from mienet.layout, commands from mienet.pipeline (the same as dvc.yaml's).
 
 
 rule synth:
     output:
         directory(f"{DATA}/{{dataset}}/videos"),
     params:
-        s=config["synth"],
+        s=config["synth"],  # a changed setting re-runs the rule
+        cmd=lambda w, threads: CMD.synth(w.dataset, threads),
     log:
         f"{RESULTS}/logs/{{dataset}}/synth.log",
     benchmark:
@@ -14,24 +16,19 @@ rule synth:
     conda:
         MIENET_ENV
     shell:
-        "mienet synth {output} --classes {params.s[classes]}"
-        " --clips-per-class {params.s[clips_per_class]} --frames {params.s[frames]}"
-        " --size {params.s[size]} --fps {params.s[fps]} --seed {params.s[seed]}"
-        " -j {threads} > {log} 2>&1"
+        "{params.cmd} > {log} 2>&1"
 
 
 rule extract_frames:
     input:
-        lambda w: videos_dir(w.dataset),
+        lambda w: layout(w).videos,
     output:
         # The manifest is written last; the frame folders themselves are kept across
         # interrupted runs so that a re-run resumes instead of starting over.
         f"{DATA}/{{dataset}}/frames/manifest.csv",
     params:
-        frames=lambda w: frames_dir(w.dataset),
-        resize=lambda w: (f"--short-side {DATASETS[w.dataset]['short_side']}"
-                          if DATASETS[w.dataset].get("short_side") else ""),
         e=config["extract"],
+        cmd=lambda w, threads: CMD.extract_frames(w.dataset, threads),
     log:
         f"{RESULTS}/logs/{{dataset}}/extract_frames.log",
     benchmark:
@@ -40,18 +37,16 @@ rule extract_frames:
     conda:
         MIENET_ENV
     shell:
-        "mienet extract-frames {input:q} -o {params.frames:q} -j {threads} --ext {params.e[ext]}"
-        " --quality {params.e[quality]} {params.resize} --no-progress > {log} 2>&1"
+        "{params.cmd} > {log} 2>&1"
 
 
 rule make_annotations:
     input:
-        annotation_inputs,
+        lambda w: [layout(w).manifest] if layout(w).extracted else [layout(w).source],
     output:
-        annotation_files("{dataset}"),
+        [f"{DATA}/{{dataset}}/annotations/{f}" for f in ANNOTATION_FILES],
     params:
-        args=annotation_args,
-        out=lambda w: f"{DATA}/{w.dataset}/annotations",
+        cmd=lambda w: CMD.make_annotations(w.dataset),
     log:
         f"{RESULTS}/logs/{{dataset}}/make_annotations.log",
     benchmark:
@@ -59,5 +54,4 @@ rule make_annotations:
     conda:
         MIENET_ENV
     shell:
-        "mienet make-annotations {params.args} -o {params.out:q} > {log} 2>&1"
-
+        "{params.cmd} > {log} 2>&1"

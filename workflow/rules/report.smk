@@ -9,9 +9,10 @@ rule report:
     output:
         [report_output(p) for p in expected_outputs(ENABLED)],
     params:
-        datasets=" ".join(ENABLED),
-        sync_dvc=config["profile"] == "default",
-        results=lambda w, output: os.path.commonpath(output),  # results_root
+        cmd=CMD.report(ENABLED),
+        # Record what Snakemake made in dvc.lock too, so that `dvc status` agrees; only when
+        # dvc.yaml describes this very configuration (`mienet generate` writes it).
+        sync_dvc=DVC_CURRENT,
     log:
         f"{RESULTS}/logs/report.log",
     benchmark:
@@ -19,7 +20,6 @@ rule report:
     conda:
         MIENET_ENV
     shell:
-        "mienet report --results {params.results:q} --datasets {params.datasets} > {log} 2>&1"
-        # Record what Snakemake made in dvc.lock too, so that `dvc status` agrees (default profile).
+        "{params.cmd} > {log} 2>&1"
         " && if [ {params.sync_dvc} = True ] && [ -d .dvc ]; then dvc commit --force --quiet >> {log} 2>&1"
         " || echo 'warning: dvc commit failed, see the log' >&2; fi"

@@ -1,22 +1,19 @@
 # Optuna studies and the final training with their best parameters.
+# Paths come from mienet.layout, commands from mienet.pipeline (the same as dvc.yaml's).
 
 
 rule search:
     input:
         lambda w: annotation_files(w.dataset),
     output:
-        best=f"{RESULTS}/{{dataset}}/search/{{variant}}/best_params.yaml",
-        summary=f"{RESULTS}/{{dataset}}/search/{{variant}}/summary.json",
-        trials=f"{RESULTS}/{{dataset}}/search/{{variant}}/trials.csv",
+        best=f"{ROOTS.search_dir('{dataset}', '{variant}')}/best_params.yaml",
+        summary=f"{ROOTS.search_dir('{dataset}', '{variant}')}/summary.json",
+        trials=f"{ROOTS.search_dir('{dataset}', '{variant}')}/trials.csv",
     params:
         # The study (its journal) is not an output: an interrupted search resumes.
-        file=PARAMS_FILE,
         study=lambda w: {**config["search"], **DATASETS[w.dataset].get("search", {})},
         recipe=lambda w: DATASETS[w.dataset]["train"],
-        ann=lambda w: annotation_dir(w.dataset),
-        root=lambda w: dataset_root(w.dataset),
-        out=lambda w: f"{RESULTS}/{w.dataset}/search/{w.variant}",
-        trials=lambda w: f"{RUNS}/{w.dataset}/search/{w.variant}",
+        cmd=lambda w, threads: CMD.search(w.dataset, w.variant, threads),
     log:
         f"{RESULTS}/logs/{{dataset}}/search_{{variant}}.log",
     benchmark:
@@ -29,24 +26,20 @@ rule search:
     conda:
         MIENET_ENV
     shell:
-        "mienet search --params {params.file:q} --dataset {wildcards.dataset} --variant {wildcards.variant}"
-        " --annotations {params.ann:q} --root {params.root:q} --out {params.out:q}"
-        " --trials-dir {params.trials:q} --restart-if-changed --threads {threads} --no-progress > {log} 2>&1"
+        "{params.cmd} > {log} 2>&1"
 
 
 rule train_tuned:
     input:
         ann=lambda w: annotation_files(w.dataset),
-        hparams=f"{RESULTS}/{{dataset}}/search/{{variant}}/best_params.yaml",
+        hparams=f"{ROOTS.search_dir('{dataset}', '{variant}')}/best_params.yaml",
     output:
-        best=f"{RUNS}/{{dataset}}/{{variant}}/tuned/checkpoints/best.pt",
-        curve=f"{RUNS}/{{dataset}}/{{variant}}/tuned/log.csv",
+        best=f"{ROOTS.run_dir('{dataset}', '{variant}', 'tuned')}/checkpoints/best.pt",
+        curve=f"{ROOTS.run_dir('{dataset}', '{variant}', 'tuned')}/log.csv",
     params:
-        file=PARAMS_FILE,
-        recipe=lambda w: recipe_args(w.dataset),
-        ann=lambda w: annotation_dir(w.dataset),
-        root=lambda w: dataset_root(w.dataset),
-        out=lambda w: run_dir(w.dataset, w.variant, "tuned"),
+        recipe=lambda w: DATASETS[w.dataset]["train"],
+        # The recipe from --params, then the searched settings on top (--hparams).
+        cmd=lambda w, threads: CMD.train_tuned(w.dataset, w.variant, threads),
     log:
         f"{RESULTS}/logs/{{dataset}}/train_{{variant}}_tuned.log",
     benchmark:
@@ -59,9 +52,4 @@ rule train_tuned:
     conda:
         MIENET_ENV
     shell:
-        # The recipe first, then the searched settings on top (--hparams wins over the recipe
-        # but not over options, so the recipe goes through params.yaml, not options).
-        "mienet train --params {params.file:q} --dataset {wildcards.dataset} --variant {wildcards.variant}"
-        " --hparams {input.hparams:q} --annotations {params.ann:q} --root {params.root:q}"
-        " --out {params.out:q} --resume --restart-if-changed --threads {threads} --no-progress"
-        " > {log} 2>&1"
+        "{params.cmd} > {log} 2>&1"

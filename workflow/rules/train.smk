@@ -1,17 +1,18 @@
 # Training and evaluation: every dataset x variant x seed of the ablation.
+# Paths come from mienet.layout, commands from mienet.pipeline (the same as dvc.yaml's).
 
 
 rule train:
     input:
         lambda w: annotation_files(w.dataset),
     output:
-        best=f"{RUNS}/{{dataset}}/{{variant}}/seed{{seed}}/checkpoints/best.pt",
-        curve=f"{RUNS}/{{dataset}}/{{variant}}/seed{{seed}}/log.csv",
+        best=f"{ROOTS.run_dir('{dataset}', '{variant}', 'seed{seed}')}/checkpoints/best.pt",
+        curve=f"{ROOTS.run_dir('{dataset}', '{variant}', 'seed{seed}')}/log.csv",
     params:
-        recipe=lambda w: recipe_args(w.dataset),
-        ann=lambda w: annotation_dir(w.dataset),
-        root=lambda w: dataset_root(w.dataset),
-        out=lambda w: run_dir(w.dataset, w.variant, f"seed{w.seed}"),
+        recipe=lambda w: DATASETS[w.dataset]["train"],  # a changed recipe re-runs the job
+        # --resume: an interrupted job continues from its last epoch; --restart-if-changed:
+        # a run made with other parameters starts over.
+        cmd=lambda w, threads: CMD.train(w.dataset, w.variant, w.seed, threads),
     log:
         f"{RESULTS}/logs/{{dataset}}/train_{{variant}}_seed{{seed}}.log",
     benchmark:
@@ -24,24 +25,18 @@ rule train:
     conda:
         MIENET_ENV
     shell:
-        # --resume: an interrupted job continues from its last epoch; --restart-if-changed:
-        # a run made with other parameters starts over.
-        "mienet train --dataset {wildcards.dataset} --variant {wildcards.variant} --seed {wildcards.seed}"
-        " {params.recipe} --annotations {params.ann:q} --root {params.root:q} --out {params.out:q}"
-        " --resume --restart-if-changed --threads {threads} --no-progress > {log} 2>&1"
+        "{params.cmd} > {log} 2>&1"
 
 
 rule evaluate:
     input:
-        ckpt=f"{RUNS}/{{dataset}}/{{variant}}/{{run}}/checkpoints/best.pt",
-        curve=f"{RUNS}/{{dataset}}/{{variant}}/{{run}}/log.csv",
+        ckpt=f"{ROOTS.run_dir('{dataset}', '{variant}', '{run}')}/checkpoints/best.pt",
+        curve=f"{ROOTS.run_dir('{dataset}', '{variant}', '{run}')}/log.csv",
     output:
-        result_files("{dataset}", "{variant}", "{run}"),
+        ROOTS.result_files("{dataset}", "{variant}", "{run}"),
     params:
-        ann=lambda w: annotation_dir(w.dataset),
-        root=lambda w: dataset_root(w.dataset),
-        out=lambda w: f"{RESULTS}/{w.dataset}/{w.variant}/{w.run}",
         e=config["evaluate"],
+        cmd=lambda w: CMD.evaluate(w.dataset, w.variant, w.run),
     log:
         f"{RESULTS}/logs/{{dataset}}/evaluate_{{variant}}_{{run}}.log",
     benchmark:
@@ -50,22 +45,18 @@ rule evaluate:
     conda:
         MIENET_ENV
     shell:
-        "mienet evaluate --checkpoint {input.ckpt:q} --annotations {params.ann:q} --root {params.root:q}"
-        " --split {params.e[split]} --clips {params.e[clips]} --crops {params.e[crops]}"
-        " --out {params.out:q} --workers 1 --no-progress > {log} 2>&1"
+        "{params.cmd} > {log} 2>&1"
 
 
 rule bench_train:
     output:
-        f"{RESULTS}/bench/train_{{dataset}}_{{variant}}.json",
+        ROOTS.bench_file("{dataset}", "{variant}"),
     params:
-        t=lambda w: DATASETS[w.dataset]["train"],
+        cmd=lambda w, threads: CMD.bench_train(w.dataset, w.variant, threads, DATASETS[w.dataset]["train"]),
     log:
         f"{RESULTS}/logs/bench/train_{{dataset}}_{{variant}}.log",
     threads: config["resources"]["train_threads"]
     conda:
         MIENET_ENV
     shell:
-        "mienet bench train --variant {wildcards.variant} --arch {params.t[arch]}"
-        " --segments {params.t[segments]} --size {params.t[size]} --batch {params.t[batch_size]}"
-        " --threads {threads} --json > {output}.tmp 2> {log} && mv {output}.tmp {output}"
+        "{params.cmd} 2> {log}"

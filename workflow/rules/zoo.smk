@@ -4,14 +4,12 @@
 rule zoo:
     input:
         # Only the files present: the target succeeds without any, and re-runs when one arrives.
-        lambda w: [p for p in (f"pretrained/{e['file']}" for e in config["zoo"].values())
-                   if Path(p).exists()],
+        lambda w: [p for p in (f"pretrained/{e['file']}" for e in config["zoo"].values()) if Path(p).exists()],
     output:
         [f"{RESULTS}/tables/zoo.{ext}" for ext in ("md", "csv", "tex")],
     params:
         entries=config["zoo"],  # a changed entry re-runs the zoo
-        file=PARAMS_FILE,
-        results=lambda w, output: Path(output[0]).parent.parent,  # results_root
+        cmd=CMD.zoo(),
     log:
         f"{RESULTS}/logs/zoo.log",
     benchmark:
@@ -20,5 +18,4 @@ rule zoo:
     conda:
         MIENET_ENV
     shell:
-        "mienet zoo --params {params.file:q} --pretrained-dir pretrained --results {params.results:q}"
-        " --no-progress > {log} 2>&1"
+        "{params.cmd} > {log} 2>&1"

@@ -61,14 +61,17 @@ for tool in snakemake dvc optuna optuna-dashboard pytest; do
     if cmp -s ".venv/bin/$tool.new" ".venv/bin/$tool"; then rm ".venv/bin/$tool.new"; else mv ".venv/bin/$tool.new" ".venv/bin/$tool"; fi
 done
 
-# 3. System tools: ffmpeg is only used by the extraction benchmark (OpenCV decodes the videos).
-if ! command -v ffmpeg >/dev/null 2>&1; then
+# 3. System tools: ffmpeg and ffprobe (OpenCV decodes the videos; the pipeline itself does not
+# need them). The tests do: the miniature Something-Something V2 (tests/minidata.py) is VP9 in
+# WebM, written with ffmpeg's libvpx-vp9 and checked with ffprobe; 'mienet bench-extract' too.
+if ! command -v ffmpeg >/dev/null 2>&1 || ! command -v ffprobe >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        say "installing ffmpeg with apt-get (for the extraction benchmark)"
+        say "installing ffmpeg with apt-get (for the tests' VP9 videos and the extraction benchmark)"
         (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null) \
-            || say "warning: ffmpeg could not be installed; 'mienet bench-extract' will need it"
+            || say "warning: ffmpeg could not be installed; the tests and 'mienet bench-extract' need it"
     else
-        say "note: ffmpeg not found; only 'mienet bench-extract' needs it"
+        say "note: ffmpeg/ffprobe not found; the tests (tests/test_minidata.py) and 'mienet bench-extract'" \
+            "need them: install ffmpeg (e.g. sudo apt-get install ffmpeg)"
     fi
 fi
 say "ready: $(.venv/bin/python -c 'import torch, torchvision; print(f"torch {torch.__version__}, torchvision {torchvision.__version__}")')"

@@ -41,17 +41,19 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from mienet.config import SYNTH_CLASSES, SYNTH_DEFAULTS, SYNTH_LIMITS
 from mienet.errors import MienetError
 from mienet.io import write_text_atomic
 
-DEFAULT_CLASSES = 10
-DEFAULT_CLIPS_PER_CLASS = 40
-DEFAULT_FRAMES = 40
-DEFAULT_SIZE = 128
-DEFAULT_FPS = 25.0
-DEFAULT_SEED = 0
-MIN_FRAMES = 16
-MIN_SIZE = 32
+# Defaults and limits: the `synth` section of the configuration model (mienet.config).
+DEFAULT_CLASSES = SYNTH_DEFAULTS.classes
+DEFAULT_CLIPS_PER_CLASS = SYNTH_DEFAULTS.clips_per_class
+DEFAULT_FRAMES = SYNTH_DEFAULTS.frames
+DEFAULT_SIZE = SYNTH_DEFAULTS.size
+DEFAULT_FPS = SYNTH_DEFAULTS.fps
+DEFAULT_SEED = SYNTH_DEFAULTS.seed
+MIN_FRAMES = SYNTH_LIMITS["frames"]["minimum"]
+MIN_SIZE = SYNTH_LIMITS["size"]["minimum"]
 FOURCC = "mp4v"
 # Bump when a change alters the pixels of a clip, so that resuming into a
 # folder written by an older generator is refused instead of mixing the two.

@@ -24,32 +24,11 @@ from pathlib import Path
 
 import torch
 
+from mienet.engine.loading import LoadedModel, load_model
 from mienet.errors import MienetError
 from mienet.io import write_text_atomic
 
 log = logging.getLogger(__name__)
-
-
-def load_trained_model(checkpoint: str | Path, device: torch.device | None = None):
-    """Rebuild a model from one of this project's training checkpoints; returns (model, metadata)."""
-    from mienet.models import build_model, load_checkpoint
-    from mienet.models.checkpoint import read_checkpoint_file
-
-    checkpoint = Path(checkpoint)
-    if not checkpoint.is_file():
-        raise MienetError(f"checkpoint {checkpoint} does not exist")
-    meta = read_checkpoint_file(checkpoint)
-    cfg = meta.get("config") if isinstance(meta, dict) else None
-    if not isinstance(cfg, dict) or "classes" not in meta:
-        raise MienetError(f"{checkpoint} is not a checkpoint written by `mienet train` (no config and "
-                          "class list inside)")
-    model = build_model(cfg["variant"], cfg["arch"], len(meta["classes"]), cfg["segments"],
-                        cfg["frames_per_segment"], dropout=cfg.get("dropout", 0.5))
-    load_checkpoint(model, checkpoint)
-    model.eval()
-    if device is not None:
-        model.to(device)
-    return model, {k: v for k, v in meta.items() if k in ("config", "classes", "epoch", "best")}
 
 
 def view_scores(model, clips: torch.Tensor, device, speed) -> torch.Tensor:
@@ -62,21 +41,61 @@ def view_scores(model, clips: torch.Tensor, device, speed) -> torch.Tensor:
     return logits.softmax(dim=1).view(b, v, -1).mean(dim=1)
 
 
-def evaluate(checkpoint: str | Path, annotations: str | Path, split: str = "val", list_file=None,
-             root=None, num_clips: int = 1, num_crops: int = 1, out=None, batch_size: int = 8,
-             workers: int = 2, device: str = "auto", dense: bool = False, progress: bool = True) -> dict:
-    from mienet.engine.data import ClipDataset, build_loader
-    from mienet.engine.performance import default_speed_config, prepare_model
-    from mienet.engine.train import setup_runtime
-    from mienet.models import model_stats
-
+def check_views(num_clips: int, num_crops: int) -> None:
     if num_crops not in (1, 3):
         raise MienetError(f"--crops must be 1 or 3, not {num_crops}")
     if num_clips < 1:
         raise MienetError(f"--clips must be at least 1, not {num_clips}")
+
+
+def evaluate_model(loaded: LoadedModel, list_file: str | Path, root: str | Path, num_clips: int = 1,
+                   num_crops: int = 1, dense: bool = False, batch_size: int = 8, workers: int = 2,
+                   device: str = "auto", progress: bool = True, desc: str = "evaluate") -> tuple[dict, ScoredClips]:
+    """The test protocol on ``list_file`` (frames under ``root``): metrics.json's dict and the scored clips.
+
+    The same path for a trained and a released model (:func:`mienet.engine.loading.load_model`);
+    the caller adds its own keys to the metrics and writes them with :func:`write_outputs`.
+    """
+    from mienet.engine.data import ClipDataset, build_loader
+    from mienet.engine.performance import default_speed_config, prepare_model
+    from mienet.engine.runtime import setup_runtime
+    from mienet.models import model_stats
+
+    check_views(num_clips, num_crops)
+    cfg, meta, classes = loaded.config, loaded.meta, loaded.classes
+    list_file = Path(list_file)
     rt = setup_runtime(device, exclusive_gpu=False)
-    model, meta = load_trained_model(checkpoint)
-    cfg, classes = meta["config"], list(meta["classes"])
+    dataset = ClipDataset(list_file, root, cfg["segments"], cfg["frames_per_segment"], cfg["size"],
+                          train=False, num_clips=num_clips, num_crops=num_crops, dense=dense,
+                          template=cfg["template"], num_classes=len(classes))
+    loader = build_loader(dataset, batch_size, shuffle=False, seed=cfg["seed"] or 0, workers=workers,
+                          device=rt.device.type)
+    speed = default_speed_config(rt.device)
+    model = prepare_model(loaded.model, rt.device, speed)
+    k = len(classes)
+    scored = score_clips(model, loader, dataset, classes, rt.device, speed, desc=desc,
+                         progress=progress, list_file=list_file)
+    stats = model_stats(cfg["variant"], cfg["arch"], cfg["segments"], cfg["size"],
+                        frames_per_segment=cfg["frames_per_segment"], num_classes=k)
+    metrics = {
+        "dataset": cfg["dataset"], "variant": cfg["variant"], "arch": cfg["arch"],
+        "seed": cfg["seed"], "split": list_file.stem,
+        **scored.accuracy, "num_classes": k, "views": num_clips * num_crops, "test_clips": num_clips,
+        "test_crops": num_crops, "segments": cfg["segments"], "frames_per_segment": cfg["frames_per_segment"],
+        "size": cfg["size"], "params_m": round(stats["params_m"], 4), "gflops": round(stats["gflops"], 4),
+        "epochs": cfg["epochs"], "trained_epochs": meta.get("epoch"),
+        "best_epoch": (meta.get("best") or {}).get("epoch"), "checkpoint": meta["checkpoint"],
+    }
+    return metrics, scored
+
+
+def evaluate(checkpoint: str | Path, annotations: str | Path, split: str = "val", list_file=None,
+             root=None, num_clips: int = 1, num_crops: int = 1, out=None, batch_size: int = 8,
+             workers: int = 2, device: str = "auto", dense: bool = False, progress: bool = True) -> dict:
+    """Evaluate a ``mienet train`` checkpoint on a split of ``annotations``; returns metrics.json's dict."""
+    check_views(num_clips, num_crops)
+    loaded = load_model(checkpoint)
+    classes = loaded.classes
     annotations = Path(annotations)
     list_file = Path(list_file) if list_file else annotations / f"{split}.txt"
     root = Path(root) if root else annotations.parent
@@ -88,27 +107,9 @@ def evaluate(checkpoint: str | Path, annotations: str | Path, split: str = "val"
         if len(names) != len(classes):
             raise MienetError(f"{checkpoint} was trained on {len(classes)} classes, {ann_classes} lists "
                               f"{len(names)}")
-    dataset = ClipDataset(list_file, root, cfg["segments"], cfg["frames_per_segment"], cfg["size"],
-                          train=False, num_clips=num_clips, num_crops=num_crops, dense=dense,
-                          template=cfg.get("template", "img_{:05d}.jpg"), num_classes=len(classes))
-    loader = build_loader(dataset, batch_size, shuffle=False, seed=cfg.get("seed", 0), workers=workers,
-                          device=rt.device.type)
-    speed = default_speed_config(rt.device)
-    model = prepare_model(model, rt.device, speed)
-    k = len(classes)
-    scored = score_clips(model, loader, dataset, classes, rt.device, speed, desc="evaluate",
-                         progress=progress, list_file=list_file)
-    stats = model_stats(cfg["variant"], cfg["arch"], cfg["segments"], cfg["size"],
-                        frames_per_segment=cfg["frames_per_segment"], num_classes=k)
-    metrics = {
-        "dataset": cfg.get("dataset", "custom"), "variant": cfg["variant"], "arch": cfg["arch"],
-        "seed": cfg.get("seed", 0), "split": list_file.stem,
-        **scored.accuracy, "num_classes": k, "views": num_clips * num_crops, "test_clips": num_clips,
-        "test_crops": num_crops, "segments": cfg["segments"], "frames_per_segment": cfg["frames_per_segment"],
-        "size": cfg["size"], "params_m": round(stats["params_m"], 4), "gflops": round(stats["gflops"], 4),
-        "epochs": cfg["epochs"], "trained_epochs": meta.get("epoch"),
-        "best_epoch": (meta.get("best") or {}).get("epoch"), "checkpoint": str(checkpoint),
-    }
+    metrics, scored = evaluate_model(loaded, list_file, root, num_clips=num_clips, num_crops=num_crops,
+                                     dense=dense, batch_size=batch_size, workers=workers, device=device,
+                                     progress=progress, desc="evaluate")
     out = Path(out) if out else Path(checkpoint).parent.parent / f"eval-{list_file.stem}"
     write_outputs(out, metrics, scored, classes)
     train_log = Path(checkpoint).parent.parent / "log.csv"
@@ -184,11 +185,16 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
 
 def add_arguments(parser) -> None:
     parser.add_argument("--checkpoint", required=True, type=Path, help="a checkpoint of `mienet train`")
-    parser.add_argument("--annotations", required=True, type=Path,
-                        help="annotation folder (classes.txt and the split's list)")
+    parser.add_argument("--annotations", type=Path,
+                        help="annotation folder (classes.txt and the split's list); default with --params: "
+                             "the dataset's")
+    parser.add_argument("--params", type=Path,
+                        help="params.yaml (checked against its schema): the files of --dataset (mienet.layout)")
+    parser.add_argument("--dataset", help="with --params: the dataset whose annotations and frames to use")
     parser.add_argument("--split", default="val", help="list to evaluate: val or test (default val)")
     parser.add_argument("--list", dest="list_file", type=Path, help="another frame list instead of --split")
-    parser.add_argument("--root", type=Path, help="dataset root (default: parent of --annotations)")
+    parser.add_argument("--root", type=Path, help="dataset root (default with --params: the dataset's; "
+                                                  "else the parent of --annotations)")
     parser.add_argument("--clips", type=int, default=1, help="clips per video (2: 'twice' sampling)")
     parser.add_argument("--crops", type=int, default=1, choices=(1, 3), help="crops per clip")
     parser.add_argument("--dense", action="store_true", help="dense sampling instead of TSN centres")
@@ -199,9 +205,22 @@ def add_arguments(parser) -> None:
     parser.add_argument("--no-progress", action="store_true")
 
 
+def data_from_args(args) -> tuple[Path, Path | None]:
+    """(annotations, root) from --annotations/--root, or from --params with --dataset."""
+    if args.annotations is not None:
+        return args.annotations, args.root
+    if args.params is None or not args.dataset:
+        raise MienetError("--annotations is required (or --params with --dataset)")
+    from mienet.layout import from_params_file
+
+    lay = from_params_file(args.params, args.dataset)[1]
+    return Path(lay.annotations), Path(args.root or lay.root)
+
+
 def run(args) -> int:
-    m = evaluate(args.checkpoint, args.annotations, split=args.split, list_file=args.list_file,
-                 root=args.root, num_clips=args.clips, num_crops=args.crops, out=args.out,
+    annotations, root = data_from_args(args)
+    m = evaluate(args.checkpoint, annotations, split=args.split, list_file=args.list_file,
+                 root=root, num_clips=args.clips, num_crops=args.crops, out=args.out,
                  batch_size=args.batch_size, workers=args.workers, device=args.device, dense=args.dense,
                  progress=not args.no_progress)
     print(f"evaluate: {m['dataset']} {m['split']} ({m['clips']} clips, {m['views']} view(s)): "

@@ -39,18 +39,20 @@ def predict(video: str | Path, checkpoint: str | Path, top: int = 5, num_crops: 
             device: str = "auto", zoo: str | None = None, params: str | Path = "params.yaml") -> dict:
     """Top classes of a video, from a `mienet train` checkpoint or (``zoo``) a released one."""
     from mienet.engine.data import build_transform, sample_indices
-    from mienet.engine.evaluate import load_trained_model, view_scores
+    from mienet.engine.evaluate import view_scores
+    from mienet.engine.loading import load_model
     from mienet.engine.performance import default_speed_config, prepare_model
-    from mienet.engine.train import setup_runtime
+    from mienet.engine.runtime import setup_runtime
 
     rt = setup_runtime(device, exclusive_gpu=False)
     if zoo:
-        from mienet.zoo import load_zoo_model
+        from mienet.released import class_names, find_entry
 
-        model, meta = load_zoo_model(checkpoint, zoo, params)
+        entry, data_root = find_entry(params, zoo)
+        loaded = load_model(checkpoint, zoo_entry=entry, classes=class_names(entry, data_root), name=zoo)
     else:
-        model, meta = load_trained_model(checkpoint)
-    cfg, classes = meta["config"], list(meta["classes"])
+        loaded = load_model(checkpoint)
+    model, cfg, classes = loaded.model, loaded.config, loaded.classes
     frames = read_video_frames(Path(video))
     t, length = cfg["segments"], cfg["frames_per_segment"]
     idx = sample_indices(frames.shape[0], t, length, "test")  # (1, T, L)

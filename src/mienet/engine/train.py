@@ -39,148 +39,14 @@ import torch.nn.functional as F
 from mienet.data.annotations import read_classes
 from mienet.errors import MienetError
 from mienet.io import atomic_path, write_text_atomic
-from mienet.models.modules import PAN_INIT_STD
+from mienet.engine.runtime import (Runtime, all_sum, claim_gpu, setup_runtime,  # noqa: F401
+                                   topk_correct)  # (re-exported: they lived here)
+from mienet.config import TUNABLE, TrainConfig  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class TrainConfig:
-    """Everything a training run depends on; saved in config.json and in every checkpoint."""
-
-    annotations: str
-    root: str
-    out: str
-    dataset: str = "custom"
-    variant: str = "mienet"
-    arch: str = "resnet50"
-    segments: int = 3
-    frames_per_segment: int = 4
-    size: int = 224
-    epochs: int = 60
-    batch_size: int = 8
-    lr: float = 0.0025  # at batch 8 on one device; scaled linearly
-    lr_steps: list[int] = field(default_factory=lambda: [36, 50])
-    schedule: str = "step"
-    warmup_epochs: float = 0.0
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    clip_grad: float = 20.0
-    dropout: float = 0.6
-    flip: bool = True
-    pretrained: str | None = None
-    freeze_fusion_weights: bool = False
-    pa_init_std: float = PAN_INIT_STD
-    seed: int = 0
-    workers: int = 2
-    device: str = "auto"
-    template: str = "img_{:05d}.jpg"
-    skip_missing: bool = False
-    amp: str = "auto"  # auto | bf16 | fp16 | off
-    channels_last: str = "auto"  # auto | on | off
-    compile: str = "auto"  # auto | on | off
-    debug_nan_at_step: int | None = None  # fault injection for the tests: a NaN loss here
-    debug_exit_at_step: int | None = None  # fault injection: the process dies here, like a kill
-
-    @property
-    def run_dir(self) -> Path:
-        return Path(self.out)
-
-
-# --------------------------------------------------------------------------- distributed set-up
-
-@dataclass
-class Runtime:
-    device: torch.device
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def setup_runtime(requested: str, exclusive_gpu: bool = True) -> Runtime:
-    """Device and process group: CUDA when present (or asked for), else CPU; DDP under torchrun.
-
-    ``exclusive_gpu``: a single-process run on CUDA holds one GPU for its lifetime
-    (:func:`claim_gpu`), as training does; evaluation and prediction pass ``False`` and
-    take the first visible GPU without waiting, since they are short and light.
-    """
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local = int(os.environ.get("LOCAL_RANK", "0"))
-    if requested == "auto":
-        requested = "cuda" if torch.cuda.is_available() else "cpu"
-    if requested == "cuda":
-        if not torch.cuda.is_available():
-            raise MienetError("--device cuda was asked for, but PyTorch sees no CUDA device")
-        # Under torchrun: GPU = local rank (modulo the GPUs, so that a one-GPU machine can
-        # run 2 processes with MIENET_DIST_BACKEND=gloo; NCCL refuses two ranks on one GPU).
-        index = local % torch.cuda.device_count() if world > 1 else (claim_gpu() if exclusive_gpu else 0)
-        device = torch.device("cuda", index)
-        torch.cuda.set_device(device)
-    elif requested == "cpu":
-        device = torch.device("cpu")
-    else:
-        raise MienetError(f"--device must be auto, cpu or cuda, not {requested!r}")
-    if world > 1 and not dist.is_initialized():
-        backend = os.environ.get("MIENET_DIST_BACKEND") or ("nccl" if device.type == "cuda" else "gloo")
-        dist.init_process_group(backend)
-    return Runtime(device, rank, world, local)
-
-
-_GPU_CLAIM: tuple | None = None  # (open lock file, device index) of the GPU this process holds
-
-
-def claim_gpu(poll_s: float = 5.0, count: int | None = None) -> int:
-    """The index of a GPU no other `mienet` process on this machine is using.
-
-    Each process holds an exclusive lock on one file per GPU for its lifetime, so that
-    several trainings started at once (Snakemake with ``--resources gpu=N``, or two
-    commands typed on a one-GPU workstation) each get their own device, never two on
-    one. Waits while every GPU is taken. A process that already holds one (the trials
-    of a search run one after another in one process) gets the same one again.
-    ``count``: the number of GPUs (default: what PyTorch sees).
-    """
-    global _GPU_CLAIM
-    import fcntl
-    import socket
-    import tempfile
-
-    if _GPU_CLAIM is not None:
-        return _GPU_CLAIM[1]
-    count = torch.cuda.device_count() if count is None else count
-    lock_dir = Path(os.environ.get("MIENET_GPU_LOCK_DIR", Path(tempfile.gettempdir()) / "mienet-gpu-locks"))
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
-    waited = False
-    while True:
-        for i in range(count):
-            physical = visible.split(",")[i] if visible else str(i)
-            fh = open(lock_dir / f"{socket.gethostname()}-gpu{physical}.lock", "w")
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                fh.close()
-                continue
-            _GPU_CLAIM = (fh, i)
-            if waited:
-                log.info("GPU %s is free now; training on it", physical)
-            return i
-        if not waited:
-            log.info("all %d GPUs are in use by other mienet processes; waiting", count)
-            waited = True
-        time.sleep(poll_s)
-
-
-def all_sum(values: list[float], rt: Runtime) -> list[float]:
-    if rt.world_size == 1:
-        return values
-    t = torch.tensor(values, dtype=torch.float64, device=rt.device)
-    dist.all_reduce(t)
-    return t.tolist()
+# TrainConfig (every setting of a run, its defaults and ranges) lives in mienet.config.
 
 
 # --------------------------------------------------------------------------- checkpoints
@@ -231,6 +97,27 @@ def restore_best(ckpt_dir: Path, best_epoch: int) -> bool:
         log.info("restored %s (epoch %d) from %s", best, best_epoch, keep.name)
         return True
     return False
+
+
+RUN_ONLY = {"out", "workers", "device", "debug_nan_at_step", "debug_exit_at_step"}
+
+
+def _changed_settings(saved: dict, cfg: TrainConfig) -> list[str]:
+    """Every setting but where and how the run is executed that differs from the saved run's."""
+    now = asdict(cfg)
+    return [f"{k}: {saved.get(k)!r} -> {v!r}" for k, v in sorted(now.items())
+            if k not in RUN_ONLY and saved.get(k) != v]
+
+
+def _check_resumable(state: dict, cfg: TrainConfig, path: Path) -> None:
+    saved = state.get("config") or {}
+    keys = ("variant", "arch", "segments", "frames_per_segment", "size", "batch_size", "lr", "seed",
+            "schedule", "lr_steps")  # epochs may grow: a run can be extended
+    diff = [f"{k}: checkpoint {saved.get(k)!r}, now {getattr(cfg, k)!r}" for k in keys
+            if saved.get(k) != getattr(cfg, k)]
+    if diff:
+        raise MienetError(f"cannot resume from {path}: the run was started with other settings ("
+                          + "; ".join(diff) + ")")
 
 
 # --------------------------------------------------------------------------- logs
@@ -294,14 +181,7 @@ class LiveCurves:
                 self._disable(exc)
 
 
-# --------------------------------------------------------------------------- the loop
-
-def topk_correct(logits: torch.Tensor, labels: torch.Tensor, ks=(1, 5)) -> list[int]:
-    k_max = min(max(ks), logits.shape[1])
-    top = logits.topk(k_max, dim=1).indices
-    hits = top.eq(labels[:, None])
-    return [int(hits[:, : min(k, k_max)].any(dim=1).sum()) for k in ks]
-
+# --------------------------------------------------------------------------- building a run
 
 def load_classes(ann: Path) -> list[str]:
     path = ann / "classes.txt"
@@ -311,26 +191,20 @@ def load_classes(ann: Path) -> list[str]:
     return read_classes(path)
 
 
-def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
-          on_epoch: Callable[[int, dict], None] | None = None, restart_if_changed: bool = False) -> dict:
-    """Train one model; returns the final summary (also written to RUN_DIR/summary.json).
+@dataclass
+class TrainData:
+    """The class list, the two clip sets and their loaders."""
 
-    ``on_epoch(epoch, row)`` is called after every epoch (1-based) with the log row (floats);
-    an exception it raises (an Optuna ``TrialPruned``, say) ends the run after the epoch's
-    checkpoints are written.
-    """
-    from tqdm import tqdm
+    classes: list[str]
+    train_set: object
+    val_set: object
+    train_loader: object
+    val_loader: object
 
+
+def build_data(cfg: TrainConfig, rt: Runtime) -> TrainData:
     from mienet.engine.data import ClipDataset, build_loader
-    from mienet.engine.performance import (SpeedConfig, autocast, default_speed_config,
-                                           make_grad_scaler, prepare_model, to_device)
-    from mienet.engine.recipe import lr_factor, parameter_groups, scaled_lr
-    from mienet.models import build_model
-    from mienet.models.checkpoint import read_checkpoint_file
 
-    rt = setup_runtime(cfg.device)
-    run_dir = cfg.run_dir
-    ckpt_dir = run_dir / "checkpoints"
     ann = Path(cfg.annotations)
     classes = load_classes(ann)
     common = dict(root=cfg.root, num_segments=cfg.segments, frames_per_segment=cfg.frames_per_segment,
@@ -346,30 +220,95 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
                                 world_size=rt.world_size, drop_last=len(train_set) > per_device_batch)
     val_loader = build_loader(val_set, per_device_batch, shuffle=False, seed=cfg.seed, workers=cfg.workers,
                               device=rt.device.type, rank=rt.rank, world_size=rt.world_size)
+    return TrainData(classes, train_set, val_set, train_loader, val_loader)
+
+
+def speed_config(cfg: TrainConfig, rt: Runtime):
+    """The device's default speed path, with what ``--amp``, ``--channels-last`` and ``--compile`` ask."""
+    from mienet.engine.performance import SpeedConfig, default_speed_config
 
     speed = default_speed_config(rt.device)
-    speed = SpeedConfig(
+    return SpeedConfig(
         amp=None if cfg.amp == "off" else (speed.amp if cfg.amp == "auto" else cfg.amp),
         channels_last=speed.channels_last if cfg.channels_last == "auto" else cfg.channels_last == "on",
         compile=speed.compile if cfg.compile == "auto" else cfg.compile == "on",
     )
+
+
+@dataclass
+class Learner:
+    """The model and what updates it; ``model`` becomes the prepared (and DDP-wrapped) one."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    scaler: object | None
+
+
+def build_learner(cfg: TrainConfig, rt: Runtime, num_classes: int, steps_per_epoch: int, speed) -> Learner:
+    """Seeded model, SGD with the recipe's parameter groups, the per-step schedule, the scaler."""
+    from mienet.engine.performance import make_grad_scaler
+    from mienet.engine.recipe import lr_factor, parameter_groups, scaled_lr
+    from mienet.models import build_model
+
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
-    model = build_model(cfg.variant, cfg.arch, len(classes), cfg.segments, cfg.frames_per_segment,
+    model = build_model(cfg.variant, cfg.arch, num_classes, cfg.segments, cfg.frames_per_segment,
                         dropout=cfg.dropout, pretrained=cfg.pretrained,
                         freeze_fusion_weights=cfg.freeze_fusion_weights, pa_init_std=cfg.pa_init_std)
-    base_lr = scaled_lr(cfg.lr, per_device_batch, rt.world_size)
+    base_lr = scaled_lr(cfg.lr, cfg.batch_size, rt.world_size)
     optimizer = torch.optim.SGD(parameter_groups(model, base_lr, cfg.weight_decay), lr=base_lr,
                                 momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    steps_per_epoch = max(len(train_loader), 1)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: lr_factor(step, steps_per_epoch, cfg.epochs, cfg.schedule, cfg.lr_steps,
                                           cfg.warmup_epochs))
     scaler = make_grad_scaler(rt.device, speed)
+    return Learner(model, optimizer, scheduler, scaler)
 
-    start_epoch, best = 0, {"val_top1": -1.0, "epoch": 0}
-    rows = read_log(run_dir / "log.csv")
+
+# --------------------------------------------------------------------------- resuming
+
+@dataclass
+class StartPoint:
+    """Where the epoch loop starts: the first epoch to train (0-based), the best epoch so far
+    (``val_top1``, ``val_top5``, 1-based ``epoch``; epoch 0: none yet) and the log rows of the
+    epochs already trained. The loop updates ``best`` and ``rows``."""
+
+    start_epoch: int
+    best: dict
+    rows: list[dict]
+
+
+def _start_over(cfg: TrainConfig, rt: Runtime, changed: list[str]) -> None:
+    """Remove a finished or interrupted run's files so that it trains again from scratch."""
+    import shutil
+
+    run_dir, ckpt_dir = cfg.run_dir, cfg.run_dir / "checkpoints"
+    if rt.main:
+        log.info("%s was trained with other settings (%s): starting over", run_dir, "; ".join(changed))
+        for old in (ckpt_dir / "last.pt", ckpt_dir / "best.pt", ckpt_dir / BEST_KEEP, run_dir / "log.csv",
+                    run_dir / "summary.json"):
+            old.unlink(missing_ok=True)
+        shutil.rmtree(run_dir / "dvclive", ignore_errors=True)
+    if rt.world_size > 1:
+        dist.barrier()
+
+
+def start_point(cfg: TrainConfig, rt: Runtime, learner: Learner, resume: bool,
+                restart_if_changed: bool) -> StartPoint:
+    """Decide where training starts, restoring ``learner`` from ``last.pt`` when it resumes.
+
+    Without ``resume``: from scratch, an error when the run folder already holds a run. With
+    ``resume``: after the epoch of ``last.pt`` (its settings must match, else an error; with
+    ``restart_if_changed``, other settings or an unrecoverable ``best.pt`` start over instead),
+    ``best.pt`` restored from its second name, the log rows from ``log.csv`` or ``last.pt``.
+    """
+    from mienet.models.checkpoint import read_checkpoint_file
+
+    run_dir = cfg.run_dir
+    ckpt_dir = run_dir / "checkpoints"
     last = ckpt_dir / "last.pt"
+    rows = read_log(run_dir / "log.csv")
     if resume and last.exists() and restart_if_changed:
         state = read_checkpoint_file(last)
         changed = _changed_settings(state.get("config") or {}, cfg)
@@ -378,25 +317,16 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
             # too: the best epoch cannot be recovered from last.pt, so train again.
             changed = ["best.pt is missing and cannot be restored"]
         if changed:
-            if rt.main:
-                log.info("%s was trained with other settings (%s): starting over", run_dir, "; ".join(changed))
-                for old in (last, ckpt_dir / "best.pt", ckpt_dir / BEST_KEEP, run_dir / "log.csv",
-                            run_dir / "summary.json"):
-                    old.unlink(missing_ok=True)
-                import shutil
-
-                shutil.rmtree(run_dir / "dvclive", ignore_errors=True)
-            if rt.world_size > 1:
-                dist.barrier()
+            _start_over(cfg, rt, changed)
             resume = False
     if resume and last.exists():
         state = read_checkpoint_file(last)
         _check_resumable(state, cfg, last)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        if scaler is not None and state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
+        learner.model.load_state_dict(state["model"])
+        learner.optimizer.load_state_dict(state["optimizer"])
+        learner.scheduler.load_state_dict(state["scheduler"])
+        if learner.scaler is not None and state.get("scaler"):
+            learner.scaler.load_state_dict(state["scaler"])
         start_epoch, best = int(state["epoch"]), dict(state["best"])
         if rt.main and not restore_best(ckpt_dir, int(best.get("epoch", 0))):
             log.warning("%s is missing; it will hold the best epoch from now on", ckpt_dir / "best.pt")
@@ -406,138 +336,176 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
         rows = [r for r in rows if int(r["epoch"]) <= start_epoch]
         if rt.main:
             log.info("resuming %s after epoch %d", run_dir, start_epoch)
-    elif resume:
+        return StartPoint(start_epoch, best, rows)
+    if resume:
         log.info("no checkpoint at %s: starting from scratch", last)
-        rows = []
-    else:
-        if last.exists() and rt.main:
-            raise MienetError(f"{run_dir} already holds a training run (checkpoints/last.pt); "
-                              "pass --resume to continue it or choose another --out")
-        rows = []
-    model = prepare_model(model, rt.device, speed)
+    elif last.exists() and rt.main:
+        raise MienetError(f"{run_dir} already holds a training run (checkpoints/last.pt); "
+                          "pass --resume to continue it or choose another --out")
+    return StartPoint(0, {"val_top1": -1.0, "epoch": 0}, [])
+
+
+# --------------------------------------------------------------------------- the loop
+
+@dataclass
+class EpochResult:
+    """One training epoch, summed over the processes: mean loss, top-1 (percent), skipped clips."""
+
+    lr: float  # the base learning rate at the start of the epoch (without the group's multiplier)
+    loss: float
+    top1: float
+    skipped: float
+    step: int  # optimiser steps taken since the start of the run, after this epoch
+
+
+def train_epoch(cfg: TrainConfig, rt: Runtime, learner: Learner, loader, speed, epoch: int, step: int,
+                progress: bool = True) -> EpochResult:
+    """One pass over ``loader``; every random draw of the epoch derives from (seed, epoch)."""
+    from tqdm import tqdm
+
+    from mienet.engine.performance import autocast, to_device
+
+    model, optimizer, scheduler, scaler = learner.model, learner.optimizer, learner.scheduler, learner.scaler
+    last = cfg.run_dir / "checkpoints" / "last.pt"
+    # Everything random in this epoch derives from (seed, epoch): resumable exactly.
+    torch.manual_seed(cfg.seed * 1_000_003 + epoch)
+    random.seed(cfg.seed * 1_000_003 + epoch)
+    loader.sampler.set_epoch(epoch)
+    model.train()
+    sums = [0.0, 0.0, 0.0, 0.0]  # loss * n, top1 hits, n, skipped
+    lr_now = optimizer.param_groups[0]["lr"] / optimizer.param_groups[0]["lr_mult"]
+    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
+               disable=not (progress and rt.main), file=sys.stderr, leave=False)
+    for clips, labels, _, skipped in bar:
+        sums[3] += skipped
+        if labels.numel() == 0:
+            continue
+        clips = to_device(clips[:, 0], rt.device, speed)  # one view per training clip
+        labels = labels.to(rt.device, non_blocking=True)
+        with autocast(rt.device, speed):
+            logits = model(clips)
+            loss = F.cross_entropy(logits.float(), labels)
+        if cfg.debug_exit_at_step is not None and step == cfg.debug_exit_at_step:
+            os._exit(137)  # no clean-up, no checkpoint: what SIGKILL leaves behind
+        if cfg.debug_nan_at_step is not None and step == cfg.debug_nan_at_step:
+            loss = loss * float("nan")
+        if not torch.isfinite(loss):
+            raise MienetError(
+                f"the loss became {loss.item()} at epoch {epoch + 1}, step {step + 1} "
+                f"(batch {bar.n + 1} of the epoch); training stopped. The last good "
+                f"checkpoint, {last if last.exists() else 'none yet'}, is intact. Try a lower "
+                "--lr or --amp off")
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+        else:
+            loss.backward()
+        if cfg.clip_grad:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
+        if scaler is not None:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
+        scheduler.step()
+        step += 1
+        n = labels.numel()
+        sums[0] += loss.item() * n
+        sums[1] += topk_correct(logits.detach().float(), labels, ks=(1,))[0]
+        sums[2] += n
+        bar.set_postfix(loss=f"{sums[0] / sums[2]:.3f}", top1=f"{100 * sums[1] / sums[2]:.1f}")
+    bar.close()
+    loss_sum, hits, count, skipped = all_sum(sums, rt)
+    return EpochResult(lr_now, loss_sum / max(count, 1), 100 * hits / max(count, 1), skipped, step)
+
+
+def epoch_row(epoch: int, result: EpochResult, val: dict, seconds: float) -> dict:
+    """The log row (text, as in log.csv) of a finished epoch (0-based ``epoch``)."""
+    return {
+        "epoch": epoch + 1, "lr": f"{result.lr:.6g}",
+        "train_loss": f"{result.loss:.6f}", "train_top1": f"{result.top1:.4f}",
+        "val_loss": f"{val['loss']:.6f}", "val_top1": f"{val['top1']:.4f}",
+        "val_top5": f"{val['top5']:.4f}", "skipped": int(result.skipped + val["skipped"]),
+        "seconds": f"{seconds:.2f}",
+    }
+
+
+def record_epoch(cfg: TrainConfig, learner: Learner, classes: list[str], point: StartPoint, row: dict,
+                 val: dict, live: LiveCurves) -> None:
+    """The main process after an epoch: the row, the best epoch, last.pt (and best.pt with its
+    second name when it improved), log.csv and the curves."""
+    ckpt_dir = cfg.run_dir / "checkpoints"
+    epoch = int(row["epoch"])
+    point.rows.append(row)
+    improved = val["top1"] > point.best["val_top1"]
+    if improved:
+        point.best = {"val_top1": val["top1"], "val_top5": val["top5"], "epoch": epoch}
+    m = learner
+    save_training_state(ckpt_dir / "last.pt", m.model, m.optimizer, m.scheduler, m.scaler, epoch, point.best,
+                        cfg, classes, point.rows)
+    if improved:
+        save_training_state(ckpt_dir / "best.pt", m.model, m.optimizer, m.scheduler, m.scaler, epoch,
+                            point.best, cfg, classes, point.rows)
+        _copy_atomic(ckpt_dir / "best.pt", ckpt_dir / BEST_KEEP)
+    write_log(cfg.run_dir / "log.csv", point.rows)
+    live.log(row)
+    log.info("epoch %d/%d: train loss %s top-1 %s; val loss %s top-1 %s top-5 %s (%ss)",
+             epoch, cfg.epochs, row["train_loss"], row["train_top1"], row["val_loss"],
+             row["val_top1"], row["val_top5"], row["seconds"])
+
+
+def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
+          on_epoch: Callable[[int, dict], None] | None = None, restart_if_changed: bool = False) -> dict:
+    """Train one model; returns the final summary (also written to RUN_DIR/summary.json).
+
+    ``on_epoch(epoch, row)`` is called after every epoch (1-based) with the log row (floats);
+    an exception it raises (an Optuna ``TrialPruned``, say) ends the run after the epoch's
+    checkpoints are written.
+    """
+    from mienet.engine.performance import prepare_model
+
+    rt = setup_runtime(cfg.device)
+    run_dir = cfg.run_dir
+    data = build_data(cfg, rt)
+    speed = speed_config(cfg, rt)
+    steps_per_epoch = max(len(data.train_loader), 1)
+    learner = build_learner(cfg, rt, len(data.classes), steps_per_epoch, speed)
+    point = start_point(cfg, rt, learner, resume, restart_if_changed)
+    learner.model = prepare_model(learner.model, rt.device, speed)
     if rt.world_size > 1:
-        model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
+        learner.model = torch.nn.parallel.DistributedDataParallel(
+            learner.model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
     if rt.main:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_text_atomic(run_dir / "config.json", json.dumps(asdict(cfg), indent=2) + "\n")
-        write_log(run_dir / "log.csv", rows)
+        write_log(run_dir / "log.csv", point.rows)
         log.info("training %s/%s on %s (world size %d), %d train / %d val clips, speed %s",
-                 cfg.variant, cfg.arch, rt.device, rt.world_size, len(train_set), len(val_set), speed)
-    live = LiveCurves(run_dir, resume=start_epoch > 0, enabled=rt.main)
-    step = start_epoch * steps_per_epoch
+                 cfg.variant, cfg.arch, rt.device, rt.world_size, len(data.train_set), len(data.val_set), speed)
+    live = LiveCurves(run_dir, resume=point.start_epoch > 0, enabled=rt.main)
+    step = point.start_epoch * steps_per_epoch
     try:
-        for epoch in range(start_epoch, cfg.epochs):
-            # Everything random in this epoch derives from (seed, epoch): resumable exactly.
-            torch.manual_seed(cfg.seed * 1_000_003 + epoch)
-            random.seed(cfg.seed * 1_000_003 + epoch)
-            train_loader.sampler.set_epoch(epoch)
-            model.train()
+        for epoch in range(point.start_epoch, cfg.epochs):
             t0 = time.perf_counter()
-            sums = [0.0, 0.0, 0.0, 0.0]  # loss * n, top1 hits, n, skipped
-            lr_now = optimizer.param_groups[0]["lr"] / optimizer.param_groups[0]["lr_mult"]
-            bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
-                       disable=not (progress and rt.main), file=sys.stderr, leave=False)
-            for clips, labels, _, skipped in bar:
-                sums[3] += skipped
-                if labels.numel() == 0:
-                    continue
-                clips = to_device(clips[:, 0], rt.device, speed)  # one view per training clip
-                labels = labels.to(rt.device, non_blocking=True)
-                with autocast(rt.device, speed):
-                    logits = model(clips)
-                    loss = F.cross_entropy(logits.float(), labels)
-                if cfg.debug_exit_at_step is not None and step == cfg.debug_exit_at_step:
-                    os._exit(137)  # no clean-up, no checkpoint: what SIGKILL leaves behind
-                if cfg.debug_nan_at_step is not None and step == cfg.debug_nan_at_step:
-                    loss = loss * float("nan")
-                if not torch.isfinite(loss):
-                    raise MienetError(
-                        f"the loss became {loss.item()} at epoch {epoch + 1}, step {step + 1} "
-                        f"(batch {bar.n + 1} of the epoch); training stopped. The last good "
-                        f"checkpoint, {last if last.exists() else 'none yet'}, is intact. Try a lower "
-                        "--lr or --amp off")
-                optimizer.zero_grad(set_to_none=True)
-                if scaler is not None:
-                    scaler.scale(loss).backward()
-                    scaler.unscale_(optimizer)
-                else:
-                    loss.backward()
-                if cfg.clip_grad:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
-                if scaler is not None:
-                    scaler.step(optimizer)
-                    scaler.update()
-                else:
-                    optimizer.step()
-                scheduler.step()
-                step += 1
-                n = labels.numel()
-                sums[0] += loss.item() * n
-                sums[1] += topk_correct(logits.detach().float(), labels, ks=(1,))[0]
-                sums[2] += n
-                bar.set_postfix(loss=f"{sums[0] / sums[2]:.3f}", top1=f"{100 * sums[1] / sums[2]:.1f}")
-            bar.close()
-            loss_sum, hits, count, skipped = all_sum(sums, rt)
-            val = validate(model, val_loader, rt, speed)
-            row = {
-                "epoch": epoch + 1, "lr": f"{lr_now:.6g}",
-                "train_loss": f"{loss_sum / max(count, 1):.6f}",
-                "train_top1": f"{100 * hits / max(count, 1):.4f}",
-                "val_loss": f"{val['loss']:.6f}", "val_top1": f"{val['top1']:.4f}",
-                "val_top5": f"{val['top5']:.4f}", "skipped": int(skipped + val["skipped"]),
-                "seconds": f"{time.perf_counter() - t0:.2f}",
-            }
+            result = train_epoch(cfg, rt, learner, data.train_loader, speed, epoch, step, progress)
+            step = result.step
+            val = validate(learner.model, data.val_loader, rt, speed)
+            row = epoch_row(epoch, result, val, time.perf_counter() - t0)
             if rt.main:
-                rows.append(row)
-                improved = val["top1"] > best["val_top1"]
-                if improved:
-                    best = {"val_top1": val["top1"], "val_top5": val["top5"], "epoch": epoch + 1}
-                save_training_state(last, model, optimizer, scheduler, scaler, epoch + 1, best, cfg, classes,
-                                    rows)
-                if improved:
-                    save_training_state(ckpt_dir / "best.pt", model, optimizer, scheduler, scaler,
-                                        epoch + 1, best, cfg, classes, rows)
-                    _copy_atomic(ckpt_dir / "best.pt", ckpt_dir / BEST_KEEP)
-                write_log(run_dir / "log.csv", rows)
-                live.log(row)
-                log.info("epoch %d/%d: train loss %s top-1 %s; val loss %s top-1 %s top-5 %s (%ss)",
-                         epoch + 1, cfg.epochs, row["train_loss"], row["train_top1"], row["val_loss"],
-                         row["val_top1"], row["val_top5"], row["seconds"])
+                record_epoch(cfg, learner, data.classes, point, row, val, live)
             if rt.world_size > 1:
                 dist.barrier()
             if on_epoch is not None:
                 on_epoch(epoch + 1, {k: float(v) for k, v in row.items()})
     finally:
         live.close()
-    summary = {"run_dir": str(run_dir), "epochs": cfg.epochs, "best": best,
-               "final": rows[-1] if rows else None}
+    summary = {"run_dir": str(run_dir), "epochs": cfg.epochs, "best": point.best,
+               "final": point.rows[-1] if point.rows else None}
     if rt.main:
         write_text_atomic(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     if rt.world_size > 1:
         dist.destroy_process_group()
     return summary
-
-
-RUN_ONLY = {"out", "workers", "device", "debug_nan_at_step", "debug_exit_at_step"}
-
-
-def _changed_settings(saved: dict, cfg: TrainConfig) -> list[str]:
-    """Every setting but where and how the run is executed that differs from the saved run's."""
-    now = asdict(cfg)
-    return [f"{k}: {saved.get(k)!r} -> {v!r}" for k, v in sorted(now.items())
-            if k not in RUN_ONLY and saved.get(k) != v]
-
-
-def _check_resumable(state: dict, cfg: TrainConfig, path: Path) -> None:
-    saved = state.get("config") or {}
-    keys = ("variant", "arch", "segments", "frames_per_segment", "size", "batch_size", "lr", "seed",
-            "schedule", "lr_steps")  # epochs may grow: a run can be extended
-    diff = [f"{k}: checkpoint {saved.get(k)!r}, now {getattr(cfg, k)!r}" for k in keys
-            if saved.get(k) != getattr(cfg, k)]
-    if diff:
-        raise MienetError(f"cannot resume from {path}: the run was started with other settings ("
-                          + "; ".join(diff) + ")")
 
 
 @torch.no_grad()
@@ -566,52 +534,63 @@ def validate(model, loader, rt: Runtime, speed) -> dict:
 # --------------------------------------------------------------------------- command line
 
 def add_arguments(parser) -> None:
+    """Options of ``mienet train``: defaults and help texts from :class:`mienet.config.TrainConfig`."""
     import argparse
+    import typing
 
-    d = TrainConfig(annotations="", root="", out="")
+    from mienet.config import TRAIN_DEFAULTS
+    from mienet.models.variants import VARIANTS
+
     unset = argparse.SUPPRESS  # only options given on the command line reach the namespace
+    meta = {f.name: f for f in fields(TrainConfig)}
+    hints = typing.get_type_hints(TrainConfig)
 
-    def opt(group, flag, help_text, **kw):
-        name = flag.lstrip("-").replace("-", "_")
-        default = getattr(d, kw.pop("field", name), None)
+    def opt(group, flag, help_text=None, **kw):
+        name = kw.pop("field", flag.lstrip("-").replace("-", "_"))
+        help_text = help_text or meta[name].metadata.get("help", "")
+        choices = typing.get_args(hints[name]) if typing.get_origin(hints[name]) is typing.Literal else None
+        if choices and "action" not in kw:
+            kw.setdefault("choices", choices)
+        default = getattr(TRAIN_DEFAULTS, name, None)
         if kw.get("action") not in ("store_true", "store_false") and default not in (None, ""):
-            help_text += f" (default: {default})"
+            help_text += f" (default: {' '.join(map(str, default)) if isinstance(default, list) else default})"
         group.add_argument(flag, default=unset, help=help_text, **kw)
 
     g = parser.add_argument_group("data")
     g.add_argument("--annotations", type=Path,
-                   help="folder with train.txt, val.txt and classes.txt (default with --params: "
-                        "<data_root>/<dataset>/annotations)")
-    g.add_argument("--root", type=Path, help="dataset root of the lists' paths (default: parent of --annotations)")
-    opt(g, "--dataset", "dataset name; with --params also selects datasets.<name>.train")
-    opt(g, "--template", "frame file name template (1-based)")
-    opt(g, "--skip-missing", "skip clips with missing frames, counting them", action="store_true")
-    opt(g, "--no-flip", "no horizontal flip (SSv2)", action="store_false", dest="flip", field="flip")
-    opt(g, "--workers", "data-loading processes per device", type=int)
+                   help="folder with train.txt, val.txt and classes.txt (default with --params: the "
+                        "dataset's, see mienet.layout)")
+    g.add_argument("--root", type=Path, help="dataset root of the lists' paths (default with --params: the "
+                                             "dataset's; else the parent of --annotations)")
+    opt(g, "--dataset", "dataset name; with --params also selects datasets.<name>: recipe and files")
+    opt(g, "--template")
+    opt(g, "--skip-missing", action="store_true")
+    opt(g, "--no-flip", "no horizontal flip (SSv2)", action="store_false", field="flip", dest="flip")
+    opt(g, "--workers", type=int)
     g = parser.add_argument_group("model")
-    opt(g, "--variant", "tsn, dptam, pa, naive_fusion, fusion_dptam, afm or mienet")
-    opt(g, "--arch", "resnet10 (no ImageNet weights), resnet18, resnet34, resnet50 or resnet101")
-    opt(g, "--segments", "T segments per clip", type=int)
-    opt(g, "--frames-per-segment", "L frames per segment", type=int)
-    opt(g, "--size", "crop size in pixels", type=int)
-    opt(g, "--dropout", "dropout before the classifier", type=float)
-    opt(g, "--pretrained", "backbone initialisation", choices=("none", "imagenet"))
-    opt(g, "--freeze-fusion-weights", "keep AFM's w at (1, 1) as the released code did (exact reproduction)",
-        action="store_true")
-    opt(g, "--pa-init-std", "std of the normal initialisation of PA's filters (PAN: 0.001)", type=float)
+    opt(g, "--variant", ", ".join(VARIANTS), choices=list(VARIANTS))
+    opt(g, "--arch", choices=list(TrainConfig.__dataclass_fields__["arch"].metadata["schema"]["enum"]))
+    opt(g, "--segments", type=int)
+    opt(g, "--frames-per-segment", type=int)
+    opt(g, "--size", type=int)
+    opt(g, "--dropout", type=float)
+    opt(g, "--pretrained")
+    opt(g, "--freeze-fusion-weights", action="store_true")
+    opt(g, "--pa-init-std", type=float)
     g = parser.add_argument_group("optimisation")
-    opt(g, "--epochs", "epochs", type=int)
-    opt(g, "--batch-size", "clips per device", type=int)
-    opt(g, "--lr", "learning rate at batch 8 on one device, scaled linearly", type=float)
-    opt(g, "--lr-steps", "epochs where the step schedule multiplies lr by 0.1", type=int, nargs="*")
-    opt(g, "--schedule", "learning-rate schedule", choices=("step", "cosine"))
-    opt(g, "--warmup-epochs", "linear warm-up", type=float)
-    opt(g, "--momentum", "SGD momentum", type=float)
-    opt(g, "--weight-decay", "weight decay", type=float)
-    opt(g, "--clip-grad", "gradient-norm clip, 0 for none", type=float)
-    opt(g, "--seed", "seed of everything random", type=int)
+    opt(g, "--epochs", type=int)
+    opt(g, "--batch-size", type=int)
+    opt(g, "--lr", type=float)
+    opt(g, "--lr-steps", type=int, nargs="*")
+    opt(g, "--schedule")
+    opt(g, "--warmup-epochs", type=float)
+    opt(g, "--momentum", type=float)
+    opt(g, "--weight-decay", type=float)
+    opt(g, "--clip-grad", type=float)
+    opt(g, "--seed", type=int)
     g.add_argument("--params", type=Path,
-                   help="params.yaml: take the recipe from datasets.<--dataset>.train (options given here win)")
+                   help="params.yaml (checked against its schema): the recipe datasets.<--dataset>.train "
+                        "and the dataset's files (options given here win)")
     g.add_argument("--hparams", type=Path,
                    help="YAML mapping of settings (lr, weight_decay, dropout, batch_size, ...) that "
                         "override the recipe, e.g. the best_params.yaml of `mienet search`")
@@ -620,70 +599,63 @@ def add_arguments(parser) -> None:
     g.add_argument("--resume", action="store_true", help="continue the run in --out from checkpoints/last.pt")
     g.add_argument("--restart-if-changed", action="store_true",
                    help="with --resume: start over (not an error) when the run in --out has other settings")
-    opt(g, "--device", "auto (CUDA when present), cpu or cuda")
-    opt(g, "--amp", "mixed precision", choices=("auto", "bf16", "fp16", "off"))
-    opt(g, "--channels-last", "channels-last memory layout", choices=("auto", "on", "off"))
-    opt(g, "--compile", "torch.compile", choices=("auto", "on", "off"))
+    opt(g, "--device")
+    opt(g, "--amp")
+    opt(g, "--channels-last")
+    opt(g, "--compile")
     g.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: PyTorch's choice)")
     g.add_argument("--no-progress", action="store_true")
     g.add_argument("--debug-nan-at-step", type=int, default=unset, help=unset)
     g.add_argument("--debug-exit-at-step", type=int, default=unset, help=unset)
 
 
-def recipe_from_params(path: Path, dataset: str) -> tuple[dict, str]:
-    """(``datasets.<dataset>.train`` of a params.yaml, the data root) with errors naming the key."""
-    import yaml
+def recipe_from_params(path: Path, dataset: str):
+    """(``datasets.<dataset>.train`` of a params.yaml, the dataset's :class:`~mienet.layout.DatasetLayout`);
+    the file is checked against the params schema first, errors name the file and the key."""
+    from mienet.layout import from_params_file
 
-    if not Path(path).is_file():
-        raise MienetError(f"--params file {path} does not exist")
-    params = yaml.safe_load(Path(path).read_text()) or {}
-    ds = (params.get("datasets") or {}).get(dataset)
-    if ds is None:
-        raise MienetError(f"{path}: no datasets.{dataset} (known: {', '.join(params.get('datasets') or {})})")
-    recipe = dict(ds.get("train") or {})
-    unknown = sorted(set(recipe) - TUNABLE)
-    if unknown:
-        raise MienetError(f"{path}: datasets.{dataset}.train has unknown key(s) {', '.join(unknown)}")
-    return recipe, str(params.get("data_root", "datasets"))
+    params, lay = from_params_file(path, dataset)
+    return dict(params["datasets"][dataset].get("train") or {}), lay
 
 
 def config_from_args(args) -> TrainConfig:
-    """TrainConfig defaults < params.yaml recipe < --hparams file < options given on the command line."""
+    """TrainConfig defaults < params.yaml recipe < --hparams file < options given on the command line.
+
+    With ``--params`` and ``--dataset``, the annotations and the frame root are the dataset's
+    (:mod:`mienet.layout`); ``--annotations``/``--root`` override them."""
     values: dict = {}
     dataset = getattr(args, "dataset", None)
-    data_root = None
+    lay = None
     if getattr(args, "params", None):
         if not dataset:
             raise MienetError("--params needs --dataset to know which recipe to take")
-        recipe, data_root = recipe_from_params(args.params, dataset)
+        recipe, lay = recipe_from_params(args.params, dataset)
         values.update(recipe)
     if getattr(args, "hparams", None):
         values.update(read_hparams(args.hparams))
     explicit = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
     values.update(explicit)
-    annotations = args.annotations
-    if annotations is None:
-        if data_root is None:
-            raise MienetError("--annotations is required (or --params with --dataset)")
-        annotations = Path(data_root) / dataset / "annotations"
+    if args.annotations is not None:
+        annotations = Path(args.annotations)
+        root = args.root if args.root else annotations.parent
+    elif lay is not None:
+        annotations, root = Path(lay.annotations), Path(args.root or lay.root)
+    else:
+        raise MienetError("--annotations is required (or --params with --dataset)")
     values["annotations"] = str(annotations)
-    values["root"] = str(args.root if args.root else Path(annotations).parent)
+    values["root"] = str(root)
     values["out"] = str(args.out)
-    if values.get("pretrained") == "none":
-        values["pretrained"] = None
     if "lr_steps" in values:
         values["lr_steps"] = list(values["lr_steps"])
     return TrainConfig(**values)
 
 
-# Settings a search may tune or a best_params.yaml may set (not what names the run).
-TUNABLE = {f.name for f in fields(TrainConfig)} - {
-    "annotations", "root", "out", "dataset", "variant", "debug_nan_at_step", "debug_exit_at_step"}
-
-
 def read_hparams(path: Path) -> dict:
-    """Settings from a YAML mapping (best_params.yaml); unknown keys are an error naming them."""
+    """Settings from a YAML mapping (best_params.yaml); unknown keys or values out of range are
+    an error naming them."""
     import yaml
+
+    from mienet.config import value_fits
 
     if not Path(path).is_file():
         raise MienetError(f"--hparams file {path} does not exist")
@@ -698,6 +670,9 @@ def read_hparams(path: Path) -> dict:
     if unknown:
         raise MienetError(f"{path}: unknown training setting(s) {', '.join(unknown)}; "
                           f"known: {', '.join(sorted(TUNABLE))}")
+    bad = [f"{k}: {v!r}" for k, v in data.items() if not value_fits(k, v)]
+    if bad:
+        raise MienetError(f"{path}: value(s) out of range or of the wrong type: {'; '.join(bad)}")
     return data
 
 

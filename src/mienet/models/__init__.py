@@ -8,33 +8,31 @@ Public API:
 - :func:`model_stats`: parameters and FLOPs of a variant;
 - the modules: :class:`PersistenceOfAppearance`, :class:`AdaptiveFusion`,
   :class:`DoublePoolingTemporalAttention`, :class:`SegmentConsensus`.
+
+Attributes are imported on first use, so that ``mienet.models.variants`` (the variant
+table, read by the configuration model and the Snakefile) does not pull in torch.
 """
 
-from mienet.models.backbone import ARCHS, TemporalAttentionBlock
-from mienet.models.builder import MIENet, build_model
-from mienet.models.checkpoint import RELEASED_UNUSED_PATTERNS, load_checkpoint, save_checkpoint
-from mienet.models.flops import model_stats
-from mienet.models.modules import (
-    AdaptiveFusion,
-    DoublePoolingTemporalAttention,
-    PersistenceOfAppearance,
-    SegmentConsensus,
-)
-from mienet.models.variants import VARIANTS, Variant
+from __future__ import annotations
 
-__all__ = [
-    "ARCHS",
-    "RELEASED_UNUSED_PATTERNS",
-    "VARIANTS",
-    "AdaptiveFusion",
-    "DoublePoolingTemporalAttention",
-    "MIENet",
-    "PersistenceOfAppearance",
-    "SegmentConsensus",
-    "TemporalAttentionBlock",
-    "Variant",
-    "build_model",
-    "load_checkpoint",
-    "model_stats",
-    "save_checkpoint",
-]
+import importlib
+
+_WHERE = {
+    "ARCHS": "backbone", "TemporalAttentionBlock": "backbone",
+    "MIENet": "builder", "build_model": "builder",
+    "RELEASED_UNUSED_PATTERNS": "checkpoint", "load_checkpoint": "checkpoint", "save_checkpoint": "checkpoint",
+    "model_stats": "flops",
+    "AdaptiveFusion": "modules", "DoublePoolingTemporalAttention": "modules",
+    "PersistenceOfAppearance": "modules", "SegmentConsensus": "modules",
+    "ARCH_NAMES": "variants", "VARIANTS": "variants", "Variant": "variants",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module 'mienet.models' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"mienet.models.{_WHERE[name]}"), name)
+    globals()[name] = value
+    return value

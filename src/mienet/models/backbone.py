@@ -25,6 +25,7 @@ from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 from mienet.errors import MienetError
 from mienet.models.checkpoint import read_checkpoint_file
 from mienet.models.modules import DoublePoolingTemporalAttention
+from mienet.models.variants import ARCH_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ ARCHS: dict[str, ResNetSpec] = {
     "resnet50": ResNetSpec(models.resnet50, models.ResNet50_Weights.IMAGENET1K_V1),
     "resnet101": ResNetSpec(models.resnet101, models.ResNet101_Weights.IMAGENET1K_V1),
 }
+assert tuple(ARCHS) == ARCH_NAMES, "mienet.models.variants.ARCH_NAMES and ARCHS must name the same backbones"
 
 
 class TemporalAttentionBlock(nn.Module):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mienet.config import TRAIN_DEFAULTS
 from mienet.errors import MienetError
 from mienet.models.backbone import ARCHS, build_backbone
 from mienet.models.modules import (
@@ -118,16 +119,15 @@ def build_model(
     arch: str,
     num_classes: int,
     num_segments: int,
-    frames_per_segment: int = 4,
-    dropout: float = 0.5,
+    frames_per_segment: int = TRAIN_DEFAULTS.frames_per_segment,
+    dropout: float = TRAIN_DEFAULTS.dropout,
     pretrained: str | None = None,
     freeze_fusion_weights: bool = False,
     pa_init_std: float = PAN_INIT_STD,
 ) -> MIENet:
     """Build one variant of MIE-Net.
 
-    - ``variant``: a key of :data:`VARIANTS` (``tsn``, ``dptam``, ``pa``,
-      ``naive_fusion``, ``fusion_dptam``, ``afm``, ``mienet``).
+    - ``variant``: a key of :data:`VARIANTS` (:mod:`mienet.models.variants`).
     - ``arch``: ``resnet18``, ``resnet34``, ``resnet50`` or ``resnet101``.
     - ``frames_per_segment``: ``L``; variants with PA need ``L >= 2``, and those that
       fuse RGB with PA need ``L = 4`` (three PA maps beside three RGB channels).
@@ -140,6 +140,7 @@ def build_model(
 
     The model maps ``(N, num_segments, L, 3, H, W)`` clips to ``(N, num_classes)``.
     """
+    pretrained = None if pretrained in (None, "none") else pretrained
     if variant not in VARIANTS:
         raise MienetError(f"unknown model variant {variant!r}; choose one of {', '.join(VARIANTS)}")
     if arch not in ARCHS:

@@ -98,22 +98,11 @@ def load_checkpoint(model: nn.Module, path: str | os.PathLike) -> dict[str, Any]
         for k in unused:
             del state[k]
 
-    expected = model.state_dict()
-    problems = []
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    mis_shaped = [
-        f"{k} {tuple(state[k].shape)} (model: {tuple(expected[k].shape)})"
-        for k in expected
-        if k in state and tuple(state[k].shape) != tuple(expected[k].shape)
+    problems = [
+        f"{len(keys)} {what}: {_some(keys)}"
+        for what, keys in state_differences(state, model.state_dict()).items()
+        if keys
     ]
-    for what, keys in (
-        ("missing", missing),
-        ("unexpected", unexpected),
-        ("mis-shaped", mis_shaped),
-    ):
-        if keys:
-            problems.append(f"{len(keys)} {what}: {_some(keys)}")
     if problems:
         raise MienetError(
             f"checkpoint {os.fspath(path)!r} does not fit the model ({_describe(model)}): "
@@ -121,6 +110,38 @@ def load_checkpoint(model: nn.Module, path: str | os.PathLike) -> dict[str, Any]
         )
     model.load_state_dict(state, strict=True)
     return metadata
+
+
+def state_differences(state: Mapping[str, Any], expected: Mapping[str, Any]) -> dict[str, list[str]]:
+    """The keys of ``state`` that do not fit a model whose state dict is ``expected``:
+    ``{"missing": [...], "unexpected": [...], "mis-shaped": ["key (shape) (model: (shape))", ...]}``."""
+    return {
+        "missing": [k for k in expected if k not in state],
+        "unexpected": [k for k in state if k not in expected],
+        "mis-shaped": [
+            f"{k} {tuple(state[k].shape)} (model: {tuple(expected[k].shape)})"
+            for k in expected
+            if k in state and tuple(state[k].shape) != tuple(expected[k].shape)
+        ],
+    }
+
+
+def released_state(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The weights of a released file (or of any accepted layout) as the model names them:
+    ``module.`` stripped, the released model's unused parameters left out."""
+    ckpt = read_checkpoint_file(path)
+    if isinstance(ckpt, dict) and isinstance(ckpt.get("state_dict"), dict):
+        state = ckpt["state_dict"]
+    elif isinstance(ckpt, dict) and isinstance(ckpt.get("model"), dict):
+        state = ckpt["model"]
+    elif isinstance(ckpt, dict) and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
+        state = ckpt
+    else:
+        raise MienetError(f"{os.fspath(path)} holds no state_dict (expected epoch, arch, state_dict, "
+                          "optimizer, best_prec1)")
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    return {k: v for k, v in state.items()
+            if not any(fnmatch.fnmatchcase(k, p) for p in RELEASED_UNUSED_PATTERNS)}
 
 
 def _split_checkpoint(checkpoint: Any, path: str | os.PathLike) -> tuple[dict, dict]:

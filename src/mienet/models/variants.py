@@ -22,6 +22,8 @@ class Variant:
     backbone_input: BackboneInput
     dptam: bool
     description: str
+    label: str  # the name tables and figures print
+    colour: int  # index into seaborn's 10-colour "colorblind" palette, the same in every figure
 
     @property
     def uses_pa(self) -> bool:
@@ -42,15 +44,22 @@ class Variant:
         return 6
 
 
+# The backbones (torchvision ResNets; resnet10 has one BasicBlock per stage and no ImageNet
+# weights). mienet.models.backbone maps each name to its constructor.
+ARCH_NAMES: tuple[str, ...] = ("resnet10", "resnet18", "resnet34", "resnet50", "resnet101")
+
 VARIANTS: dict[str, Variant] = {
     v.name: v
     for v in (
-        Variant("tsn", "rgb", False, "TSN baseline: RGB frame per segment"),
-        Variant("dptam", "rgb", True, "RGB frame per segment, DPTAM in every block"),
-        Variant("pa", "pa", False, "PA image per segment only"),
-        Variant("naive_fusion", "concat", False, "concat(RGB, PA), no AFM, no DPTAM"),
-        Variant("fusion_dptam", "concat", True, "concat(RGB, PA) with DPTAM: MIE-Net without AFM"),
-        Variant("afm", "afm", False, "AFM(RGB, PA), no DPTAM"),
-        Variant("mienet", "afm", True, "MIE-Net: AFM(RGB, PA) with DPTAM"),
+        # Colours: TSN blue, MIE-Net red, the DPTAM twins of each a lighter or purple shade,
+        # so that the two ends of the ablation stand apart.
+        Variant("tsn", "rgb", False, "TSN baseline: RGB frame per segment", "TSN", 0),
+        Variant("dptam", "rgb", True, "RGB frame per segment, DPTAM in every block", "TSN+DPTAM", 9),
+        Variant("pa", "pa", False, "PA image per segment only", "PA only", 2),
+        Variant("naive_fusion", "concat", False, "concat(RGB, PA), no AFM, no DPTAM", "RGB+PA concat", 1),
+        Variant("fusion_dptam", "concat", True, "concat(RGB, PA) with DPTAM: MIE-Net without AFM",
+                "RGB+PA concat+DPTAM", 4),
+        Variant("afm", "afm", False, "AFM(RGB, PA), no DPTAM", "AFM", 5),
+        Variant("mienet", "afm", True, "MIE-Net: AFM(RGB, PA) with DPTAM", "MIE-Net", 3),
     )
 }

@@ -38,9 +38,8 @@ PIXELS = (round(FIGSIZE[0] * DPI), round(FIGSIZE[1] * DPI))  # (width, height) o
 # Metadata that would otherwise carry the matplotlib version or a time stamp.
 METADATA = {"png": {"Software": None}, "pdf": {"Creator": None, "Producer": None, "CreationDate": None}}
 THEME = {"style": "whitegrid", "context": "paper", "font_scale": 1.0}
-# Index into seaborn's 10-colour "colorblind" palette: TSN blue, MIE-Net red, the DPTAM twins of
-# each a lighter or purple shade, so that the two ends of the ablation stand apart.
-COLOUR_INDEX = {"tsn": 0, "dptam": 9, "pa": 2, "naive_fusion": 1, "fusion_dptam": 4, "afm": 5, "mienet": 3}
+# Index into seaborn's 10-colour "colorblind" palette (mienet.models.variants).
+COLOUR_INDEX = {name: v.colour for name, v in VARIANTS.items()}
 
 
 def palette(variants: list[str]) -> dict[str, tuple]:

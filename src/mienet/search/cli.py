@@ -90,13 +90,16 @@ def build_plan(args):
         raise MienetError("no search space: pass --params FILE whose `search.space` maps training settings "
                           "to distributions, e.g. lr: {type: float, low: 1.0e-4, high: 1.0e-1, log: true}")
     out = Path(args.out)
-    if args.annotations is None:
-        if data_root is None:
-            raise MienetError("--annotations is required (or --params with --dataset)")
-        annotations = Path(data_root) / args.dataset / "annotations"
-    else:
+    if args.annotations is not None:
         annotations = Path(args.annotations)
-    root = Path(args.root) if args.root else annotations.parent
+        root = Path(args.root) if args.root else annotations.parent
+    elif args.params is not None and data_root is not None:
+        from mienet.layout import from_params_file
+
+        lay = from_params_file(args.params, args.dataset)[1]  # the dataset's files (mienet.layout)
+        annotations, root = Path(lay.annotations), Path(args.root or lay.root)
+    else:
+        raise MienetError("--annotations is required (or --params with --dataset)")
     if s.subset and not args.report_only:
         annotations = subset_annotations(annotations, out, s.subset)
     storage = args.storage or s.storage or str(out / JOURNAL_NAME)

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mienet.config import SEARCH_DEFAULTS
 from mienet.errors import MienetError
 
 # Training settings a trial may draw or fix (TrainConfig names); `arch` is fixed per study.
@@ -46,10 +47,10 @@ DISTRIBUTION_KEYS = {
 
 
 def _train_fields() -> dict[str, str]:
-    from mienet.engine.train import TUNABLE, TrainConfig
+    """Tunable training settings -> 'int', 'float', 'bool', 'str' or 'list' (mienet.config)."""
+    from mienet.config import TUNABLE, field_type
 
-    return {f.name: str(f.type) for f in dataclasses.fields(TrainConfig)
-            if f.name in TUNABLE or f.name in FIXED_EXTRA}
+    return {name: field_type(name) for name in sorted(TUNABLE | FIXED_EXTRA)}
 
 
 @dataclass
@@ -81,27 +82,29 @@ class Distribution:
         return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
 
 
+def _set(section) -> dict:
+    """A settings dataclass of mienet.config as a mapping, without its unset (None) keys."""
+    return {k: v for k, v in dataclasses.asdict(section).items() if v is not None}
+
+
 @dataclass
 class SearchSettings:
     """A checked ``search:`` mapping; the defaults apply to keys the file leaves out."""
 
     space: dict[str, Distribution] = field(default_factory=dict)
     train: dict[str, Any] = field(default_factory=dict)
-    n_trials: int = 20
-    timeout: float | None = None
-    workers: int = 1
-    sampler: dict[str, Any] = field(default_factory=lambda: {"seed": 0, "n_startup_trials": 10,
-                                                             "multivariate": True})
-    pruner: dict[str, Any] = field(default_factory=lambda: {"type": "median", "n_startup_trials": 5,
-                                                            "n_warmup_steps": 0})
-    heartbeat: dict[str, int] = field(default_factory=lambda: {"interval": 60, "grace_period": 180,
-                                                               "max_retry": 2})
+    n_trials: int = SEARCH_DEFAULTS.n_trials
+    timeout: float | None = SEARCH_DEFAULTS.timeout
+    workers: int = SEARCH_DEFAULTS.workers
+    sampler: dict[str, Any] = field(default_factory=lambda: _set(SEARCH_DEFAULTS.sampler))
+    pruner: dict[str, Any] = field(default_factory=lambda: _set(SEARCH_DEFAULTS.pruner))
+    heartbeat: dict[str, int] = field(default_factory=lambda: _set(SEARCH_DEFAULTS.heartbeat))
     subset: dict[str, int] | None = None
     storage: str | None = None
     study_name: str | None = None
-    enqueue_default: bool = True
-    keep_checkpoints: bool = False
-    enabled: bool = True  # read by the workflow (run the search stage or not), not by the command
+    enqueue_default: bool = SEARCH_DEFAULTS.enqueue_default
+    keep_checkpoints: bool = SEARCH_DEFAULTS.keep_checkpoints
+    enabled: bool = SEARCH_DEFAULTS.enabled  # read by the workflow (run the search stage or not), not by the command
     variants: list[str] = field(default_factory=list)  # the workflow's: which variants get a study
 
     def as_dict(self) -> dict:
@@ -177,12 +180,12 @@ def parse_search_settings(data: dict, where: str = "search") -> SearchSettings:
     if bad:
         raise MienetError(f"{where}.train: unknown training setting(s) {', '.join(bad)}; "
                           f"known: {', '.join(sorted(fields_))}")
+    from mienet.config import value_fits
+
     for key, value in train.items():
-        ftype = fields_[key]
-        ok = (isinstance(value, list) and all(_fits(v, "int") for v in value)) if ftype.startswith("list") \
-            else _fits(value, ftype)
-        if not ok:
-            raise MienetError(f"{where}.train.{key}: {value!r} does not fit the setting's type ({ftype})")
+        if not value_fits(key, value):
+            raise MienetError(f"{where}.train.{key}: {value!r} does not fit the setting (a {fields_[key]}, "
+                              "in range; see workflow/schemas/params.schema.yaml)")
     s.train = dict(train)
     if "n_trials" in data:
         s.n_trials = _number(data["n_trials"], f"{where}.n_trials", int, minimum=0)
@@ -229,7 +232,7 @@ def parse_pruner(spec, where: str) -> dict:
 
 
 def parse_distribution(name: str, spec, fields_: dict[str, str], where: str) -> Distribution:
-    from mienet.engine.train import TUNABLE
+    from mienet.config import TUNABLE, value_fits
 
     if name not in TUNABLE:
         raise MienetError(f"{where}: {name!r} is not a training setting a search may tune; "
@@ -247,13 +250,15 @@ def parse_distribution(name: str, spec, fields_: dict[str, str], where: str) -> 
         choices = spec.get("choices")
         if not isinstance(choices, list) or not choices:
             raise MienetError(f"{where}.choices: expected a non-empty list")
+        if ftype == "list":
+            raise MienetError(f"{where}.choices: {name} is a list setting; lists cannot be Optuna choices")
         for c in choices:
-            if not _fits(c, ftype):
+            if not value_fits(name, c):
                 raise MienetError(f"{where}.choices: {c!r} does not fit the setting's type ({ftype})")
         if len(set(map(repr, choices))) != len(choices):
             raise MienetError(f"{where}.choices: repeated values")
         return Distribution(name, kind, choices=list(choices))
-    if ftype.split(" |")[0] not in ("int", "float") or (kind == "float" and not ftype.startswith("float")):
+    if ftype not in ("int", "float") or (kind == "float" and ftype != "float"):
         raise MienetError(f"{where}: {name} is a {ftype} setting; a {kind} distribution does not fit "
                           "(use type: categorical with choices)")
     number = int if kind == "int" else float
@@ -282,9 +287,8 @@ def parse_distribution(name: str, spec, fields_: dict[str, str], where: str) -> 
 def default_trial_params(settings: SearchSettings) -> dict | None:
     """The untuned values of the searched settings (``train`` over TrainConfig's defaults), or None
     when one lies outside the space (then the study has no default trial)."""
-    from mienet.engine.train import TrainConfig
+    from mienet.config import TRAIN_DEFAULTS as base
 
-    base = TrainConfig(annotations="", root="", out="")
     params = {}
     for name, dist in settings.space.items():
         value = settings.train.get(name, getattr(base, name))
@@ -295,21 +299,6 @@ def default_trial_params(settings: SearchSettings) -> dict | None:
 
 
 # --------------------------------------------------------------------------- small checks
-
-def _fits(value, ftype: str) -> bool:
-    base = ftype.split(" |")[0]
-    if value is None:
-        return "None" in ftype
-    if base == "bool":
-        return isinstance(value, bool)
-    if base == "int":
-        return isinstance(value, int) and not isinstance(value, bool)
-    if base == "float":
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if base == "str":
-        return isinstance(value, str)
-    return False  # lists (lr_steps) cannot be an Optuna choice
-
 
 def _number(value, where: str, kind: type, minimum: float | None = None):
     if isinstance(value, str):

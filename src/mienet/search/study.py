@@ -107,12 +107,12 @@ def tally(trials: list[optuna.trial.FrozenTrial]) -> Tally:
 # --------------------------------------------------------------------------- sampler, pruner
 
 def max_epochs(settings: SearchSettings) -> int:
-    from mienet.engine.train import TrainConfig
+    from mienet.config import TRAIN_DEFAULTS
 
     dist = settings.space.get("epochs")
     if dist is not None:
         return int(max(dist.choices) if dist.type == "categorical" else dist.high)
-    return int(settings.train.get("epochs", TrainConfig.epochs))
+    return int(settings.train.get("epochs", TRAIN_DEFAULTS.epochs))
 
 
 def make_sampler(settings: SearchSettings, salt: tuple = ()) -> optuna.samplers.BaseSampler:

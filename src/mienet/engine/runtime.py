@@ -1,0 +1,123 @@
+"""Where a command runs: the device, the process group under ``torchrun``, one GPU per process.
+
+Shared by training, evaluation and prediction; importing it does not import the training
+module. :func:`all_sum` and :func:`topk_correct` are the two reductions every loop needs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from mienet.errors import MienetError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    device: torch.device
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_runtime(requested: str, exclusive_gpu: bool = True) -> Runtime:
+    """Device and process group: CUDA when present (or asked for), else CPU; DDP under torchrun.
+
+    ``exclusive_gpu``: a single-process run on CUDA holds one GPU for its lifetime
+    (:func:`claim_gpu`), as training does; evaluation and prediction pass ``False`` and
+    take the first visible GPU without waiting, since they are short and light.
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if requested == "auto":
+        requested = "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cuda":
+        if not torch.cuda.is_available():
+            raise MienetError("--device cuda was asked for, but PyTorch sees no CUDA device")
+        # Under torchrun: GPU = local rank (modulo the GPUs, so that a one-GPU machine can
+        # run 2 processes with MIENET_DIST_BACKEND=gloo; NCCL refuses two ranks on one GPU).
+        index = local % torch.cuda.device_count() if world > 1 else (claim_gpu() if exclusive_gpu else 0)
+        device = torch.device("cuda", index)
+        torch.cuda.set_device(device)
+    elif requested == "cpu":
+        device = torch.device("cpu")
+    else:
+        raise MienetError(f"--device must be auto, cpu or cuda, not {requested!r}")
+    if world > 1 and not dist.is_initialized():
+        backend = os.environ.get("MIENET_DIST_BACKEND") or ("nccl" if device.type == "cuda" else "gloo")
+        dist.init_process_group(backend)
+    return Runtime(device, rank, world, local)
+
+
+_GPU_CLAIM: tuple | None = None  # (open lock file, device index) of the GPU this process holds
+
+
+def claim_gpu(poll_s: float = 5.0, count: int | None = None) -> int:
+    """The index of a GPU no other `mienet` process on this machine is using.
+
+    Each process holds an exclusive lock on one file per GPU for its lifetime, so that
+    several trainings started at once (Snakemake with ``--resources gpu=N``, or two
+    commands typed on a one-GPU workstation) each get their own device, never two on
+    one. Waits while every GPU is taken. A process that already holds one (the trials
+    of a search run one after another in one process) gets the same one again.
+    ``count``: the number of GPUs (default: what PyTorch sees).
+    """
+    global _GPU_CLAIM
+    import fcntl
+    import socket
+    import tempfile
+
+    if _GPU_CLAIM is not None:
+        return _GPU_CLAIM[1]
+    count = torch.cuda.device_count() if count is None else count
+    lock_dir = Path(os.environ.get("MIENET_GPU_LOCK_DIR", Path(tempfile.gettempdir()) / "mienet-gpu-locks"))
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+    waited = False
+    while True:
+        for i in range(count):
+            physical = visible.split(",")[i] if visible else str(i)
+            fh = open(lock_dir / f"{socket.gethostname()}-gpu{physical}.lock", "w")
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                fh.close()
+                continue
+            _GPU_CLAIM = (fh, i)
+            if waited:
+                log.info("GPU %s is free now; training on it", physical)
+            return i
+        if not waited:
+            log.info("all %d GPUs are in use by other mienet processes; waiting", count)
+            waited = True
+        time.sleep(poll_s)
+
+
+def all_sum(values: list[float], rt: Runtime) -> list[float]:
+    """``values`` summed over the processes of a distributed run (as they are in a single one)."""
+    if rt.world_size == 1:
+        return values
+    t = torch.tensor(values, dtype=torch.float64, device=rt.device)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+def topk_correct(logits: torch.Tensor, labels: torch.Tensor, ks=(1, 5)) -> list[int]:
+    """How many rows of ``logits`` have their label among the top ``k`` scores, for each ``k``."""
+    k_max = min(max(ks), logits.shape[1])
+    top = logits.topk(k_max, dim=1).indices
+    hits = top.eq(labels[:, None])
+    return [int(hits[:, : min(k, k_max)].any(dim=1).sum()) for k in ks]

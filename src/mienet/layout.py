@@ -1,0 +1,152 @@
+"""Where everything lives, derived from params.yaml: the one place that knows a dataset's layout.
+
+The Snakefile, dvc.yaml (written by ``mienet generate``), ``mienet train``, ``search``,
+``evaluate``, ``zoo`` and ``predict`` all ask this module; none builds a path itself.
+
+Per dataset format::
+
+    format    videos              frames                     annotations               list root
+    synth     DATA/<name>/videos  DATA/<name>/frames         DATA/<name>/annotations   DATA/<name>
+    folder    <videos>            DATA/<name>/frames         DATA/<name>/annotations   DATA/<name>
+    sljd      -                   <root> (frames come ready) DATA/<name>/annotations   <root>
+    diving48  <videos>            DATA/<name>/frames         DATA/<name>/annotations   DATA/<name>
+    sthv2     <videos>            DATA/<name>/frames         DATA/<name>/annotations   DATA/<name>
+
+``DATA`` is ``data_root``; ``<videos>``, ``<root>`` and ``<source>`` are the dataset's keys. For
+SLJD, ``root`` defaults to the parent of ``source`` (lists in ``SLJD/lists``, root ``SLJD``).
+Runs go to ``RUNS/<dataset>/<variant>/<run>`` and their results to ``RESULTS/<dataset>/<variant>/<run>``
+(``run`` is ``seed<N>`` or ``tuned``); searches to ``RESULTS/<dataset>/search/<variant>``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from mienet.errors import MienetError
+
+EXTRACTED = ("synth", "folder", "diving48", "sthv2")  # formats whose frames `extract-frames` makes
+ANNOTATION_FILES = ("train.txt", "val.txt", "classes.txt")
+RESULT_FILES = ("metrics.json", "predictions.csv", "per_class.csv", "confusion.csv", "train_log.csv")
+
+
+@dataclass(frozen=True)
+class DatasetLayout:
+    """The files of one dataset (paths as strings, relative to the project folder unless absolute)."""
+
+    name: str
+    format: str
+    annotations: str  # train.txt, val.txt, (test.txt,) classes.txt
+    root: str  # the lists' paths are relative to it
+    frames: str  # frame folders (sljd: the root)
+    videos: str | None  # None for sljd
+    source: str | None  # sljd lists; diving48/sthv2 JSON files
+    classes: str | None
+    short_side: int | None
+
+    @property
+    def extracted(self) -> bool:
+        """Whether frames are made by `mienet extract-frames` (else they come ready: SLJD)."""
+        return self.format in EXTRACTED
+
+    @property
+    def manifest(self) -> str:
+        return f"{self.frames}/manifest.csv"
+
+    @property
+    def annotation_files(self) -> list[str]:
+        return [f"{self.annotations}/{f}" for f in ANNOTATION_FILES]
+
+    def list_file(self, split: str) -> str:
+        return f"{self.annotations}/{split}.txt"
+
+
+def _where(params_file: str | None) -> str:
+    return f"{params_file}: " if params_file else "params.yaml: "
+
+
+def dataset_layout(params: dict, name: str, params_file: str | None = None) -> DatasetLayout:
+    """The layout of ``datasets.<name>``; a missing key is an error naming it."""
+    datasets = params.get("datasets") or {}
+    if name not in datasets:
+        raise MienetError(f"{_where(params_file)}no datasets.{name} (known: {', '.join(datasets) or 'none'})")
+    ds = datasets[name] or {}
+    fmt = ds.get("format")
+    data = str(params.get("data_root", "datasets")).rstrip("/") or "."
+    base = f"{data}/{name}"
+
+    def need(key: str) -> str:
+        value = ds.get(key)
+        if not value:
+            raise MienetError(f"{_where(params_file)}datasets.{name}.{key} is required for format {fmt!r}")
+        return str(value).rstrip("/") or "/"
+
+    if fmt == "synth":
+        videos, frames, root, source = f"{base}/videos", f"{base}/frames", base, None
+    elif fmt in ("folder", "diving48", "sthv2"):
+        videos, frames, root = need("videos"), f"{base}/frames", base
+        source = need("source") if fmt != "folder" else None
+    elif fmt == "sljd":
+        source = need("source")
+        root = str(ds.get("root") or Path(source).parent).rstrip("/")
+        videos, frames = None, root
+    else:
+        raise MienetError(f"{_where(params_file)}datasets.{name}.format {fmt!r} is not one of "
+                          "synth, folder, sljd, diving48, sthv2")
+    return DatasetLayout(name=name, format=fmt, annotations=f"{base}/annotations", root=root, frames=frames,
+                         videos=videos, source=source, classes=ds.get("classes"),
+                         short_side=ds.get("short_side"))
+
+
+def profile_datasets(params: dict, params_file: str | None = None) -> list[str]:
+    """The datasets of the active profile, each checked to exist."""
+    profiles = params.get("profiles") or {}
+    profile = params.get("profile")
+    if profile not in profiles:
+        raise MienetError(f"{_where(params_file)}profile {profile!r} is not a key of profiles "
+                          f"({', '.join(profiles)})")
+    names = list(profiles[profile])
+    for name in names:
+        if name not in (params.get("datasets") or {}):
+            raise MienetError(f"{_where(params_file)}profiles.{profile} names dataset {name!r}, "
+                              "which is not a key of datasets")
+    return names
+
+
+@dataclass(frozen=True)
+class Roots:
+    """Where runs and results go (``runs_root``, ``results_root``)."""
+
+    runs: str
+    results: str
+
+    @classmethod
+    def of(cls, params: dict) -> Roots:
+        return cls(str(params.get("runs_root", "runs")).rstrip("/"),
+                   str(params.get("results_root", "results")).rstrip("/"))
+
+    def run_dir(self, dataset: str, variant: str, run: str) -> str:
+        return f"{self.runs}/{dataset}/{variant}/{run}"
+
+    def result_dir(self, dataset: str, variant: str, run: str) -> str:
+        return f"{self.results}/{dataset}/{variant}/{run}"
+
+    def result_files(self, dataset: str, variant: str, run: str) -> list[str]:
+        return [f"{self.result_dir(dataset, variant, run)}/{f}" for f in RESULT_FILES]
+
+    def search_dir(self, dataset: str, variant: str) -> str:
+        return f"{self.results}/{dataset}/search/{variant}"
+
+    def trials_dir(self, dataset: str, variant: str) -> str:
+        return f"{self.runs}/{dataset}/search/{variant}"
+
+    def bench_file(self, dataset: str, variant: str) -> str:
+        return f"{self.results}/bench/train_{dataset}_{variant}.json"
+
+
+def from_params_file(path: str | Path, dataset: str) -> tuple[dict, DatasetLayout]:
+    """(the validated params, the dataset's layout) of a params.yaml."""
+    from mienet.config import load_params
+
+    params = load_params(path, partial=True)
+    return params, dataset_layout(params, dataset, str(path))

@@ -1,0 +1,250 @@
+"""The pipeline, defined once: every stage's command, inputs, outputs and parameters.
+
+The Snakemake rules (``workflow/rules/*.smk``) take their shell commands and paths from
+here, and ``dvc.yaml`` is written from here for the active profile (``mienet generate``;
+a test fails when the committed file differs). The commands are the same strings in
+both; DVC gets ``${item.*}`` placeholders where Snakemake gets wildcards, and the
+variant and seed lists stay ``${ablation.variants}`` / ``${ablation.seeds}`` so that
+``dvc exp run -S ablation.seeds=[0]`` changes the stages it runs.
+
+Stages (per dataset of the profile; DVC names them ``<stage>@<dataset>[-<variant>[-<seed>]]``):
+synth (synthetic data only), extract_frames (video formats), make_annotations, train,
+evaluate, search, train_tuned, evaluate_tuned, bench_train, and once: report, zoo.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+from mienet.layout import DatasetLayout, Roots, dataset_layout, profile_datasets
+
+DVC_FILE = Path("dvc.yaml")
+PARAMS = "params.yaml"  # what DVC stages read; Snakemake passes its own (config with overrides)
+BENCH_VARIANTS = ("tsn", "mienet")
+PRETRAINED_DIR = "pretrained"
+
+
+def q(value) -> str:
+    """Shell-quoted where needed; DVC's ${...} placeholders pass through."""
+    text = str(value)
+    return text if re.fullmatch(r"[\w@%+=:,./${}-]+", text) else shlex.quote(text)
+
+
+def join(*parts) -> str:
+    return " ".join(str(p) for p in parts if p not in (None, ""))
+
+
+@dataclass(frozen=True)
+class Commands:
+    """The shell command of every stage, from the validated params."""
+
+    params: dict
+    params_file: str = PARAMS
+    templated: bool = False  # DVC: settings as ${section.key} (paths stay concrete)
+
+    def v(self, section: str, key: str):
+        """A setting's value, or its DVC placeholder: ``dvc exp run -S synth.classes=5`` then
+        changes the command, not only the stage's parameter hash."""
+        return f"${{{section}.{key}}}" if self.templated else self.params[section][key]
+
+    def layout(self, dataset: str) -> DatasetLayout:
+        return dataset_layout(self.params, dataset, self.params_file)
+
+    @property
+    def roots(self) -> Roots:
+        return Roots.of(self.params)
+
+    # ---------------------------------------------------------------- data
+
+    def synth(self, dataset: str, jobs) -> str:
+        s = {k: self.v("synth", k) for k in ("classes", "clips_per_class", "frames", "size", "fps", "seed")}
+        return join("mienet synth", q(self.layout(dataset).videos), "--classes", s["classes"],
+                    "--clips-per-class", s["clips_per_class"], "--frames", s["frames"], "--size", s["size"],
+                    "--fps", s["fps"], "--seed", s["seed"], "-j", jobs)
+
+    def extract_frames(self, dataset: str, jobs) -> str:
+        lay = self.layout(dataset)
+        short = f"${{datasets.{dataset}.short_side}}" if self.templated else lay.short_side
+        return join("mienet extract-frames", q(lay.videos), "-o", q(lay.frames), "-j", jobs,
+                    "--ext", self.v("extract", "ext"), "--quality", self.v("extract", "quality"),
+                    f"--short-side {short}" if lay.short_side else "", "--no-progress")
+
+    def make_annotations(self, dataset: str) -> str:
+        lay = self.layout(dataset)
+        if lay.format in ("synth", "folder"):
+            args = ["--format folder --videos", q(lay.videos), "--frames", q(lay.frames),
+                    "--val-ratio", self.v("annotations", "val_ratio"),
+                    "--test-ratio", self.v("annotations", "test_ratio"), "--seed", self.v("annotations", "seed")]
+        elif lay.format == "sljd":
+            args = ["--format sljd --source", q(lay.source), "--root", q(lay.root)]
+        else:
+            args = [f"--format {lay.format} --source", q(lay.source), "--frames", q(lay.frames)]
+        if lay.classes:
+            args += ["--classes", q(lay.classes)]
+        return join("mienet make-annotations", *args, "-o", q(lay.annotations))
+
+    # ---------------------------------------------------------------- training and evaluation
+
+    def train(self, dataset: str, variant: str, seed, threads) -> str:
+        return join("mienet train --params", q(self.params_file), "--dataset", dataset, "--variant", variant,
+                    "--seed", seed, "--out", q(self.roots.run_dir(dataset, variant, f"seed{seed}")),
+                    "--resume --restart-if-changed --threads", threads, "--no-progress")
+
+    def train_tuned(self, dataset: str, variant: str, threads) -> str:
+        return join("mienet train --params", q(self.params_file), "--dataset", dataset, "--variant", variant,
+                    "--hparams", q(f"{self.roots.search_dir(dataset, variant)}/best_params.yaml"),
+                    "--out", q(self.roots.run_dir(dataset, variant, "tuned")),
+                    "--resume --restart-if-changed --threads", threads, "--no-progress")
+
+    def evaluate(self, dataset: str, variant: str, run: str) -> str:
+        r = self.roots
+        return join("mienet evaluate --checkpoint", q(f"{r.run_dir(dataset, variant, run)}/checkpoints/best.pt"),
+                    "--params", q(self.params_file), "--dataset", dataset, "--split", self.v("evaluate", "split"),
+                    "--clips", self.v("evaluate", "clips"), "--crops", self.v("evaluate", "crops"),
+                    "--out", q(r.result_dir(dataset, variant, run)),
+                    "--workers 1 --no-progress")
+
+    def search(self, dataset: str, variant: str, threads) -> str:
+        r = self.roots
+        return join("mienet search --params", q(self.params_file), "--dataset", dataset, "--variant", variant,
+                    "--out", q(r.search_dir(dataset, variant)), "--trials-dir", q(r.trials_dir(dataset, variant)),
+                    "--restart-if-changed --threads", threads, "--no-progress")
+
+    def bench_train(self, dataset: str, variant: str, threads, recipe: dict | str) -> str:
+        def t(key):
+            return recipe[key] if isinstance(recipe, dict) else f"${{{recipe}.{key}}}"
+
+        out = q(self.roots.bench_file(dataset, variant))
+        return join("mienet bench train --variant", variant, "--arch", t("arch"), "--segments", t("segments"),
+                    "--size", t("size"), "--batch", t("batch_size"), "--threads", threads,
+                    f"--json > {out}.tmp && mv {out}.tmp {out}")
+
+    # ---------------------------------------------------------------- once
+
+    def report(self, datasets: list[str]) -> str:
+        return join("mienet report --results", q(self.roots.results), "--datasets", *datasets)
+
+    def zoo(self) -> str:
+        return join("mienet zoo --params", q(self.params_file), "--pretrained-dir", PRETRAINED_DIR,
+                    "--results", q(self.roots.results), "--no-progress")
+
+
+# --------------------------------------------------------------------------- dvc.yaml
+
+
+def _uncached(paths) -> list[dict]:
+    return [{p: {"cache": False}} for p in paths]
+
+
+def dvc_stages(params: dict) -> dict:
+    """The ``stages:`` of dvc.yaml for the profile in ``params``."""
+    from mienet.report import expected_outputs
+
+    cmd = Commands(params, PARAMS, templated=True)
+    roots = cmd.roots
+    names = profile_datasets(params)
+    layouts = {d: cmd.layout(d) for d in names}
+    threads = "${resources.train_threads}"
+    stages: dict = {}
+
+    # Data stages differ by dataset in more than a name: one stage per dataset.
+    for d in names:
+        lay = layouts[d]
+        if lay.format == "synth":
+            stages[f"synth_{d}"] = {
+                "cmd": cmd.synth(d, cmd.v("extract", "jobs")),
+                "deps": ["src/mienet/data/synth.py"], "params": ["synth"], "outs": [lay.videos]}
+        if lay.extracted:
+            stages[f"extract_frames_{d}"] = {
+                "cmd": cmd.extract_frames(d, cmd.v("extract", "jobs")),
+                "deps": [lay.videos, "src/mienet/data/frames.py"],
+                "params": ["extract"] + ([f"datasets.{d}.short_side"] if lay.short_side else []),
+                # persist: an interrupted extraction resumes instead of starting over
+                "outs": [{lay.frames: {"persist": True}}]}
+        ann_deps = [lay.frames if lay.extracted else lay.source, "src/mienet/data/annotations.py"]
+        stages[f"make_annotations_{d}"] = {
+            "cmd": cmd.make_annotations(d), "deps": ann_deps,
+            "params": ["annotations"] if lay.format in ("synth", "folder") else
+            [f"datasets.{d}.{k}" for k in ("format", "source", "root", "classes") if params["datasets"][d].get(k)],
+            "outs": [lay.annotations]}
+
+    item_d, item_v, item_s = "${item.dataset}", "${item.variant}", "${item.seed}"
+    ann = f"{params.get('data_root', 'datasets').rstrip('/')}/{item_d}/annotations"
+    run_seed = roots.run_dir(item_d, item_v, f"seed{item_s}")
+    res_seed = roots.result_dir(item_d, item_v, f"seed{item_s}")
+    train_params = [f"datasets.{d}.train" for d in names]
+
+    def evaluated(result_dir: str) -> dict:
+        return {
+            "metrics": _uncached([f"{result_dir}/metrics.json"]),
+            "plots": [{f"{result_dir}/train_log.csv": {"cache": False, "x": "epoch", "y": "val_top1"}},
+                      {f"{result_dir}/confusion.csv": {"cache": False}}],
+            "outs": _uncached([f"{result_dir}/predictions.csv", f"{result_dir}/per_class.csv"]),
+        }
+
+    stages["train"] = {
+        "matrix": {"dataset": names, "variant": "${ablation.variants}", "seed": "${ablation.seeds}"},
+        "cmd": cmd.train(item_d, item_v, item_s, threads),
+        "deps": [ann, "src/mienet/engine", "src/mienet/models"],
+        "params": train_params,
+        # persist: a killed training resumes from its last epoch
+        "outs": [{run_seed: {"persist": True}}]}
+    stages["evaluate"] = {
+        "matrix": {"dataset": names, "variant": "${ablation.variants}", "seed": "${ablation.seeds}"},
+        "cmd": cmd.evaluate(item_d, item_v, f"seed{item_s}"),
+        "deps": [run_seed, ann, "src/mienet/engine/evaluate.py"], "params": ["evaluate"],
+        **evaluated(res_seed)}
+    if params["search"].get("enabled", True) and params["search"].get("variants"):
+        search_dir = roots.search_dir(item_d, item_v)
+        run_tuned = roots.run_dir(item_d, item_v, "tuned")
+        matrix = {"dataset": names, "variant": "${search.variants}"}
+        stages["search"] = {
+            "matrix": matrix, "cmd": cmd.search(item_d, item_v, threads),
+            "deps": [ann, "src/mienet/search", "src/mienet/engine"],
+            "params": ["search"] + [f"datasets.{d}" for d in names],
+            "outs": _uncached([f"{search_dir}/best_params.yaml", f"{search_dir}/trials.csv"]),
+            "metrics": _uncached([f"{search_dir}/summary.json"])}
+        stages["train_tuned"] = {
+            "matrix": matrix, "cmd": cmd.train_tuned(item_d, item_v, threads),
+            "deps": [ann, f"{search_dir}/best_params.yaml", "src/mienet/engine", "src/mienet/models"],
+            "params": train_params, "outs": [{run_tuned: {"persist": True}}]}
+        stages["evaluate_tuned"] = {
+            "matrix": matrix, "cmd": cmd.evaluate(item_d, item_v, "tuned"),
+            "deps": [run_tuned, ann, "src/mienet/engine/evaluate.py"], "params": ["evaluate"],
+            **evaluated(roots.result_dir(item_d, item_v, "tuned"))}
+    for d in names:
+        stages[f"bench_train_{d}"] = {
+            "foreach": list(BENCH_VARIANTS),
+            "do": {"cmd": cmd.bench_train(d, "${item}", threads, f"datasets.{d}.train"),
+                   "deps": ["src/mienet/engine/bench.py"], "params": [f"datasets.{d}.train"],
+                   "outs": _uncached([roots.bench_file(d, "${item}")])}}
+    stages["report"] = {
+        "cmd": cmd.report(names),
+        "deps": [f"{roots.results}/{d}" for d in names] + [f"{roots.results}/bench", "src/mienet/report"],
+        "outs": _uncached(f"{roots.results}/{p}" for p in expected_outputs(names))}
+    stages["zoo"] = {
+        "cmd": cmd.zoo(), "deps": [PRETRAINED_DIR, "src/mienet/zoo.py", "src/mienet/report/published.py"],
+        "params": ["zoo"], "outs": _uncached(f"{roots.results}/tables/zoo.{ext}" for ext in ("md", "csv", "tex"))}
+    return stages
+
+
+def dvc_yaml_text(params: dict) -> str:
+    import yaml
+
+    profile = params.get("profile")
+    header = (
+        f"# GENERATED by `mienet generate` from src/mienet/pipeline.py for profile {profile!r}\n"
+        "# (the same commands as the Snakemake rules). Do not edit: change params.yaml or the\n"
+        "# pipeline module, then run `mienet generate`. With .venv activated:\n"
+        "#   dvc repro                                  everything that changed\n"
+        "#   dvc repro train@<dataset>-mienet-0         one stage (and what it needs)\n"
+        "#   dvc exp run -S ablation.seeds=[0]          an experiment with a changed parameter\n"
+        "#   dvc metrics show ; dvc plots show\n")
+    class NoAliases(yaml.SafeDumper):
+        def ignore_aliases(self, data):
+            return True
+
+    return header + yaml.dump({"stages": dvc_stages(params)}, Dumper=NoAliases, sort_keys=False, width=110)

@@ -1,0 +1,75 @@
+"""The authors' released checkpoints as ``params.yaml`` lists them: its ``zoo:`` section.
+
+Reading the entries, their class names and the files they point to, for ``mienet zoo``
+(:mod:`mienet.zoo`, which evaluates them) and ``mienet predict --zoo NAME`` alike; this module
+imports neither the engine nor :mod:`mienet.zoo`. The section's keys are described in
+:mod:`mienet.zoo`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mienet.errors import MienetError
+
+REQUIRED = ("dataset", "variant", "arch", "segments", "num_classes", "file", "reported_top1",
+            "reported_top5")
+
+
+def load_zoo(params: str | Path) -> tuple[dict[str, dict], Path]:
+    """The ``zoo`` entries of a params file and its ``data_root`` (relative to the working folder)."""
+    import yaml
+
+    params = Path(params)
+    if not params.is_file():
+        raise MienetError(f"params file {params} does not exist")
+    data = yaml.safe_load(params.read_text(encoding="utf-8")) or {}
+    zoo = data.get("zoo")
+    if not isinstance(zoo, dict) or not zoo:
+        raise MienetError(f"{params} has no `zoo:` section (one entry per released checkpoint)")
+    for name, entry in zoo.items():
+        if not isinstance(entry, dict):
+            raise MienetError(f"zoo entry {name!r} in {params} is not a mapping")
+        missing = [k for k in REQUIRED if k not in entry]
+        if missing:
+            raise MienetError(f"zoo entry {name!r} in {params} lacks {', '.join(missing)}")
+    return zoo, Path(data.get("data_root", "datasets"))
+
+
+def find_entry(params: str | Path, name: str) -> tuple[dict, Path]:
+    """(the zoo entry ``name`` of a params file, its ``data_root``); an unknown name is an error."""
+    entries, data_root = load_zoo(params)
+    if name not in entries:
+        raise MienetError(f"no zoo entry {name!r} in {params} (entries: {', '.join(entries)})")
+    return entries[name], data_root
+
+
+def class_names(entry: dict, data_root: Path) -> list[str]:
+    """Class names of a zoo entry's dataset: its annotations' classes.txt, else the packaged list
+    (Diving48, SSv2), else ``class_00`` ... ."""
+    from mienet.data.annotations import packaged_classes, read_classes
+
+    k = int(entry["num_classes"])
+    path = Path(entry["classes"]) if entry.get("classes") else data_root / entry["dataset"] / "annotations" / "classes.txt"
+    if path.is_file():
+        names = read_classes(path)
+        if len(names) == k:
+            return names
+    if entry["dataset"] in ("diving48", "sthv2"):
+        names = packaged_classes(entry["dataset"])
+        if len(names) == k:
+            return names
+    return [f"class_{i:02d}" for i in range(k)]
+
+
+def entry_paths(entry: dict, data_root: Path, pretrained_dir: Path) -> dict[str, Path]:
+    """Checkpoint, frame list, class list and frame root of an entry."""
+    ds_root = Path(data_root) / entry["dataset"]
+    ann = ds_root / "annotations"
+    list_file = Path(entry["list"]) if entry.get("list") else ann / f"{entry.get('split', 'val')}.txt"
+    classes = Path(entry["classes"]) if entry.get("classes") else (
+        list_file.parent / "classes.txt" if entry.get("list") else ann / "classes.txt")
+    root = Path(entry["root"]) if entry.get("root") else (
+        list_file.parent.parent if entry.get("list") else ds_root)
+    return {"checkpoint": Path(pretrained_dir) / entry["file"], "list": list_file, "classes": classes,
+            "root": root}

@@ -1,0 +1,85 @@
+"""The paper path end to end: miniature SLJD, Diving48 and SSv2 copies in their real file formats
+through `snakemake reproduce_all --config profile=paper`, `dvc repro` of paper stages, the zoo
+on stand-in released checkpoints, and the report with the reported numbers beside the measured ones."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from minidata import build_paper_datasets
+from test_workflow import BIN, MICRO_TRAIN, project_copy, run, write_params
+from test_zoo import RELEASED_MANIFEST, released_checkpoint
+
+PAPER = ("sljd", "diving48", "sthv2")
+TINY = {**MICRO_TRAIN, "segments": 3}  # 3 segments: the released SLJD protocol
+
+
+@pytest.fixture(scope="module")
+def paper(tmp_path_factory) -> Path:
+    base = tmp_path_factory.mktemp("paper")
+    work = project_copy(base, variants=("tsn", "mienet"), seeds=(0,), vcs=True)
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    for name, entry in build_paper_datasets(base / "data").items():
+        params["datasets"][name].update(entry)
+        params["datasets"][name]["train"] = {**TINY, "flip": name != "sthv2"}
+        params["datasets"][name]["search"] = {"subset": None}
+    params["search"]["n_trials"] = 1
+    # Released-layout stand-ins (ResNet-50, PAN's names) for two zoo entries, scored at 32 px.
+    manifest = json.loads(RELEASED_MANIFEST.read_text())
+    for key in ("sljd_mienet", "diving48_mienet"):
+        params["zoo"][key]["size"] = 32
+        released_checkpoint(work / "pretrained" / params["zoo"][key]["file"], manifest,
+                            num_classes=params["zoo"][key]["num_classes"])
+    write_params(work, params)  # profile stays `default`: the paper one comes from --config
+    run([BIN / "mienet", "generate", "--profile", "paper"], work)  # dvc.yaml for the paper profile
+    run([BIN / "snakemake", "--cores", "2", "reproduce_all", "--config", "profile=paper"], work)
+    return work
+
+
+def test_the_paper_profile_runs_every_format_to_the_report(paper):
+    for name in PAPER:
+        ann = paper / "datasets" / name / "annotations"
+        assert (ann / "train.txt").read_text().strip() and (ann / "classes.txt").is_file()
+        for variant in ("tsn", "mienet"):
+            m = json.loads((paper / "results" / name / variant / "seed0" / "metrics.json").read_text())
+            assert m["dataset"] == name and m["variant"] == variant and m["test_clips"] >= 1
+        summary = json.loads((paper / "results" / name / "search" / "mienet" / "summary.json").read_text())
+        assert summary["finished"] == 1
+        assert (paper / "results" / name / "mienet" / "tuned" / "metrics.json").is_file()
+        assert "MIE-Net" in (paper / "results" / "tables" / f"ablation_{name}.md").read_text()
+    # the frames of SLJD are read where its root says, never copied into datasets/
+    assert not (paper / "datasets" / "sljd" / "frames").exists()
+    # SSv2 came as VP9 .webm files and was decoded into frames
+    manifest = (paper / "datasets" / "sthv2" / "frames" / "manifest.csv").read_text()
+    assert ".webm" in manifest and "failed" not in manifest
+    comparison = {n: (paper / "results" / "tables" / f"comparison_{n}.md").read_text() for n in PAPER}
+    assert "94.48" in comparison["sljd"] and "80.2" in comparison["diving48"] and "60.9" in comparison["sthv2"]
+    zoo = (paper / "results" / "tables" / "zoo.md").read_text()
+    assert "94.48" in zoo and "80.2" in zoo and "not evaluated" in zoo
+    assert json.loads((paper / "results" / "zoo" / "sljd_mienet" / "metrics.json").read_text())["top1"] >= 0
+
+
+def test_dvc_agrees_and_repro_runs_a_paper_stage(paper):
+    status = run([BIN / "dvc", "status"], paper)
+    assert "up to date" in status.stdout, status.stdout
+    for name in PAPER:
+        out = run([BIN / "dvc", "repro", "--single-item", "--force", f"make_annotations_{name}"], paper).stdout
+        assert f"Running stage 'make_annotations_{name}'" in out
+    out = run([BIN / "dvc", "repro", "--single-item", "--force", "evaluate@sljd-mienet-0"], paper).stdout
+    assert "Running stage 'evaluate@sljd-mienet-0'" in out
+    metrics = run([BIN / "dvc", "metrics", "show", "--json"], paper).stdout
+    assert "results/diving48/tsn/seed0/metrics.json" in metrics
+
+
+def test_train_and_search_find_the_paper_layouts_from_params_alone(paper, tmp_path):
+    """No path flag: --params and --dataset are enough for SLJD's separate root."""
+    params = paper / ".snakemake" / "mienet" / "params.yaml"
+    out = run([BIN / "mienet", "train", "--params", params, "--dataset", "sljd", "--variant", "tsn",
+               "--epochs", "1", "--out", tmp_path / "run"], paper)
+    assert "best val top-1" in out.stdout
+    cfg = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert cfg["root"].endswith("SLJD") and cfg["annotations"] == "datasets/sljd/annotations"
