@@ -151,6 +151,35 @@ def test_a_checkpoint_for_another_class_count_is_refused(dataset, trained, tmp_p
     assert "trained on 3 classes" in capsys.readouterr().err
 
 
+def test_the_loader_gives_a_trained_model_its_config_and_classes(dataset, trained):
+    from mienet.engine.loading import load_model
+
+    loaded = load_model(trained / "checkpoints" / "best.pt")
+    assert not loaded.model.training and loaded.meta["source"] == "trained"
+    assert loaded.classes == (dataset / "annotations" / "classes.txt").read_text().split()
+    for key, value in (("dataset", "tiny"), ("variant", "mienet"), ("arch", "resnet18"), ("segments", 2),
+                       ("frames_per_segment", 4), ("size", 32), ("num_classes", 3), ("seed", 1), ("epochs", 2)):
+        assert loaded.config[key] == value, key
+    assert loaded.meta["epoch"] == loaded.meta["best"]["epoch"] in (1, 2)  # best.pt: the best epoch
+
+
+def test_evaluation_and_prediction_import_neither_training_nor_the_zoo_command():
+    """engine/ never imports mienet.zoo; evaluation, prediction and the loader never import training."""
+    import ast
+
+    engine = Path(__file__).resolve().parents[1] / "src" / "mienet" / "engine"
+    for path in sorted(engine.glob("*.py")):
+        imported = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module)
+            elif isinstance(node, ast.Import):
+                imported.update(a.name for a in node.names)
+        assert not any(m == "mienet.zoo" or m.startswith("mienet.zoo.") for m in imported), path.name
+        if path.stem in ("evaluate", "predict", "loading", "runtime"):
+            assert "mienet.engine.train" not in imported, path.name
+
+
 def test_predict_on_a_real_clip(trained, capsys):
     assert main(["predict", str(FIXTURE_VIDEOS / "test.mp4"), "--checkpoint",
                  str(trained / "checkpoints" / "best.pt"), "--json"]) == 0

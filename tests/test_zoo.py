@@ -46,19 +46,18 @@ def manifest() -> dict:
 
 @pytest.fixture(scope="module")
 def zoo_setup(tmp_path_factory, manifest):
+    """A 3-class stand-in for SLJD (so that the reported SLJD numbers apply), a stand-in checkpoint,
+    an entry whose file is absent and one whose dataset is absent."""
     base = tmp_path_factory.mktemp("zoo")
-    make_synthetic_dataset(base / "datasets" / "synthetic", clips_per_class=2, frames=16, size=40)
+    make_synthetic_dataset(base / "datasets" / "sljd", clips_per_class=2, frames=16, size=40)
     (base / "pretrained").mkdir()
-    released_checkpoint(base / "pretrained" / "synthetic_mienet.pth.tar", manifest, num_classes=3)
-    entry = {"dataset": "synthetic", "variant": "mienet", "arch": "resnet50", "segments": 3,
+    released_checkpoint(base / "pretrained" / "sljd_mienet.pth.tar", manifest, num_classes=3)
+    entry = {"dataset": "sljd", "variant": "mienet", "arch": "resnet50", "segments": 3,
              "num_classes": 3, "size": 32}
-    zoo = {
-        "synthetic_mienet": {**entry, "file": "synthetic_mienet.pth.tar",
-                             "reported_top1": 94.48, "reported_top5": 99.65},
-        "synthetic_absent": {**entry, "file": "absent.pth.tar", "reported_top1": 80.2,
-                             "reported_top5": 98.17},
-        "sljd_mienet": {**entry, "dataset": "sljd", "num_classes": 10, "file": "synthetic_mienet.pth.tar",
-                        "reported_top1": 94.48, "reported_top5": 99.65},
+    zoo = {  # no reported numbers here: they come from mienet.report.published
+        "sljd_mienet": {**entry, "file": "sljd_mienet.pth.tar"},
+        "sljd_absent": {**entry, "file": "absent.pth.tar"},
+        "diving48_mienet": {**entry, "dataset": "diving48", "num_classes": 48, "file": "sljd_mienet.pth.tar"},
     }
     params = base / "params.yaml"
     params.write_text(yaml.safe_dump({"data_root": str(base / "datasets"), "zoo": zoo}))
@@ -71,11 +70,12 @@ def test_zoo_evaluates_present_checkpoints_and_skips_absent_ones(zoo_setup, caps
                "--results", str(base / "results"), "--no-progress", "--batch-size", "4"])
     assert rc == 0
     out = capsys.readouterr().out
-    assert "zoo synthetic_absent: not evaluated: checkpoint" in out and "absent.pth.tar" in out
+    assert "zoo sljd_absent: not evaluated: checkpoint" in out and "absent.pth.tar" in out
     assert "README" in out
-    assert "zoo sljd_mienet: not evaluated: dataset sljd is missing" in out and "val.txt" in out
+    assert "zoo diving48_mienet: not evaluated: dataset diving48 is missing" in out and "val.txt" in out
 
-    m = json.loads((base / "results" / "zoo" / "synthetic_mienet" / "metrics.json").read_text())
+    m = json.loads((base / "results" / "zoo" / "sljd_mienet" / "metrics.json").read_text())
+    # the reported numbers of the one table (mienet.report.published), by dataset and variant
     assert m["source"] == "released" and m["reported_top1"] == 94.48 and m["reported_top5"] == 99.65
     assert m["views"] == 1 and m["segments"] == 3 and m["variant"] == "mienet" and m["clips"] >= 3
     for key in ("top1", "top5", "mean_class_acc", "params_m", "gflops", "split", "checkpoint"):
@@ -83,16 +83,17 @@ def test_zoo_evaluates_present_checkpoints_and_skips_absent_ones(zoo_setup, caps
     assert m["top5"] == 100.0  # 3 classes: the true one is always in the top 5
 
     rows = {r["checkpoint"]: r for r in csv.DictReader(open(base / "results" / "tables" / "zoo.csv"))}
-    assert set(rows) == {"synthetic_mienet", "synthetic_absent", "sljd_mienet"}
-    ok = rows["synthetic_mienet"]
+    assert set(rows) == {"sljd_mienet", "sljd_absent", "diving48_mienet"}
+    ok = rows["sljd_mienet"]
     assert ok["status"] == "evaluated" and ok["reported_top1"] == "94.48"
     assert float(ok["measured_top1"]) == pytest.approx(m["top1"], abs=0.01)
     assert float(ok["diff_top1"]) == pytest.approx(m["top1"] - 94.48, abs=0.01)
-    assert rows["synthetic_absent"]["status"] == "not evaluated" and rows["synthetic_absent"]["measured_top1"] == ""
+    assert rows["sljd_absent"]["status"] == "not evaluated" and rows["sljd_absent"]["measured_top1"] == ""
+    assert rows["diving48_mienet"]["reported_top1"] == "80.20"
     md = (base / "results" / "tables" / "zoo.md").read_text()
     assert "94.48" in md and "not evaluated" in md and f"{m['top1']:.2f}" in md
     tex = (base / "results" / "tables" / "zoo.tex").read_text()
-    assert "\\toprule" in tex and "synthetic\\_mienet" in tex
+    assert "\\toprule" in tex and "sljd\\_mienet" in tex
     print(md)  # the example table for the closing note (pytest -s)
 
 
@@ -102,7 +103,7 @@ def test_a_mismatched_checkpoint_names_the_keys_and_the_closest_variant(zoo_setu
     released_checkpoint(base / "pretrained" / "odd.pth.tar", manifest, num_classes=3,
                         rename={bad: bad + "_renamed"})
     data = yaml.safe_load(params.read_text())
-    data["zoo"]["odd"] = {**data["zoo"]["synthetic_mienet"], "file": "odd.pth.tar",
+    data["zoo"]["odd"] = {**data["zoo"]["sljd_mienet"], "file": "odd.pth.tar",
                           "variant": "fusion_dptam"}
     odd_params = base / "odd_params.yaml"
     odd_params.write_text(yaml.safe_dump(data))
@@ -122,7 +123,7 @@ def test_a_mismatched_checkpoint_names_the_keys_and_the_closest_variant(zoo_setu
 def test_a_released_file_of_another_variant_names_the_one_it_fits(zoo_setup):
     base, params = zoo_setup
     data = yaml.safe_load(params.read_text())
-    data["zoo"]["wrong_variant"] = {**data["zoo"]["synthetic_mienet"], "variant": "fusion_dptam"}
+    data["zoo"]["wrong_variant"] = {**data["zoo"]["sljd_mienet"], "variant": "fusion_dptam"}
     wrong = base / "wrong_params.yaml"
     wrong.write_text(yaml.safe_dump(data))
     with pytest.raises(MienetError) as err:
@@ -143,11 +144,9 @@ def test_the_snakemake_zoo_target_fills_the_table(tmp_path, manifest):
     params = yaml.safe_load((work / "params.yaml").read_text())
     params["zoo"] = {
         "synthetic_mienet": {"dataset": "synthetic", "variant": "mienet", "arch": "resnet50", "segments": 3,
-                             "num_classes": 3, "size": 32, "file": "stand_in.pth.tar",
-                             "reported_top1": 94.48, "reported_top5": 99.65},
+                             "num_classes": 3, "size": 32, "file": "stand_in.pth.tar"},
         "sthv2_mienet": {"dataset": "sthv2", "variant": "mienet", "arch": "resnet50", "segments": 8,
-                         "num_classes": 174, "file": "sthv2_mienet.pth.tar",
-                         "reported_top1": 60.9, "reported_top5": 86.9},
+                         "num_classes": 174, "file": "sthv2_mienet.pth.tar"},
     }
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run([BIN / "snakemake", "--cores", "2", "zoo"], work)
@@ -166,8 +165,7 @@ def test_predict_with_a_released_checkpoint_prints_the_dataset_class_names(tmp_p
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump({"data_root": str(tmp_path / "datasets"), "zoo": {
         "diving48_mienet": {"dataset": "diving48", "variant": "mienet", "arch": "resnet50", "segments": 8,
-                            "num_classes": 48, "size": 32, "file": "d48.pth.tar",
-                            "reported_top1": 80.2, "reported_top5": 98.17}}}))
+                            "num_classes": 48, "size": 32, "file": "d48.pth.tar"}}}))
     assert main(["predict", str(FIXTURE_VIDEOS / "part_0.mp4"), "--checkpoint", str(tmp_path / "d48.pth.tar"),
                  "--zoo", "diving48_mienet", "--params", str(params), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
@@ -176,3 +174,23 @@ def test_predict_with_a_released_checkpoint_prints_the_dataset_class_names(tmp_p
     assert main(["predict", str(FIXTURE_VIDEOS / "part_0.mp4"), "--checkpoint", str(tmp_path / "d48.pth.tar"),
                  "--zoo", "nope", "--params", str(params)]) == 2
     assert "no zoo entry 'nope'" in capsys.readouterr().err
+
+
+def test_the_loader_builds_a_released_model_from_its_entry(zoo_setup):
+    from mienet.engine.loading import load_model
+
+    base, _ = zoo_setup
+    entry = {"dataset": "synthetic", "variant": "mienet", "arch": "resnet50", "segments": 3, "num_classes": 3,
+             "size": 32, "file": "synthetic_mienet.pth.tar"}
+    loaded = load_model(base / "pretrained" / "sljd_mienet.pth.tar", zoo_entry=entry, name="s")
+    assert not loaded.model.training
+    assert loaded.config == {"dataset": "synthetic", "variant": "mienet", "arch": "resnet50", "segments": 3,
+                             "frames_per_segment": 4, "size": 32, "num_classes": 3,
+                             "template": "img_{:05d}.jpg", "seed": None, "epochs": None}
+    assert loaded.classes == ["class_00", "class_01", "class_02"]
+    assert loaded.meta["source"] == "released" and loaded.meta["epoch"] == 42
+    assert loaded.meta["best_prec1"] == 94.48
+    with pytest.raises(MienetError, match="zoo entry 's' has 3 classes, the class list given has 2"):
+        load_model(base / "pretrained" / "sljd_mienet.pth.tar", zoo_entry=entry, classes=["a", "b"], name="s")
+    with pytest.raises(MienetError, match="not a checkpoint written by `mienet train`"):
+        load_model(base / "pretrained" / "sljd_mienet.pth.tar")  # no entry: a training checkpoint expected

@@ -25,6 +25,7 @@ DVC_FILE = Path("dvc.yaml")
 PARAMS = "params.yaml"  # what DVC stages read; Snakemake passes its own (config with overrides)
 BENCH_VARIANTS = ("tsn", "mienet")
 PRETRAINED_DIR = "pretrained"
+EVALUATE_CODE = ("src/mienet/engine/evaluate.py", "src/mienet/engine/loading.py")
 
 
 def q(value) -> str:
@@ -195,7 +196,7 @@ def dvc_stages(params: dict) -> dict:
     stages["evaluate"] = {
         "matrix": {"dataset": names, "variant": "${ablation.variants}", "seed": "${ablation.seeds}"},
         "cmd": cmd.evaluate(item_d, item_v, f"seed{item_s}"),
-        "deps": [run_seed, ann, "src/mienet/engine/evaluate.py"], "params": ["evaluate"],
+        "deps": [run_seed, ann, *EVALUATE_CODE], "params": ["evaluate"],
         **evaluated(res_seed)}
     if params["search"].get("enabled", True) and params["search"].get("variants"):
         search_dir = roots.search_dir(item_d, item_v)
@@ -213,7 +214,7 @@ def dvc_stages(params: dict) -> dict:
             "params": train_params, "outs": [{run_tuned: {"persist": True}}]}
         stages["evaluate_tuned"] = {
             "matrix": matrix, "cmd": cmd.evaluate(item_d, item_v, "tuned"),
-            "deps": [run_tuned, ann, "src/mienet/engine/evaluate.py"], "params": ["evaluate"],
+            "deps": [run_tuned, ann, *EVALUATE_CODE], "params": ["evaluate"],
             **evaluated(roots.result_dir(item_d, item_v, "tuned"))}
     for d in names:
         stages[f"bench_train_{d}"] = {
@@ -226,7 +227,9 @@ def dvc_stages(params: dict) -> dict:
         "deps": [f"{roots.results}/{d}" for d in names] + [f"{roots.results}/bench", "src/mienet/report"],
         "outs": _uncached(f"{roots.results}/{p}" for p in expected_outputs(names))}
     stages["zoo"] = {
-        "cmd": cmd.zoo(), "deps": [PRETRAINED_DIR, "src/mienet/zoo.py", "src/mienet/report/published.py"],
+        "cmd": cmd.zoo(),
+        "deps": [PRETRAINED_DIR, "src/mienet/zoo.py", "src/mienet/released.py", "src/mienet/engine/evaluate.py",
+                 "src/mienet/engine/loading.py", "src/mienet/models", "src/mienet/report"],
         "params": ["zoo"], "outs": _uncached(f"{roots.results}/tables/zoo.{ext}" for ext in ("md", "csv", "tex"))}
     return stages
 

@@ -12,8 +12,18 @@ from pathlib import Path
 
 from mienet.errors import MienetError
 
-REQUIRED = ("dataset", "variant", "arch", "segments", "num_classes", "file", "reported_top1",
-            "reported_top5")
+REQUIRED = ("dataset", "variant", "arch", "segments", "num_classes", "file")
+
+
+def reported(dataset: str, variant: str) -> tuple[float | None, float | None]:
+    """The authors' top-1/top-5 for a dataset and variant: the one table of reported numbers,
+    :data:`mienet.report.published.BUILTIN` ((None, None) when nothing was reported)."""
+    from mienet.report.published import BUILTIN
+
+    for row in BUILTIN:
+        if row.dataset == dataset and row.counterpart == variant:
+            return float(row.top1), (float(row.top5) if row.top5 else None)
+    return None, None
 
 
 def load_zoo(params: str | Path) -> tuple[dict[str, dict], Path]:
@@ -27,12 +37,20 @@ def load_zoo(params: str | Path) -> tuple[dict[str, dict], Path]:
     zoo = data.get("zoo")
     if not isinstance(zoo, dict) or not zoo:
         raise MienetError(f"{params} has no `zoo:` section (one entry per released checkpoint)")
+    datasets = data.get("datasets") or {}
     for name, entry in zoo.items():
         if not isinstance(entry, dict):
             raise MienetError(f"zoo entry {name!r} in {params} is not a mapping")
         missing = [k for k in REQUIRED if k not in entry]
         if missing:
             raise MienetError(f"zoo entry {name!r} in {params} lacks {', '.join(missing)}")
+        entry["reported_top1"], entry["reported_top5"] = reported(entry["dataset"], entry["variant"])
+        if isinstance(datasets.get(entry["dataset"]), dict) and datasets[entry["dataset"]].get("format"):
+            from mienet.layout import dataset_layout
+
+            lay = dataset_layout(data, entry["dataset"], str(params))  # the dataset's files, one place
+            entry.setdefault("_annotations", lay.annotations)
+            entry.setdefault("_root", lay.root)
     return zoo, Path(data.get("data_root", "datasets"))
 
 
@@ -50,7 +68,8 @@ def class_names(entry: dict, data_root: Path) -> list[str]:
     from mienet.data.annotations import packaged_classes, read_classes
 
     k = int(entry["num_classes"])
-    path = Path(entry["classes"]) if entry.get("classes") else data_root / entry["dataset"] / "annotations" / "classes.txt"
+    ann = Path(entry.get("_annotations") or Path(data_root) / entry["dataset"] / "annotations")
+    path = Path(entry["classes"]) if entry.get("classes") else ann / "classes.txt"
     if path.is_file():
         names = read_classes(path)
         if len(names) == k:
@@ -64,8 +83,8 @@ def class_names(entry: dict, data_root: Path) -> list[str]:
 
 def entry_paths(entry: dict, data_root: Path, pretrained_dir: Path) -> dict[str, Path]:
     """Checkpoint, frame list, class list and frame root of an entry."""
-    ds_root = Path(data_root) / entry["dataset"]
-    ann = ds_root / "annotations"
+    ds_root = Path(entry.get("_root") or Path(data_root) / entry["dataset"])
+    ann = Path(entry.get("_annotations") or Path(data_root) / entry["dataset"] / "annotations")
     list_file = Path(entry["list"]) if entry.get("list") else ann / f"{entry.get('split', 'val')}.txt"
     classes = Path(entry["classes"]) if entry.get("classes") else (
         list_file.parent / "classes.txt" if entry.get("list") else ann / "classes.txt")

@@ -10,10 +10,12 @@ The ``zoo:`` section of ``params.yaml`` lists one entry per released checkpoint:
         segments: 3
         num_classes: 10
         file: sljd_mienet.pth.tar # under --pretrained-dir
-        reported_top1: 94.48
-        reported_top5: 99.65
         # optional: list, root, classes, split (val), frames_per_segment (4), size (224),
         #           template, source (where to get the file)
+
+The reported top-1/top-5 are not in the entry: they come from the one table of reported numbers,
+:data:`mienet.report.published.BUILTIN`, by the entry's dataset and variant. The dataset's
+annotations and frames are found by :mod:`mienet.layout` when params.yaml describes the dataset.
 
 Released files carry no config and no class list (``epoch, arch, state_dict, optimizer,
 best_prec1``), so the model is built from the entry. Released test protocol: one crop
@@ -65,7 +67,7 @@ def evaluate_entry(name: str, entry: dict, paths: dict[str, Path], out: Path, nu
                                      desc=f"zoo {name}")
     metrics.update({
         "name": name, "source": "released",
-        "reported_top1": float(entry["reported_top1"]), "reported_top5": float(entry["reported_top5"]),
+        "reported_top1": entry["reported_top1"], "reported_top5": entry["reported_top5"],
         "best_prec1": loaded.meta.get("best_prec1"),
     })
     write_outputs(out, metrics, scored, loaded.classes)
@@ -78,6 +80,10 @@ HEADER = ["checkpoint", "dataset", "variant", "reported top-1", "reported top-5"
           "measured top-5", "diff top-1", "diff top-5", "status"]
 CAPTION = ("Released checkpoints: numbers reported by the authors (seed README) beside those measured "
            "here (released test protocol; diff = measured - reported, percentage points).")
+
+
+def _shown(x) -> str:
+    return "-" if x is None else f"{float(x):.2f}"
 
 
 def _number(x) -> float | None:
@@ -155,8 +161,8 @@ def run_zoo(params: str | Path, pretrained_dir: str | Path = "pretrained", resul
             continue
         row["metrics"], row["status"] = m, "evaluated"
         echo(f"zoo {name}: {m['clips']} clips, {m['views']} view(s): top-1 {m['top1']:.2f} "
-             f"(reported {float(entry['reported_top1']):.2f})  top-5 {m['top5']:.2f} "
-             f"(reported {float(entry['reported_top5']):.2f})")
+             f"(reported {_shown(entry['reported_top1'])})  top-5 {m['top5']:.2f} "
+             f"(reported {_shown(entry['reported_top5'])})")
     paths = write_tables(out, results)
     echo(f"zoo: table in {paths['md']}")
     if errors:

@@ -18,7 +18,7 @@ from mienet.report import expected_outputs
 MIENET_ENV = "../envs/mienet.yaml"
 
 # params.yaml with the `--config key=value` / `--configfile more.yaml` overrides of this run,
-# checked against the schema again; every rule reads this one configuration: the commands
+# checked against the schema again; every job reads this one configuration, and the commands
 # that take `--params` get it as a file (rewritten only when it changes).
 validate_params(config, "params.yaml with --config overrides")
 PARAMS_FILE = write_effective_params(config, ".snakemake/mienet/params.yaml")

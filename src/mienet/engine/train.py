@@ -105,6 +105,7 @@ RUN_ONLY = {"out", "workers", "device", "debug_nan_at_step", "debug_exit_at_step
 def _changed_settings(saved: dict, cfg: TrainConfig) -> list[str]:
     """Every setting but where and how the run is executed that differs from the saved run's."""
     now = asdict(cfg)
+    saved = {**saved, "pretrained": saved.get("pretrained") or "none"}  # older runs saved None
     return [f"{k}: {saved.get(k)!r} -> {v!r}" for k, v in sorted(now.items())
             if k not in RUN_ONLY and saved.get(k) != v]
 
