@@ -48,3 +48,37 @@ def make_synthetic_dataset(root: Path, clips_per_class: int, frames: int = 20, s
     make_annotations("folder", root / "annotations", videos=root / "videos", frames=root / "frames",
                      val_ratio=val_ratio, seed=0)
     return root
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    """A 4 MiB tmpfs: a real full disk for the out-of-space tests (root needed to mount it)."""
+    import subprocess
+
+    mount = tmp_path / "full"
+    mount.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({proc.stderr.strip() or 'not permitted'}): "
+                    "the full-disk behaviour needs root")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def fill(path: Path, leave: int = 0) -> None:
+    """Fill the file system of ``path`` up to ``leave`` bytes free."""
+    import shutil as _sh
+
+    free = _sh.disk_usage(path).free - leave
+    with open(path / ".filler", "wb") as fh:
+        while free > 0:
+            n = min(free, 1 << 20)
+            try:
+                fh.write(b"\0" * n)
+                fh.flush()
+            except OSError:
+                break
+            free -= n

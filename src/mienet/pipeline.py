@@ -26,6 +26,7 @@ PARAMS = "params.yaml"  # what DVC stages read; Snakemake passes its own (config
 BENCH_VARIANTS = ("tsn", "mienet")
 PRETRAINED_DIR = "pretrained"
 EVALUATE_CODE = ("src/mienet/engine/evaluate.py", "src/mienet/engine/loading.py")
+TRAIN_CODE = ("src/mienet/engine", "src/mienet/models", "src/mienet/config.py", "src/mienet/layout.py")
 
 
 def q(value) -> str:
@@ -189,7 +190,7 @@ def dvc_stages(params: dict) -> dict:
     stages["train"] = {
         "matrix": {"dataset": names, "variant": "${ablation.variants}", "seed": "${ablation.seeds}"},
         "cmd": cmd.train(item_d, item_v, item_s, threads),
-        "deps": [ann, "src/mienet/engine", "src/mienet/models"],
+        "deps": [ann, *TRAIN_CODE],
         "params": train_params,
         # persist: a killed training resumes from its last epoch
         "outs": [{run_seed: {"persist": True}}]}
@@ -204,13 +205,13 @@ def dvc_stages(params: dict) -> dict:
         matrix = {"dataset": names, "variant": "${search.variants}"}
         stages["search"] = {
             "matrix": matrix, "cmd": cmd.search(item_d, item_v, threads),
-            "deps": [ann, "src/mienet/search", "src/mienet/engine"],
+            "deps": [ann, "src/mienet/search", *TRAIN_CODE],
             "params": ["search"] + [f"datasets.{d}" for d in names],
             "outs": _uncached([f"{search_dir}/best_params.yaml", f"{search_dir}/trials.csv"]),
             "metrics": _uncached([f"{search_dir}/summary.json"])}
         stages["train_tuned"] = {
             "matrix": matrix, "cmd": cmd.train_tuned(item_d, item_v, threads),
-            "deps": [ann, f"{search_dir}/best_params.yaml", "src/mienet/engine", "src/mienet/models"],
+            "deps": [ann, f"{search_dir}/best_params.yaml", *TRAIN_CODE],
             "params": train_params, "outs": [{run_tuned: {"persist": True}}]}
         stages["evaluate_tuned"] = {
             "matrix": matrix, "cmd": cmd.evaluate(item_d, item_v, "tuned"),
