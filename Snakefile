@@ -13,13 +13,18 @@
 
 from snakemake.utils import min_version, validate
 
+from mienet.config import check_params
+
 min_version("9.0")
 
 
 configfile: "params.yaml"
 
 
-# The schema is generated from the typed configuration model (src/mienet/config.py).
+# The schema is generated from the typed configuration model (src/mienet/config.py). Our own
+# check first: one line per problem, with hints (YAML's `1e-3` is text, write 1.0e-3);
+# Snakemake's validation against the same schema file follows (and then always passes).
+check_params(config, "params.yaml")
 validate(config, "workflow/schemas/params.schema.yaml")
 
 

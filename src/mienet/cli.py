@@ -32,6 +32,26 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+def describe_os_error(exc: OSError) -> str:
+    """'<path>: <cause>' with a hint for the common causes; what was written stays as it was
+    (outputs are written atomically), so the command can simply be run again."""
+    import errno
+
+    where = exc.filename if exc.filename is not None else ""
+    if exc.filename2 is not None:
+        where = f"{where} -> {exc.filename2}"
+    cause = exc.strerror or str(exc)
+    hint = {
+        errno.ENOSPC: "free some space (or point the output elsewhere) and run the command again; "
+                      "finished outputs are intact and the work resumes",
+        errno.EDQUOT: "the disk quota is exhausted; free some space and run the command again",
+        errno.EACCES: "check the permissions of the file and its folder",
+        errno.EPERM: "check the permissions of the file and its folder",
+        errno.EROFS: "the file system is read-only; write the outputs elsewhere",
+    }.get(exc.errno)
+    return f"{where + ': ' if where else ''}{cause}" + (f" ({hint})" if hint else "")
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser; only ``command``'s module is imported to add its arguments."""
     parser = argparse.ArgumentParser(
@@ -61,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     except MienetError as exc:
         print(f"mienet {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a full disk, a permission, a read-only file system: one line, no traceback
+        print(f"mienet {args.command}: error: {describe_os_error(exc)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"mienet {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -456,7 +456,7 @@ def schema_errors(data: Any, where: str = "params.yaml", definition: str | None 
     out = []
     for err in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):
         path = ".".join(str(p) for p in err.absolute_path)
-        out.append(f"{where}{'.' + path if path else ''}: {err.message}{_hint(err)}")
+        out.append(f"{where}: {path + ': ' if path else ''}{err.message}{_hint(err)}")
     return out
 
 
@@ -466,6 +466,17 @@ def validate_params(data: Any, where: str = "params.yaml", partial: bool = False
     if errors:
         shown = errors[:10] + ([f"... and {len(errors) - 10} more"] if len(errors) > 10 else [])
         raise MienetError("invalid parameters:\n  " + "\n  ".join(shown))
+
+
+def check_params(data: Any, where: str = "params.yaml") -> None:
+    """For the Snakefile: on a schema violation, print one line per problem and stop (exit 1),
+    instead of a traceback with the whole schema."""
+    import sys
+
+    errors = schema_errors(data, where)
+    if errors:
+        print("error: invalid parameters:\n  " + "\n  ".join(errors), file=sys.stderr)
+        raise SystemExit(1)
 
 
 def load_params(path: str | Path, validate: bool = True, partial: bool = False) -> dict:

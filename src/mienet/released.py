@@ -28,12 +28,10 @@ def reported(dataset: str, variant: str) -> tuple[float | None, float | None]:
 
 def load_zoo(params: str | Path) -> tuple[dict[str, dict], Path]:
     """The ``zoo`` entries of a params file and its ``data_root`` (relative to the working folder)."""
-    import yaml
+    from mienet.config import load_params
 
     params = Path(params)
-    if not params.is_file():
-        raise MienetError(f"params file {params} does not exist")
-    data = yaml.safe_load(params.read_text(encoding="utf-8")) or {}
+    data = load_params(params, partial=True)  # checked against the params schema (its sections)
     zoo = data.get("zoo")
     if not isinstance(zoo, dict) or not zoo:
         raise MienetError(f"{params} has no `zoo:` section (one entry per released checkpoint)")

@@ -1,7 +1,8 @@
 import os
+import re
 from pathlib import Path
 
-from mienet.config import validate_params, write_effective_params
+from mienet.config import write_effective_params
 from mienet.layout import ANNOTATION_FILES, Roots, dataset_layout, profile_datasets
 from mienet.models.variants import VARIANTS as _VARIANTS
 from mienet.pipeline import Commands, dvc_yaml_text
@@ -17,10 +18,9 @@ from mienet.report import expected_outputs
 # runs Snakemake (.venv).
 MIENET_ENV = "../envs/mienet.yaml"
 
-# params.yaml with the `--config key=value` / `--configfile more.yaml` overrides of this run,
-# checked against the schema again; every job reads this one configuration, and the commands
+# params.yaml with the `--config key=value` / `--configfile more.yaml` overrides of this run
+# (checked in the Snakefile); every job reads this one configuration, and the commands
 # that take `--params` get it as a file (rewritten only when it changes).
-validate_params(config, "params.yaml with --config overrides")
 PARAMS_FILE = write_effective_params(config, ".snakemake/mienet/params.yaml")
 CMD = Commands(config, PARAMS_FILE)
 ROOTS = Roots.of(config)
@@ -88,3 +88,15 @@ wildcard_constraints:
     variant="|".join(_VARIANTS),
     seed=r"\d+",
     run=r"seed\d+|tuned",
+
+
+OTHER_DATASETS = [d for d in DATASETS if d not in ENABLED]
+
+
+def refuse_other_dataset(w):
+    """Input of the catch-all rule for files of a dataset the active profile does not run."""
+    others = [p for p, names in config["profiles"].items() if w.other in names]
+    raise ValueError(
+        f"dataset {w.other!r} is not in profile {config['profile']!r} (it runs: {', '.join(ENABLED)}); "
+        + (f"run it with `--config profile={others[0]}` after the targets" if others
+           else f"add it to a profile in params.yaml (profiles.<name>: [..., {w.other}])"))

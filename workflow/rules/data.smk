@@ -55,3 +55,23 @@ rule make_annotations:
         MIENET_ENV
     shell:
         "{params.cmd} > {log} 2>&1"
+
+
+rule dataset_not_in_profile:
+    # Asking for a file of a dataset outside the active profile gets a message saying so,
+    # rather than Snakemake's "No rule to produce".
+    input:
+        refuse_other_dataset,
+    output:
+        "{area}/{other}/{rest}",
+    wildcard_constraints:
+        area="|".join(re.escape(a) for a in (DATA, RUNS, RESULTS)),
+        other="|".join(OTHER_DATASETS) or "(?!)",
+        rest=".+",
+    log:
+        f"{RESULTS}/logs/not_in_profile/{{area}}/{{other}}/{{rest}}.log",
+    localrule: True
+    conda:
+        MIENET_ENV
+    shell:
+        "false > {log}"

@@ -14,11 +14,15 @@ types only, so a file whose pickle would run code is refused before anything run
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import fnmatch
 import logging
 import os
 import pickle
-from collections.abc import Mapping
+import shutil
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -66,12 +70,59 @@ def read_checkpoint_file(path: str | os.PathLike) -> Any:
 def save_checkpoint(model: nn.Module, path: str | os.PathLike, **metadata: Any) -> None:
     """Write ``{"model": state_dict, **metadata}`` atomically; metadata must be plain
     Python types (numbers, strings, lists, dicts) or tensors, so it loads with
-    ``weights_only=True``."""
+    ``weights_only=True``.
+
+    A full disk is an ``OSError(ENOSPC, ..., path)`` (torch reports it as a bare
+    ``RuntimeError`` from its zip writer); the file at ``path``, if any, stays as it was."""
     if "model" in metadata:
         raise ValueError("metadata may not use the key 'model'")
     model = getattr(model, "_orig_mod", model)  # the module under torch.compile, if any
-    with atomic_path(path) as tmp:
-        torch.save({"model": model.state_dict(), **metadata}, tmp)
+    payload = {"model": model.state_dict(), **metadata}
+    with path_in_os_errors(path), atomic_path(path) as tmp:
+        try:
+            torch.save(payload, tmp)
+        except RuntimeError as exc:
+            if not _out_of_space(Path(tmp), _tensor_bytes(payload)):
+                raise
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), os.fspath(path)) from exc
+
+
+@contextlib.contextmanager
+def path_in_os_errors(path: str | os.PathLike) -> Iterator[None]:
+    """An ``OSError`` raised inside names ``path``: writes through a temporary file (an atomic
+    write) or a bare ``write`` raise errors without a file name, or with the temporary one."""
+    try:
+        yield
+    except OSError as exc:
+        name = Path(path).name
+        unnamed = exc.filename is None or (
+            isinstance(exc.filename, str) and Path(exc.filename).name.startswith(f".{name}.")
+            and exc.filename.endswith(".tmp"))  # the temporary file of io.atomic_path
+        if exc.errno is None or not unnamed:
+            raise
+        raise OSError(exc.errno, exc.strerror or os.strerror(exc.errno), os.fspath(path)) from exc
+
+
+def _tensor_bytes(obj: Any) -> int:
+    """Bytes of the tensors in ``obj`` (dicts, lists), the bulk of a checkpoint file."""
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, Mapping):
+        return sum(_tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(_tensor_bytes(v) for v in obj)
+    return 0
+
+
+def _out_of_space(tmp: Path, needed: int) -> bool:
+    """Whether a failed write of ``needed`` bytes to ``tmp`` ran out of room (the partial file
+    still holds what it took)."""
+    try:
+        free = shutil.disk_usage(tmp.parent).free
+        written = tmp.stat().st_size if tmp.exists() else 0
+    except OSError:
+        return False
+    return free < (1 << 20) or free + written < needed
 
 
 def load_checkpoint(model: nn.Module, path: str | os.PathLike) -> dict[str, Any]:

@@ -127,17 +127,12 @@ def read_search_settings(path: str | Path | None, dataset: str | None = None) ->
     """
     if path is None:
         return SearchSettings(), None
-    import yaml
+    from mienet.config import load_params, validate_params
 
     path = Path(path)
-    if not path.is_file():
-        raise MienetError(f"--params file {path} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise MienetError(f"{path}: not valid YAML ({exc})") from None
-    if not isinstance(data, dict):
-        raise MienetError(f"{path}: expected a mapping")
+    data = load_params(path, validate=False)
+    if "search" in data:  # a params.yaml: checked against its schema (the sections it has)
+        validate_params(data, str(path), partial=True)
     if "search" not in data:
         if "space" in data:
             return parse_search_settings(data, str(path)), None
