@@ -9,11 +9,19 @@ A video is decoded into ``FRAMES_DIR/.partial/<random>/`` and renamed to its fin
 folder only once every frame is written, so a folder that exists is complete and
 a killed run leaves nothing that looks finished. Each finished folder holds a stamp,
 ``.source.json``, with the size and modification time of its video and what was decoded;
-a re-run skips the videos whose stamp still matches and re-extracts the others.
+a re-run skips the videos whose stamp still matches (and whose folder still holds
+every frame the stamp records) and re-extracts the others.
+
+A bad video (empty, corrupt, unsupported) is recorded as failed in the manifest, with
+FFmpeg's own reason where it gives one, and the run goes on; FFmpeg's log lines are
+captured for that instead of being printed over the progress bar. A problem with the
+output (a full disk, a read-only folder) stops the run with an ``OSError`` naming the
+file; the video being written is discarded, its frames never appear as a finished folder.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import fcntl
 import io
@@ -30,7 +38,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from mienet.errors import MienetError
-from mienet.io import write_text_atomic
+from mienet.io import make_temp_dir, write_bytes_named, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +73,11 @@ def video_id(path: Path, root: Path) -> str:
     return _UNSAFE.sub("_", rel)
 
 
-def find_videos(videos_dir: Path) -> dict[str, Path]:
+def find_videos(videos_dir: Path, require: bool = False) -> dict[str, Path]:
     """Map video id -> file for every video under ``videos_dir`` (recursive, sorted).
 
-    Two files with the same id are an error naming both.
+    Two files with the same id are an error naming both; so is, with ``require``, a folder
+    without any video.
     """
     if not videos_dir.is_dir():
         raise MienetError(f"videos folder {videos_dir} does not exist or is not a folder")
@@ -89,6 +98,10 @@ def find_videos(videos_dir: Path) -> dict[str, Path]:
             "video ids clash (ids keep A-Za-z0-9._-/ and replace everything else by '_'); "
             "rename one file of each pair:\n" + "\n".join(clashes)
         )
+    if require and not found:
+        raise MienetError(
+            f"no video found in {videos_dir} (looked for {', '.join('*' + e for e in VIDEO_EXTENSIONS)}, "
+            "in any letter case and in sub-folders; names starting with '.' are ignored)")
     return found
 
 
@@ -102,7 +115,7 @@ def read_manifest(frames_dir: Path) -> dict[str, VideoRecord]:
     if not path.exists():
         return {}
     records = {}
-    with path.open(newline="", encoding="utf-8") as fh:
+    with path.open(newline="", encoding="utf-8-sig") as fh:
         for line_no, row in enumerate(csv.DictReader(fh), start=2):
             try:
                 rec = VideoRecord(
@@ -133,12 +146,61 @@ def _resized_shape(width: int, height: int, short_side: int | None) -> tuple[int
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
+_FFMPEG_LINE = re.compile(r"^\[[^\]]* @ (?:0x)?[0-9a-fA-F]+\]\s*(.*)$")
+
+
+@contextlib.contextmanager
+def _captured_stderr():
+    """Capture what the C libraries (FFmpeg through OpenCV) print on file descriptor 2.
+
+    FFmpeg's messages ("moov atom not found") would otherwise land in the middle of the
+    progress bar; captured, the last of them becomes the reason a video failed. Yields a
+    list that holds the captured lines once the block has ended.
+    """
+    lines: list[str] = []
+    try:
+        sink = tempfile.TemporaryFile()
+    except OSError:  # nowhere to keep them: drop them
+        sink = open(os.devnull, "w+b")
+    with sink:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield lines
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            try:
+                sink.seek(0)
+                text = sink.read(1 << 16).decode("utf-8", "replace")
+            except OSError:
+                text = ""
+            lines.extend(line.strip() for line in text.splitlines() if line.strip())
+
+
+def _ffmpeg_reason(lines: list[str]) -> str:
+    """The last FFmpeg message (without its ``[demuxer @ 0x...]`` prefix), or ''."""
+    for line in reversed(lines):
+        m = _FFMPEG_LINE.match(line)
+        if m and m.group(1):
+            return m.group(1)
+    return ""
+
+
+def _with_reason(message: str, lines: list[str]) -> str:
+    reason = _ffmpeg_reason(lines)
+    return f"{message} (FFmpeg: {reason})" if reason else message
+
+
 def extract_video(source: Path, final_dir: Path, partial_root: Path, vid: str,
                   ext: str = "jpg", short_side: int | None = None, quality: int = 95) -> VideoRecord:
-    """Decode ``source`` into ``final_dir``; never raises for bad videos, returns a failed record."""
-    import cv2
+    """Decode ``source`` into ``final_dir``.
 
-    cv2.setNumThreads(1)  # parallelism comes from the worker processes
+    A bad video gives a failed record (with FFmpeg's reason when it gives one). An error
+    writing the output (full disk, permissions) raises ``OSError`` naming the file; the
+    partial frames are removed and ``final_dir`` is left as it was.
+    """
     rec = VideoRecord(id=vid, source=str(source))
     try:
         size = source.stat().st_size
@@ -151,6 +213,18 @@ def extract_video(source: Path, final_dir: Path, partial_root: Path, vid: str,
     if not os.access(source, os.R_OK):
         rec.status, rec.error = "failed", "file is not readable (permissions)"
         return rec
+    with _captured_stderr() as ffmpeg_log:
+        rec = _decode_video(source, final_dir, partial_root, rec, ext, short_side, quality)
+    if rec.status == "failed":
+        rec.error = _with_reason(rec.error, ffmpeg_log)
+    return rec
+
+
+def _decode_video(source: Path, final_dir: Path, partial_root: Path, rec: VideoRecord, ext: str,
+                  short_side: int | None, quality: int) -> VideoRecord:
+    import cv2
+
+    cv2.setNumThreads(1)  # parallelism comes from the worker processes
     cap = cv2.VideoCapture(str(source))
     if not cap.isOpened():
         rec.status, rec.error = "failed", "cannot open: corrupt file or unsupported container/codec"
@@ -159,7 +233,7 @@ def extract_video(source: Path, final_dir: Path, partial_root: Path, vid: str,
     rec.fps = round(float(cap.get(cv2.CAP_PROP_FPS) or 0.0), 3)
     params = [cv2.IMWRITE_JPEG_QUALITY, quality] if ext == "jpg" else [cv2.IMWRITE_PNG_COMPRESSION, 1]
     partial_root.mkdir(parents=True, exist_ok=True)
-    tmp_dir = Path(tempfile.mkdtemp(prefix="v", dir=partial_root))
+    tmp_dir = make_temp_dir(partial_root, prefix="v")
     try:
         n = 0
         target = None
@@ -174,8 +248,12 @@ def extract_video(source: Path, final_dir: Path, partial_root: Path, vid: str,
             if target != (frame.shape[1], frame.shape[0]):
                 frame = cv2.resize(frame, target, interpolation=cv2.INTER_AREA)
             n += 1
-            if not cv2.imwrite(str(tmp_dir / IMAGE_TEMPLATE.format(n, ext=ext)), frame, params):
-                raise OSError(f"could not write frame {n} into {tmp_dir}")
+            # Encoded here and written by Python, so that a failed write says why (errno);
+            # cv2.imwrite only returns False.
+            ok, data = cv2.imencode(f".{ext}", frame, params)
+            if not ok:
+                raise MienetError(f"OpenCV cannot encode frame {n} of {source} as {ext}")
+            write_bytes_named(tmp_dir / IMAGE_TEMPLATE.format(n, ext=ext), data)
         cap.release()
         if n == 0:
             rec.status, rec.error = "failed", "no frame could be decoded (corrupt or unsupported codec)"
@@ -185,14 +263,11 @@ def extract_video(source: Path, final_dir: Path, partial_root: Path, vid: str,
             rec.error = f"warning: decoded {n} of {declared} frames the container declares"
         rec.status = "ok"
         stamp = {**_source_stamp(source, ext, short_side, quality), **asdict(rec)}
-        (tmp_dir / STAMP_NAME).write_text(json.dumps(stamp))
+        write_bytes_named(tmp_dir / STAMP_NAME, json.dumps(stamp).encode())
         final_dir.parent.mkdir(parents=True, exist_ok=True)
         if final_dir.exists():  # stale frames of an older version of the video
-            os.replace(final_dir, Path(tempfile.mkdtemp(prefix="old", dir=partial_root)) / "x")
+            os.replace(final_dir, make_temp_dir(partial_root, prefix="old") / "x")
         os.replace(tmp_dir, final_dir)  # atomic: the folder appears complete or not at all
-        return rec
-    except OSError as exc:
-        rec.status, rec.error = "failed", f"I/O error: {exc}"
         return rec
     finally:
         cap.release()
@@ -207,19 +282,31 @@ def _source_stamp(source: Path, ext: str, short_side: int | None, quality: int) 
             "ext": ext, "short_side": short_side, "quality": quality}
 
 
-def finished_record(vid: str, source: Path, folder: Path, ext: str = "jpg", short_side: int | None = None,
-                    quality: int = 95) -> VideoRecord | None:
-    """The record of a folder finished from this very video with these settings, else None."""
+def check_finished(vid: str, source: Path, folder: Path, ext: str = "jpg", short_side: int | None = None,
+                   quality: int = 95) -> tuple[VideoRecord | None, str]:
+    """``(record, "")`` for a folder finished from this very video with these settings and still
+    holding every frame its stamp records; else ``(None, why)`` (``why`` is "" when the folder
+    was never finished or the video or settings changed, which needs no comment)."""
     try:
         stamp = json.loads((folder / STAMP_NAME).read_text())
         expected = _source_stamp(source, ext, short_side, quality)
         if {k: stamp.get(k) for k in expected} != expected:
-            return None
+            return None, ""
         rec = VideoRecord(**{f: stamp[f] for f in MANIFEST_FIELDS})
+        present = count_frames(folder)
     except (OSError, ValueError, KeyError, TypeError):
-        return None
+        return None, ""
+    if present != rec.frames:
+        return None, (f"{folder} holds {present} of the {rec.frames} frames it was extracted with "
+                      "(frames deleted or added since)")
     rec.id, rec.source = vid, str(source)
-    return rec
+    return rec, ""
+
+
+def finished_record(vid: str, source: Path, folder: Path, ext: str = "jpg", short_side: int | None = None,
+                    quality: int = 95) -> VideoRecord | None:
+    """The record of a complete folder finished from this very video with these settings, else None."""
+    return check_finished(vid, source, folder, ext, short_side, quality)[0]
 
 
 def _worker(job: tuple) -> VideoRecord:
@@ -260,7 +347,7 @@ def extract_frames(videos_dir: str | Path, frames_dir: str | Path, jobs: int = 1
         raise MienetError(f"--ext must be jpg or png, not {ext!r}")
     if short_side is not None and short_side < 8:
         raise MienetError(f"--short-side must be at least 8 pixels, not {short_side}")
-    videos = find_videos(videos_dir)
+    videos = find_videos(videos_dir, require=True)
     frames_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     with _DirLock(frames_dir):
@@ -268,12 +355,16 @@ def extract_frames(videos_dir: str | Path, frames_dir: str | Path, jobs: int = 1
         shutil.rmtree(partial_root, ignore_errors=True)  # leftovers of a killed run
         records: dict[str, VideoRecord] = {}
         todo = []
+        redone = []
         for vid, src in videos.items():
             final = frames_dir / vid
-            done = finished_record(vid, src, final, ext, short_side, quality)
+            done, why = check_finished(vid, src, final, ext, short_side, quality)
             if done is not None:
                 records[vid] = done
             else:
+                if why:
+                    log.warning("%s: extracting %s again", why, src)
+                    redone.append(vid)
                 todo.append((src, final, partial_root, vid, ext, short_side, quality))
         skipped = len(records)
         bar = tqdm(total=len(todo), unit="video", desc="extract-frames", disable=not progress,
@@ -297,17 +388,26 @@ def extract_frames(videos_dir: str | Path, frames_dir: str | Path, jobs: int = 1
             else:
                 for job in todo:
                     collect(_worker(job))
-        finally:
+        except BaseException:
+            # Stopped (full disk, Ctrl-C): partial frames go first, which frees their space;
+            # the manifest then lists what is finished. The error that stopped the run is
+            # the one reported, not a second one from writing the manifest.
             bar.close()
-            # Rows of videos no longer in the folder are dropped: the manifest describes this run.
-            write_manifest(frames_dir, records)
             shutil.rmtree(partial_root, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                write_manifest(frames_dir, records)
+            raise
+        bar.close()
+        shutil.rmtree(partial_root, ignore_errors=True)
+        # Rows of videos no longer in the folder are dropped: the manifest describes this run.
+        write_manifest(frames_dir, records)
     failed = [r for r in records.values() if r.status == "failed"]
     done = [r for r in records.values() if r.status == "ok"]
     return {
         "videos": len(videos),
         "extracted": len(done) - skipped,
         "skipped": skipped,
+        "redone": redone,
         "failed": len(failed),
         "failures": [(r.source, r.error) for r in failed],
         "frames": sum(r.frames for r in done),
@@ -334,8 +434,9 @@ def run(args) -> int:
     summary = extract_frames(args.videos_dir, args.frames_dir, jobs=args.jobs, ext=args.ext,
                              short_side=args.short_side, quality=args.quality,
                              progress=not args.no_progress)
+    again = f" ({len(summary['redone'])} again: frames were missing)" if summary["redone"] else ""
     print(
-        f"extract-frames: {summary['videos']} videos: {summary['extracted']} extracted, "
+        f"extract-frames: {summary['videos']} videos: {summary['extracted']} extracted{again}, "
         f"{summary['skipped']} already done, {summary['failed']} failed; "
         f"{summary['frames']} frames in total; {summary['seconds']:.1f} s; "
         f"manifest {Path(args.frames_dir) / MANIFEST_NAME}"

@@ -5,8 +5,15 @@ meets is PA's when the variant has PA (weight x5 lr, bias x10 lr and no decay); 
 the RGB-only variants it is the backbone's first convolution at x1, as TSN does for RGB.
 Other convolution and linear weights x1; other biases x2 lr, no decay; every BatchNorm
 parameter no decay; the classifier (not fine-tuned from the same dataset) weight x5 and
-bias x10. AFM's two fusion scalars ``w`` train at x1 without decay (the released code
-never trained them; ``freeze_fusion_weights`` keeps them fixed).
+bias x10. AFM's two fusion scalars ``w`` train at x1 without decay.
+
+``freeze_fusion_weights`` reproduces the released code exactly: there ``w`` is attached to
+the top-level model and ends up in no parameter group, so it is never updated, but it keeps
+``requires_grad``. Its gradient is therefore part of ``clip_grad_norm_(model.parameters(),
+20)``, and since ``optimizer.zero_grad()`` only clears the optimiser's parameters, that
+gradient is never reset: it is the sum of every step's gradient so far (scaled in place
+whenever the clip acts). The training loop does exactly that (``optimizer.zero_grad`` is the
+only clearing), and ``last.pt`` carries the accumulated gradient so a resumed run stays exact.
 """
 
 from __future__ import annotations
@@ -30,7 +37,8 @@ class GroupRule:
 
 
 def parameter_groups(model: nn.Module, lr: float, weight_decay: float) -> list[dict]:
-    """SGD parameter groups with the recipe's multipliers; every trainable parameter once."""
+    """SGD parameter groups with the recipe's multipliers; every trainable parameter once, but
+    AFM's ``w`` of a model built with ``freeze_fusion_weights`` (in no group, as released)."""
     model = getattr(model, "module", model)  # DistributedDataParallel
     model = getattr(model, "_orig_mod", model)  # torch.compile
     first_conv = model.PA.shallow_conv if getattr(model, "PA", None) is not None else model.base_model.conv1
@@ -67,7 +75,8 @@ def parameter_groups(model: nn.Module, lr: float, weight_decay: float) -> list[d
             put("weight", [module.weight])
             put("bias", [module.bias] if module.bias is not None else [])
         elif module is model:
-            put("fusion", direct)  # the top-level AFM scalars w
+            if not getattr(model, "freeze_fusion_weights", False):  # released: in no group
+                put("fusion", direct)  # the top-level AFM scalars w
         else:
             raise MienetError(f"no learning-rate rule for the parameters of {type(module).__name__}")
         seen.update(id(p) for p in direct)

@@ -2,24 +2,32 @@
 
 A run folder holds everything about one training::
 
-    RUN_DIR/config.json               what was asked for (the model is rebuilt from it)
+    RUN_DIR/config.json               what was asked for (the model is rebuilt from it), with
+                                      dataset_hash: the identity of the lists it trains on
     RUN_DIR/log.csv                   one row per epoch: lr, train and validation loss/accuracy
     RUN_DIR/dvclive/                  the same curves for ``dvc plots`` (when dvclive is installed)
-    RUN_DIR/checkpoints/last.pt       end of the latest epoch: model, optimiser, scheduler, scaler, RNG
-    RUN_DIR/checkpoints/best.pt       the epoch with the best validation top-1
-    RUN_DIR/checkpoints/.best.pt      a copy of best.pt
+    RUN_DIR/checkpoints/last.pt       end of the latest epoch: model, optimiser, scheduler, scaler,
+                                      RNG, log rows: what ``--resume`` continues from
+    RUN_DIR/checkpoints/best.pt       the weights of the epoch with the best validation top-1,
+                                      with the settings and classes (no optimiser state)
+    RUN_DIR/checkpoints/.best.pt      a copy of best.pt, the same size
 
-Checkpoints are written atomically. ``--resume`` continues from ``last.pt``. A workflow
-that re-runs an interrupted job deletes its declared outputs (``best.pt``, ``log.csv``)
-first; a resumed run restores ``best.pt`` from ``.best.pt`` and the log from ``last.pt``,
-which carries the rows of every epoch. Every epoch's
-randomness (sampling, augmentation, dropout) derives from (seed, epoch) only, so a run
-killed at any point and resumed ends with exactly the numbers of an uninterrupted run.
+Checkpoints are written atomically: a crash or a full disk leaves the previous file intact.
+``--resume`` continues from ``last.pt``, only with the settings the run was started with
+(epochs may grow; where and how it runs may change) and on the same lists (``dataset_hash``);
+anything else is an error naming each difference, or with ``--restart-if-changed`` a fresh
+start. A workflow that re-runs an interrupted job deletes its declared outputs (``best.pt``,
+``log.csv``) first; a resumed run restores ``best.pt`` from ``.best.pt`` (or from ``last.pt``
+when the best epoch is the last one) and the log from ``last.pt``, which carries the rows of
+every epoch. Every epoch's randomness (sampling, augmentation, dropout) derives from
+(seed, epoch) only, so a run killed at any point and resumed ends with exactly the numbers
+of an uninterrupted run.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import logging
@@ -49,6 +57,32 @@ log = logging.getLogger(__name__)
 # TrainConfig (every setting of a run, its defaults and ranges) lives in mienet.config.
 
 
+def check_config(cfg: TrainConfig) -> None:
+    """Refuse settings out of range before any work, one line naming every bad option
+    (the params schema's ranges: the same as Snakemake's check of params.yaml)."""
+    from mienet.config import RECIPE_KEYS, schema_errors, value_fits
+    from mienet.models.variants import VARIANTS
+
+    values = {k: getattr(cfg, k) for k in RECIPE_KEYS}
+    if values.get("pretrained") is None:
+        values["pretrained"] = "none"  # the search's spelling of no pretrained weights
+    if isinstance(values.get("lr_steps"), tuple):
+        values["lr_steps"] = list(values["lr_steps"])
+    problems = []
+    for message in schema_errors(values, where="@", definition="recipe"):
+        path, _, text = message.partition(": ")
+        key = path.removeprefix("@.").split(".")[0]
+        value = values.get(key)
+        shown = " ".join(map(str, value)) if isinstance(value, list) else value
+        problems.append(f"--{key.replace('_', '-')} {shown}: {text}")
+    if not value_fits("seed", cfg.seed):
+        problems.append(f"--seed {cfg.seed}: must be an integer >= 0")
+    if cfg.variant not in VARIANTS:
+        problems.append(f"--variant {cfg.variant}: not one of {', '.join(VARIANTS)}")
+    if problems:
+        raise MienetError("invalid setting(s): " + "; ".join(problems))
+
+
 # --------------------------------------------------------------------------- checkpoints
 
 def rng_state() -> dict:
@@ -58,18 +92,42 @@ def rng_state() -> dict:
     return state
 
 
+def outside_parameters(model) -> list[tuple[str, torch.nn.Parameter]]:
+    """Parameters that take a gradient but are in none of the optimiser's groups: AFM's ``w``
+    under ``freeze_fusion_weights``, as in the released model. Their gradient counts in the
+    clip norm and, since ``optimizer.zero_grad()`` never clears it, adds up over the steps."""
+    from mienet.engine.recipe import parameter_groups
+
+    module = getattr(model, "module", model)
+    module = getattr(module, "_orig_mod", module)
+    optimised = {id(p) for g in parameter_groups(module, 1.0, 0.0) for p in g["params"]}
+    return [(n, p) for n, p in module.named_parameters() if p.requires_grad and id(p) not in optimised]
+
+
 def save_training_state(path: Path, model, optimizer, scheduler, scaler, epoch: int, best: dict,
-                        cfg: TrainConfig, classes: list[str], rows: list[dict] | None = None) -> None:
+                        cfg: TrainConfig, classes: list[str], rows: list[dict] | None = None,
+                        dataset_hash: str | None = None) -> None:
     from mienet.models import save_checkpoint
 
     module = getattr(model, "module", model)
+    grads = {n: p.grad.detach().clone() for n, p in outside_parameters(module) if p.grad is not None}
     save_checkpoint(
         module, path,
         optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
         scaler=scaler.state_dict() if scaler is not None else {},
         rng=rng_state(), epoch=epoch, best=best, config=asdict(cfg), classes=classes,
-        log=list(rows or []), format="mienet-train-1",
+        log=list(rows or []), dataset_hash=dataset_hash, outside_grads=grads, format="mienet-train-1",
     )
+
+
+def save_best_weights(path: Path, model, epoch: int, best: dict, cfg: TrainConfig, classes: list[str],
+                      dataset_hash: str | None = None) -> None:
+    """best.pt: the weights with what evaluation and prediction need (settings, classes, epoch),
+    no optimiser state: only last.pt is resumed from."""
+    from mienet.models import save_checkpoint
+
+    save_checkpoint(getattr(model, "module", model), path, epoch=epoch, best=best, config=asdict(cfg),
+                    classes=classes, dataset_hash=dataset_hash, format="mienet-weights-1")
 
 
 BEST_KEEP = ".best.pt"  # a second name of best.pt that survives a workflow deleting its outputs
@@ -81,13 +139,16 @@ def _copy_atomic(src: Path, dst: Path) -> None:
     what was computed from them."""
     import shutil
 
-    with atomic_path(dst) as tmp:
+    with atomic_path(dst) as tmp:  # an OSError inside names dst
         shutil.copy2(src, tmp)
 
 
-def restore_best(ckpt_dir: Path, best_epoch: int) -> bool:
-    """Make sure ``best.pt`` holds epoch ``best_epoch``; False when it is gone for good."""
-    from mienet.models.checkpoint import read_checkpoint_file
+def restore_best(ckpt_dir: Path, best_epoch: int, last_state: dict | None = None) -> bool:
+    """Make sure ``best.pt`` holds epoch ``best_epoch``; False when it is gone for good.
+
+    From ``.best.pt``, or from ``last_state`` (last.pt's content) when the best epoch is its
+    epoch."""
+    from mienet.models.checkpoint import read_checkpoint_file, save_state
 
     best, keep = ckpt_dir / "best.pt", ckpt_dir / BEST_KEEP
     if best.exists() or best_epoch <= 0:
@@ -96,29 +157,70 @@ def restore_best(ckpt_dir: Path, best_epoch: int) -> bool:
         _copy_atomic(keep, best)
         log.info("restored %s (epoch %d) from %s", best, best_epoch, keep.name)
         return True
+    if last_state is not None and int(last_state.get("epoch", -1)) == best_epoch:
+        meta = {k: last_state.get(k) for k in ("epoch", "best", "config", "classes", "dataset_hash")}
+        save_state(last_state["model"], best, **meta, format="mienet-weights-1")
+        _copy_atomic(best, keep)
+        log.info("restored %s (epoch %d) from last.pt", best, best_epoch)
+        return True
     return False
 
 
-RUN_ONLY = {"out", "workers", "device", "debug_nan_at_step", "debug_exit_at_step"}
+# Settings that may differ when a run is resumed: where and how it runs, not what it computes.
+RUN_ONLY = {"out", "workers", "device", "channels_last", "compile", "debug_nan_at_step",
+            "debug_exit_at_step", "annotations", "root"}  # the lists are compared by their hash
 
 
-def _changed_settings(saved: dict, cfg: TrainConfig) -> list[str]:
-    """Every setting but where and how the run is executed that differs from the saved run's."""
+def dataset_hash(annotations: Path) -> str:
+    """The identity of a dataset's annotations: sha256 of classes.txt, train.txt and val.txt."""
+    h = hashlib.sha256()
+    for name in ("classes.txt", "train.txt", "val.txt"):
+        data = (Path(annotations) / name).read_bytes()
+        h.update(f"{name}\0{len(data)}\0".encode())
+        h.update(data)
+    return h.hexdigest()
+
+
+def run_differences(state: dict, cfg: TrainConfig, data_hash: str | None,
+                    extending: bool = True) -> list[str]:
+    """Every difference between the run saved in ``state`` (last.pt) and ``cfg`` that changes
+    what the run computes, as 'name: saved -> now'. ``extending``: ``epochs`` may grow (not
+    below the epochs already trained). The lists are compared by ``dataset_hash``; a checkpoint
+    written before the hash was stored is accepted with a warning."""
+    from mienet.config import TRAIN_DEFAULTS
+
+    saved = dict(state.get("config") or {})
+    saved["pretrained"] = saved.get("pretrained") or "none"  # older runs saved None
     now = asdict(cfg)
-    saved = {**saved, "pretrained": saved.get("pretrained") or "none"}  # older runs saved None
-    return [f"{k}: {saved.get(k)!r} -> {v!r}" for k, v in sorted(now.items())
-            if k not in RUN_ONLY and saved.get(k) != v]
+    now["pretrained"] = now.get("pretrained") or "none"
+    diff = []
+    for key, value in now.items():
+        if key in RUN_ONLY:
+            continue
+        old = saved.get(key, getattr(TRAIN_DEFAULTS, key))  # a setting newer than the run: its default
+        if key == "epochs" and extending:
+            trained = int(state.get("epoch", 0))
+            if value < trained:
+                diff.append(f"epochs: {old!r} -> {value!r} (fewer than the {trained} epochs trained)")
+            continue
+        if isinstance(old, tuple):
+            old = list(old)
+        if old != value:
+            diff.append(f"{key}: {old!r} -> {value!r}")
+    old_hash = state.get("dataset_hash")
+    if data_hash is not None and old_hash is not None and old_hash != data_hash:
+        diff.append(f"dataset (train.txt, val.txt, classes.txt): {saved.get('annotations')} "
+                    f"(sha256 {old_hash[:12]}) -> {cfg.annotations} (sha256 {data_hash[:12]})")
+    return sorted(diff)
 
 
-def _check_resumable(state: dict, cfg: TrainConfig, path: Path) -> None:
-    saved = state.get("config") or {}
-    keys = ("variant", "arch", "segments", "frames_per_segment", "size", "batch_size", "lr", "seed",
-            "schedule", "lr_steps")  # epochs may grow: a run can be extended
-    diff = [f"{k}: checkpoint {saved.get(k)!r}, now {getattr(cfg, k)!r}" for k in keys
-            if saved.get(k) != getattr(cfg, k)]
+def _check_resumable(state: dict, cfg: TrainConfig, path: Path, data_hash: str | None = None) -> None:
+    diff = run_differences(state, cfg, data_hash)
     if diff:
         raise MienetError(f"cannot resume from {path}: the run was started with other settings ("
-                          + "; ".join(diff) + ")")
+                          + "; ".join(diff) + "). Resume with the run's own settings, pass "
+                          "--restart-if-changed to train again from scratch with the new ones, "
+                          "or choose another --out")
 
 
 # --------------------------------------------------------------------------- logs
@@ -140,6 +242,15 @@ def write_log(path: Path, rows: list[dict]) -> None:
     writer.writeheader()
     writer.writerows(rows)
     write_text_atomic(path, buf.getvalue())
+
+
+def _write_json(path: Path, data: dict) -> None:
+    write_text_atomic(path, json.dumps(data, indent=2) + "\n")
+
+
+def top5_note(num_classes: int) -> str:
+    """What to add to a printed top-5 when it says nothing: with 5 classes or fewer it is 100."""
+    return f" (not informative: {num_classes} classes)" if num_classes <= 5 else ""
 
 
 class LiveCurves:
@@ -194,16 +305,18 @@ def load_classes(ann: Path) -> list[str]:
 
 @dataclass
 class TrainData:
-    """The class list, the two clip sets and their loaders."""
+    """The class list, the two clip sets and their loaders; ``hash``: :func:`dataset_hash`."""
 
     classes: list[str]
     train_set: object
     val_set: object
     train_loader: object
     val_loader: object
+    hash: str | None = None
 
 
 def build_data(cfg: TrainConfig, rt: Runtime) -> TrainData:
+    from mienet.engine import data as engine_data
     from mienet.engine.data import ClipDataset, build_loader
 
     ann = Path(cfg.annotations)
@@ -215,13 +328,21 @@ def build_data(cfg: TrainConfig, rt: Runtime) -> TrainData:
     val_set = ClipDataset(ann / "val.txt", train=False, **common)
     if len(train_set) == 0:
         raise MienetError(f"{ann / 'train.txt'} lists no clips")
+    if len(val_set) == 0:
+        raise MienetError(f"{ann / 'val.txt'} lists no clips: every epoch is validated on it and the "
+                          "best checkpoint chosen by it (make-annotations --val-ratio above 0)")
+    if hasattr(engine_data, "assert_disjoint"):
+        engine_data.assert_disjoint(train_set, val_set)
     per_device_batch = cfg.batch_size
     train_loader = build_loader(train_set, per_device_batch, shuffle=True, seed=cfg.seed,
                                 workers=cfg.workers, device=rt.device.type, rank=rt.rank,
                                 world_size=rt.world_size, drop_last=len(train_set) > per_device_batch)
     val_loader = build_loader(val_set, per_device_batch, shuffle=False, seed=cfg.seed, workers=cfg.workers,
                               device=rt.device.type, rank=rt.rank, world_size=rt.world_size)
-    return TrainData(classes, train_set, val_set, train_loader, val_loader)
+    if len(train_loader) == 0:
+        raise MienetError(f"{ann / 'train.txt'}: {len(train_set)} clip(s) make no training batch of "
+                          f"{per_device_batch} on {rt.world_size} process(es)")
+    return TrainData(classes, train_set, val_set, train_loader, val_loader, dataset_hash(ann))
 
 
 def speed_config(cfg: TrainConfig, rt: Runtime):
@@ -238,12 +359,14 @@ def speed_config(cfg: TrainConfig, rt: Runtime):
 
 @dataclass
 class Learner:
-    """The model and what updates it; ``model`` becomes the prepared (and DDP-wrapped) one."""
+    """The model and what updates it; ``model`` becomes the prepared (and DDP-wrapped) one.
+    ``outside``: parameters with a gradient outside the optimiser (:func:`outside_parameters`)."""
 
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
     scheduler: object
     scaler: object | None
+    outside: list = field(default_factory=list)
 
 
 def build_learner(cfg: TrainConfig, rt: Runtime, num_classes: int, steps_per_epoch: int, speed) -> Learner:
@@ -264,7 +387,7 @@ def build_learner(cfg: TrainConfig, rt: Runtime, num_classes: int, steps_per_epo
         optimizer, lambda step: lr_factor(step, steps_per_epoch, cfg.epochs, cfg.schedule, cfg.lr_steps,
                                           cfg.warmup_epochs))
     scaler = make_grad_scaler(rt.device, speed)
-    return Learner(model, optimizer, scheduler, scaler)
+    return Learner(model, optimizer, scheduler, scaler, [p for _, p in outside_parameters(model)])
 
 
 # --------------------------------------------------------------------------- resuming
@@ -295,14 +418,27 @@ def _start_over(cfg: TrainConfig, rt: Runtime, changed: list[str]) -> None:
         dist.barrier()
 
 
+def _note_moved_or_unknown(state: dict, cfg: TrainConfig, last: Path, rt: Runtime) -> None:
+    if not rt.main:
+        return
+    saved = state.get("config") or {}
+    if state.get("dataset_hash") is None:
+        log.warning("%s was written before runs recorded their dataset: cannot check that %s holds "
+                    "the lists the run started with (unknown); resuming", last, cfg.annotations)
+    for key in ("annotations", "root"):
+        if saved.get(key) not in (None, getattr(cfg, key)):
+            log.info("%s is now %s (the run started with %s)", key, getattr(cfg, key), saved.get(key))
+
+
 def start_point(cfg: TrainConfig, rt: Runtime, learner: Learner, resume: bool,
-                restart_if_changed: bool) -> StartPoint:
+                restart_if_changed: bool, data_hash: str | None = None) -> StartPoint:
     """Decide where training starts, restoring ``learner`` from ``last.pt`` when it resumes.
 
     Without ``resume``: from scratch, an error when the run folder already holds a run. With
-    ``resume``: after the epoch of ``last.pt`` (its settings must match, else an error; with
-    ``restart_if_changed``, other settings or an unrecoverable ``best.pt`` start over instead),
-    ``best.pt`` restored from its second name, the log rows from ``log.csv`` or ``last.pt``.
+    ``resume``: after the epoch of ``last.pt`` (its settings and dataset must match, else an
+    error naming every difference; with ``restart_if_changed``, other settings or an
+    unrecoverable ``best.pt`` start over instead), ``best.pt`` restored from its second name,
+    the log rows from ``log.csv`` or ``last.pt``.
     """
     from mienet.models.checkpoint import read_checkpoint_file
 
@@ -312,8 +448,8 @@ def start_point(cfg: TrainConfig, rt: Runtime, learner: Learner, resume: bool,
     rows = read_log(run_dir / "log.csv")
     if resume and last.exists() and restart_if_changed:
         state = read_checkpoint_file(last)
-        changed = _changed_settings(state.get("config") or {}, cfg)
-        if not changed and not restore_best(ckpt_dir, int((state.get("best") or {}).get("epoch", 0))):
+        changed = run_differences(state, cfg, data_hash, extending=False)
+        if not changed and not restore_best(ckpt_dir, int((state.get("best") or {}).get("epoch", 0)), state):
             # best.pt was removed (a workflow re-running the job) and its second name is gone
             # too: the best epoch cannot be recovered from last.pt, so train again.
             changed = ["best.pt is missing and cannot be restored"]
@@ -322,14 +458,18 @@ def start_point(cfg: TrainConfig, rt: Runtime, learner: Learner, resume: bool,
             resume = False
     if resume and last.exists():
         state = read_checkpoint_file(last)
-        _check_resumable(state, cfg, last)
+        _check_resumable(state, cfg, last, data_hash)
+        _note_moved_or_unknown(state, cfg, last, rt)
         learner.model.load_state_dict(state["model"])
         learner.optimizer.load_state_dict(state["optimizer"])
         learner.scheduler.load_state_dict(state["scheduler"])
         if learner.scaler is not None and state.get("scaler"):
             learner.scaler.load_state_dict(state["scaler"])
+        grads = state.get("outside_grads") or {}
+        for name, p in outside_parameters(learner.model):
+            p.grad = grads[name].to(p.device).clone() if name in grads else None
         start_epoch, best = int(state["epoch"]), dict(state["best"])
-        if rt.main and not restore_best(ckpt_dir, int(best.get("epoch", 0))):
+        if rt.main and not restore_best(ckpt_dir, int(best.get("epoch", 0)), state):
             log.warning("%s is missing; it will hold the best epoch from now on", ckpt_dir / "best.pt")
             best = {"val_top1": -1.0, "epoch": 0}
         if len(rows) < start_epoch and state.get("log"):
@@ -359,6 +499,38 @@ class EpochResult:
     step: int  # optimiser steps taken since the start of the run, after this epoch
 
 
+class OutsideGrads:
+    """Gradients of the parameters outside the optimiser (:func:`outside_parameters`), as the
+    released loop leaves them: never cleared, so each step's gradient adds to them, and counted
+    (and scaled) by the gradient-norm clip. With float16 loss scaling, which the released code
+    did not have, a step's contribution is unscaled like the optimiser's gradients and dropped
+    when the scaler skips the step."""
+
+    def __init__(self, params: list, scaler):
+        self.params = params
+        self.scaled = bool(params) and scaler is not None and scaler.is_enabled()
+        self.kept: list = []
+
+    def before_backward(self) -> None:
+        if self.scaled:
+            self.kept = [p.grad for p in self.params]
+            for p in self.params:
+                p.grad = None
+
+    def after_unscale(self, scale: float) -> None:
+        if not self.scaled:
+            return
+        for p, kept in zip(self.params, self.kept):
+            new = None if p.grad is None else p.grad / scale
+            p.grad = kept if new is None else (new if kept is None else kept + new)
+        self.kept = [None if g is None else g.clone() for g in self.kept]
+
+    def after_step(self, skipped: bool) -> None:
+        if self.scaled and skipped:
+            for p, kept in zip(self.params, self.kept):
+                p.grad = kept
+
+
 def train_epoch(cfg: TrainConfig, rt: Runtime, learner: Learner, loader, speed, epoch: int, step: int,
                 progress: bool = True) -> EpochResult:
     """One pass over ``loader``; every random draw of the epoch derives from (seed, epoch)."""
@@ -367,6 +539,7 @@ def train_epoch(cfg: TrainConfig, rt: Runtime, learner: Learner, loader, speed, 
     from mienet.engine.performance import autocast, to_device
 
     model, optimizer, scheduler, scaler = learner.model, learner.optimizer, learner.scheduler, learner.scaler
+    outside = OutsideGrads(learner.outside, scaler)
     last = cfg.run_dir / "checkpoints" / "last.pt"
     # Everything random in this epoch derives from (seed, epoch): resumable exactly.
     torch.manual_seed(cfg.seed * 1_000_003 + epoch)
@@ -396,10 +569,13 @@ def train_epoch(cfg: TrainConfig, rt: Runtime, learner: Learner, loader, speed, 
                 f"(batch {bar.n + 1} of the epoch); training stopped. The last good "
                 f"checkpoint, {last if last.exists() else 'none yet'}, is intact. Try a lower "
                 "--lr or --amp off")
-        optimizer.zero_grad(set_to_none=True)
+        optimizer.zero_grad(set_to_none=True)  # the optimiser's parameters only, as released
+        outside.before_backward()
         if scaler is not None:
+            scale = scaler.get_scale()
             scaler.scale(loss).backward()
             scaler.unscale_(optimizer)
+            outside.after_unscale(scale)
         else:
             loss.backward()
         if cfg.clip_grad:
@@ -407,6 +583,7 @@ def train_epoch(cfg: TrainConfig, rt: Runtime, learner: Learner, loader, speed, 
         if scaler is not None:
             scaler.step(optimizer)
             scaler.update()
+            outside.after_step(skipped=scaler.get_scale() < scale)
         else:
             optimizer.step()
         scheduler.step()
@@ -418,7 +595,11 @@ def train_epoch(cfg: TrainConfig, rt: Runtime, learner: Learner, loader, speed, 
         bar.set_postfix(loss=f"{sums[0] / sums[2]:.3f}", top1=f"{100 * sums[1] / sums[2]:.1f}")
     bar.close()
     loss_sum, hits, count, skipped = all_sum(sums, rt)
-    return EpochResult(lr_now, loss_sum / max(count, 1), 100 * hits / max(count, 1), skipped, step)
+    if count == 0:
+        raise MienetError(f"epoch {epoch + 1} trained on no clip: all {int(skipped)} clip(s) of "
+                          f"{cfg.annotations}/train.txt were skipped (missing frames, --skip-missing); "
+                          f"{last if last.exists() else 'no checkpoint'} is unchanged")
+    return EpochResult(lr_now, loss_sum / count, 100 * hits / count, skipped, step)
 
 
 def epoch_row(epoch: int, result: EpochResult, val: dict, seconds: float) -> dict:
@@ -432,7 +613,7 @@ def epoch_row(epoch: int, result: EpochResult, val: dict, seconds: float) -> dic
     }
 
 
-def record_epoch(cfg: TrainConfig, learner: Learner, classes: list[str], point: StartPoint, row: dict,
+def record_epoch(cfg: TrainConfig, learner: Learner, data: TrainData, point: StartPoint, row: dict,
                  val: dict, live: LiveCurves) -> None:
     """The main process after an epoch: the row, the best epoch, last.pt (and best.pt with its
     second name when it improved), log.csv and the curves."""
@@ -444,16 +625,15 @@ def record_epoch(cfg: TrainConfig, learner: Learner, classes: list[str], point: 
         point.best = {"val_top1": val["top1"], "val_top5": val["top5"], "epoch": epoch}
     m = learner
     save_training_state(ckpt_dir / "last.pt", m.model, m.optimizer, m.scheduler, m.scaler, epoch, point.best,
-                        cfg, classes, point.rows)
+                        cfg, data.classes, point.rows, data.hash)
     if improved:
-        save_training_state(ckpt_dir / "best.pt", m.model, m.optimizer, m.scheduler, m.scaler, epoch,
-                            point.best, cfg, classes, point.rows)
+        save_best_weights(ckpt_dir / "best.pt", m.model, epoch, point.best, cfg, data.classes, data.hash)
         _copy_atomic(ckpt_dir / "best.pt", ckpt_dir / BEST_KEEP)
     write_log(cfg.run_dir / "log.csv", point.rows)
     live.log(row)
-    log.info("epoch %d/%d: train loss %s top-1 %s; val loss %s top-1 %s top-5 %s (%ss)",
+    log.info("epoch %d/%d: train loss %s top-1 %s; val loss %s top-1 %s top-5 %s%s (%ss)",
              epoch, cfg.epochs, row["train_loss"], row["train_top1"], row["val_loss"],
-             row["val_top1"], row["val_top5"], row["seconds"])
+             row["val_top1"], row["val_top5"], top5_note(len(data.classes)), row["seconds"])
 
 
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
@@ -466,20 +646,21 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
     """
     from mienet.engine.performance import prepare_model
 
+    check_config(cfg)
     rt = setup_runtime(cfg.device)
     run_dir = cfg.run_dir
     data = build_data(cfg, rt)
     speed = speed_config(cfg, rt)
     steps_per_epoch = max(len(data.train_loader), 1)
     learner = build_learner(cfg, rt, len(data.classes), steps_per_epoch, speed)
-    point = start_point(cfg, rt, learner, resume, restart_if_changed)
+    point = start_point(cfg, rt, learner, resume, restart_if_changed, data.hash)
     learner.model = prepare_model(learner.model, rt.device, speed)
     if rt.world_size > 1:
         learner.model = torch.nn.parallel.DistributedDataParallel(
             learner.model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
     if rt.main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(run_dir / "config.json", json.dumps(asdict(cfg), indent=2) + "\n")
+        _write_json(run_dir / "config.json", {**asdict(cfg), "dataset_hash": data.hash})
         write_log(run_dir / "log.csv", point.rows)
         log.info("training %s/%s on %s (world size %d), %d train / %d val clips, speed %s",
                  cfg.variant, cfg.arch, rt.device, rt.world_size, len(data.train_set), len(data.val_set), speed)
@@ -490,10 +671,11 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
             t0 = time.perf_counter()
             result = train_epoch(cfg, rt, learner, data.train_loader, speed, epoch, step, progress)
             step = result.step
-            val = validate(learner.model, data.val_loader, rt, speed)
+            val = validate(learner.model, data.val_loader, rt, speed, where=Path(cfg.annotations) / "val.txt",
+                           epoch=epoch)
             row = epoch_row(epoch, result, val, time.perf_counter() - t0)
             if rt.main:
-                record_epoch(cfg, learner, data.classes, point, row, val, live)
+                record_epoch(cfg, learner, data, point, row, val, live)
             if rt.world_size > 1:
                 dist.barrier()
             if on_epoch is not None:
@@ -503,14 +685,14 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
     summary = {"run_dir": str(run_dir), "epochs": cfg.epochs, "best": point.best,
                "final": point.rows[-1] if point.rows else None}
     if rt.main:
-        write_text_atomic(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+        _write_json(run_dir / "summary.json", summary)
     if rt.world_size > 1:
         dist.destroy_process_group()
     return summary
 
 
 @torch.no_grad()
-def validate(model, loader, rt: Runtime, speed) -> dict:
+def validate(model, loader, rt: Runtime, speed, where: Path | None = None, epoch: int | None = None) -> dict:
     from mienet.engine.performance import autocast, to_device
 
     model.eval()
@@ -528,7 +710,11 @@ def validate(model, loader, rt: Runtime, speed) -> dict:
         sums[2] += top5
         sums[3] += labels.numel()
     loss, top1, top5, n, skipped = all_sum(sums, rt)
-    n = max(n, 1)
+    if n == 0:
+        when = f" after epoch {epoch + 1}" if epoch is not None else ""
+        raise MienetError(f"no clip of {where or 'the validation list'} could be validated{when}: all "
+                          f"{int(skipped)} were skipped (missing frames, --skip-missing); no metric or "
+                          "best checkpoint is recorded from nothing")
     return {"loss": loss / n, "top1": 100 * top1 / n, "top5": 100 * top5 / n, "skipped": skipped}
 
 

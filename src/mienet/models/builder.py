@@ -56,10 +56,13 @@ class MIENet(nn.Module):
         if variant.backbone_input == "afm":
             self.fusion = AdaptiveFusion()
             # Released name and place: top level, initialised to ones (weights 0.5 / 0.5).
-            self.w = nn.Parameter(torch.ones(2), requires_grad=not freeze_fusion_weights)
+            # Frozen as released: it keeps requires_grad (its gradient counts in the clip
+            # norm) and is left out of the optimiser's groups (recipe.parameter_groups).
+            self.w = nn.Parameter(torch.ones(2))
         else:
             self.fusion = None
             self.w = None
+        self.freeze_fusion_weights = bool(freeze_fusion_weights) and self.w is not None
         self.base_model, width = build_backbone(
             arch,
             variant.in_channels(frames_per_segment),
@@ -133,8 +136,11 @@ def build_model(
       fuse RGB with PA need ``L = 4`` (three PA maps beside three RGB channels).
     - ``pretrained``: ``None`` (random initialisation) or ``"imagenet"``
       (torchvision's ImageNet weights for the backbone, from the torch hub cache).
-    - ``freeze_fusion_weights``: keep AFM's ``w`` at its initial ``(1, 1)`` (no
-      gradient), as the released code did by accident; for exact reproduction.
+    - ``freeze_fusion_weights``: keep AFM's ``w`` at its initial ``(1, 1)``, exactly as the
+      released code did by accident: ``w`` keeps ``requires_grad`` and is left out of the
+      optimiser's parameter groups (:func:`mienet.engine.recipe.parameter_groups`), so its
+      gradient still counts in the gradient-norm clip, and, never cleared by
+      ``optimizer.zero_grad()``, adds up over the steps.
     - ``pa_init_std``: std of the normal initialisation of PA's filters (PAN's 0.001
       by default); it only matters when training, checkpoints carry the weights.
 

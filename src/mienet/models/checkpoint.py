@@ -14,14 +14,13 @@ types only, so a file whose pickle would run code is refused before anything run
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import fnmatch
 import logging
 import os
 import pickle
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -74,33 +73,22 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, **metadata: Any) 
 
     A full disk is an ``OSError(ENOSPC, ..., path)`` (torch reports it as a bare
     ``RuntimeError`` from its zip writer); the file at ``path``, if any, stays as it was."""
+    model = getattr(model, "_orig_mod", model)  # the module under torch.compile, if any
+    save_state(model.state_dict(), path, **metadata)
+
+
+def save_state(state_dict: Mapping[str, torch.Tensor], path: str | os.PathLike, **metadata: Any) -> None:
+    """:func:`save_checkpoint` of a state dict (the ``model`` entry of another checkpoint, say)."""
     if "model" in metadata:
         raise ValueError("metadata may not use the key 'model'")
-    model = getattr(model, "_orig_mod", model)  # the module under torch.compile, if any
-    payload = {"model": model.state_dict(), **metadata}
-    with path_in_os_errors(path), atomic_path(path) as tmp:
+    payload = {"model": state_dict, **metadata}
+    with atomic_path(path) as tmp:  # an OSError inside names path
         try:
             torch.save(payload, tmp)
         except RuntimeError as exc:
             if not _out_of_space(Path(tmp), _tensor_bytes(payload)):
                 raise
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), os.fspath(path)) from exc
-
-
-@contextlib.contextmanager
-def path_in_os_errors(path: str | os.PathLike) -> Iterator[None]:
-    """An ``OSError`` raised inside names ``path``: writes through a temporary file (an atomic
-    write) or a bare ``write`` raise errors without a file name, or with the temporary one."""
-    try:
-        yield
-    except OSError as exc:
-        name = Path(path).name
-        unnamed = exc.filename is None or (
-            isinstance(exc.filename, str) and Path(exc.filename).name.startswith(f".{name}.")
-            and exc.filename.endswith(".tmp"))  # the temporary file of io.atomic_path
-        if exc.errno is None or not unnamed:
-            raise
-        raise OSError(exc.errno, exc.strerror or os.strerror(exc.errno), os.fspath(path)) from exc
 
 
 def _tensor_bytes(obj: Any) -> int:

@@ -36,9 +36,6 @@ PRUNERS = {
     "hyperband": {"min_resource": int, "max_resource": int, "reduction_factor": int, "bootstrap_count": int},
     "none": {},
 }
-SAMPLER_KEYS = {"seed": int, "n_startup_trials": int, "multivariate": bool}
-HEARTBEAT_KEYS = {"interval": int, "grace_period": int, "max_retry": int}
-SUBSET_KEYS = {"train_per_class": int, "val_per_class": int, "seed": int}
 DISTRIBUTION_KEYS = {
     "float": {"type", "low", "high", "log", "step"},
     "int": {"type", "low", "high", "log", "step"},
@@ -156,11 +153,18 @@ def read_search_settings(path: str | Path | None, dataset: str | None = None) ->
 
 
 def parse_search_settings(data: dict, where: str = "search") -> SearchSettings:
+    """A ``search:`` mapping, checked against the params schema (mienet.config) first; what
+    follows checks only what the schema cannot say: the distributions against the settings'
+    types, fixed values against their ranges, the pruner's keys for its type, and the
+    heartbeat's interval against its grace period."""
+    from mienet.config import schema_errors, value_fits
+
     if not isinstance(data, dict):
         raise MienetError(f"{where}: expected a mapping")
-    unknown = sorted(set(data) - TOP_KEYS)
-    if unknown:
-        raise MienetError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(TOP_KEYS))}")
+    errors = schema_errors({k: v for k, v in data.items() if k != "space"}, where,
+                           definition="search_settings")
+    if errors:
+        raise MienetError("; ".join(errors[:5]) + (f"; ... and {len(errors) - 5} more" if len(errors) > 5 else ""))
     s = SearchSettings()
     fields_ = _train_fields()
     space = data.get("space") or {}
@@ -169,46 +173,25 @@ def parse_search_settings(data: dict, where: str = "search") -> SearchSettings:
     s.space = {name: parse_distribution(name, spec, fields_, f"{where}.space.{name}")
                for name, spec in space.items()}
     train = data.get("train") or {}
-    if not isinstance(train, dict):
-        raise MienetError(f"{where}.train: expected a mapping of training setting -> value")
-    bad = sorted(set(train) - set(fields_))
-    if bad:
-        raise MienetError(f"{where}.train: unknown training setting(s) {', '.join(bad)}; "
-                          f"known: {', '.join(sorted(fields_))}")
-    from mienet.config import value_fits
-
     for key, value in train.items():
         if not value_fits(key, value):
             raise MienetError(f"{where}.train.{key}: {value!r} does not fit the setting (a {fields_[key]}, "
                               "in range; see workflow/schemas/params.schema.yaml)")
     s.train = dict(train)
-    if "n_trials" in data:
-        s.n_trials = _number(data["n_trials"], f"{where}.n_trials", int, minimum=0)
-    if "workers" in data:
-        s.workers = _number(data["workers"], f"{where}.workers", int, minimum=1)
-    if data.get("timeout") is not None:
-        s.timeout = _number(data["timeout"], f"{where}.timeout", float, minimum=0)
-    if data.get("sampler") is not None:
-        s.sampler = {**s.sampler, **_typed_mapping(data["sampler"], SAMPLER_KEYS, f"{where}.sampler")}
+    for key in ("n_trials", "workers", "timeout", "storage", "study_name", "enqueue_default",
+                "keep_checkpoints", "enabled"):
+        if data.get(key) is not None:
+            setattr(s, key, data[key])
+    for key in ("sampler", "heartbeat"):
+        if data.get(key) is not None:
+            setattr(s, key, {**getattr(s, key), **data[key]})
     if data.get("pruner") is not None:
         s.pruner = parse_pruner(data["pruner"], f"{where}.pruner")
-    if data.get("heartbeat") is not None:
-        s.heartbeat = {**s.heartbeat, **_typed_mapping(data["heartbeat"], HEARTBEAT_KEYS, f"{where}.heartbeat")}
-        if s.heartbeat["interval"] < 1 or s.heartbeat["grace_period"] <= s.heartbeat["interval"]:
-            raise MienetError(f"{where}.heartbeat: need interval >= 1 and grace_period > interval "
-                              f"(got {s.heartbeat['interval']} and {s.heartbeat['grace_period']})")
+    if s.heartbeat["grace_period"] <= s.heartbeat["interval"]:
+        raise MienetError(f"{where}.heartbeat: need grace_period > interval "
+                          f"(got {s.heartbeat['interval']} and {s.heartbeat['grace_period']})")
     if data.get("subset") is not None:
-        s.subset = _typed_mapping(data["subset"], SUBSET_KEYS, f"{where}.subset")
-    for key in ("storage", "study_name"):
-        if data.get(key) is not None:
-            if not isinstance(data[key], str) or not data[key]:
-                raise MienetError(f"{where}.{key}: expected a non-empty string")
-            setattr(s, key, data[key])
-    for key in ("enqueue_default", "keep_checkpoints", "enabled"):
-        if key in data:
-            if not isinstance(data[key], bool):
-                raise MienetError(f"{where}.{key}: expected true or false, not {data[key]!r}")
-            setattr(s, key, data[key])
+        s.subset = dict(data["subset"])
     return s
 
 
