@@ -378,9 +378,9 @@ def test_skip_missing_drops_and_counts_the_clip(dataset_root, tmp_path):
 
 def test_label_outside_the_class_list_names_every_line(dataset_root, tmp_path):
     lines = all_list(dataset_root).read_text().splitlines()
-    path, frames, _ = lines[0].rsplit(maxsplit=2)
+    relabel = [line.rsplit(maxsplit=1)[0] for line in lines[2:4]]  # other clips: no repeats
     bad = tmp_path / "bad.txt"
-    bad.write_text(f"{lines[0]}\n{path} {frames} 3\n{lines[1]}\n{path} {frames} 7\n")
+    bad.write_text(f"{lines[0]}\n{relabel[0]} 3\n{lines[1]}\n{relabel[1]} 7\n")
     with pytest.raises(MienetError) as err:
         ClipDataset(bad, dataset_root, 3, num_classes=3)
     assert f"{bad}:2" in str(err.value) and f"{bad}:4" in str(err.value) and f"{bad}:1" not in str(err.value)

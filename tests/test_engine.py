@@ -97,7 +97,7 @@ def test_existing_run_needs_resume_and_resume_checks_the_settings(dataset, train
     assert train(dataset, trained, "--seed", "1") == 2
     assert "pass --resume" in capsys.readouterr().err
     assert train(dataset, trained, "--seed", "2", "--resume") == 2
-    assert "seed: checkpoint 1, now 2" in capsys.readouterr().err
+    assert "seed: 1 -> 2" in capsys.readouterr().err
 
 
 def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(dataset, tmp_path, capsys):

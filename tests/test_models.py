@@ -113,14 +113,22 @@ def test_backward_reaches_every_trainable_parameter(variant):
         assert p.grad is not None and p.grad.abs().sum() > 0, f"no gradient reaches {name}"
 
 
-def test_frozen_fusion_weights_get_no_gradient_and_stay():
+def test_frozen_fusion_weights_stay_out_of_the_optimiser_and_stay():
+    """As released: w keeps requires_grad, is in no parameter group, so it never moves while
+    its gradient, never cleared by optimizer.zero_grad(), adds up over the steps."""
+    from mienet.engine.recipe import parameter_groups
+
     model = build_model("mienet", "resnet18", 4, 2, freeze_fusion_weights=True).train()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+    assert model.w.requires_grad and model.freeze_fusion_weights
+    optimizer = torch.optim.SGD(parameter_groups(model, 0.1, 1e-4), lr=0.1, momentum=0.9, weight_decay=1e-4)
+    seen = []
     for _ in range(2):
         optimizer.zero_grad()
+        seen.append(None if model.w.grad is None else model.w.grad.clone())  # what zero_grad left
         model(clips()).sum().backward()
         optimizer.step()
-    assert model.w.grad is None
+    assert seen[0] is None and seen[1].abs().sum() > 0  # the first step's gradient was kept
+    assert not torch.equal(model.w.grad, seen[1])  # and the second one's added to it
     assert torch.equal(model.w.detach(), torch.ones(2))
     assert torch.equal(model.fusion_weights(), torch.tensor([0.5, 0.5]))
 

@@ -27,6 +27,7 @@ from mienet.errors import MienetError
 
 EXTRACTED = ("synth", "folder", "diving48", "sthv2")  # formats whose frames `extract-frames` makes
 ANNOTATION_FILES = ("train.txt", "val.txt", "classes.txt")
+SYNTH_DONE = ".mienet-synth-done.json"  # written last by `mienet synth` into its videos folder
 RESULT_FILES = ("metrics.json", "predictions.csv", "per_class.csv", "confusion.csv", "train_log.csv")
 
 
@@ -48,6 +49,12 @@ class DatasetLayout:
     def extracted(self) -> bool:
         """Whether frames are made by `mienet extract-frames` (else they come ready: SLJD)."""
         return self.format in EXTRACTED
+
+    @property
+    def videos_ready(self) -> str:
+        """What the extraction waits for: the synth run's completion file (an interrupted synth is
+        resumed, not deleted), or the videos folder itself."""
+        return f"{self.videos}/{SYNTH_DONE}" if self.format == "synth" else self.videos
 
     @property
     def manifest(self) -> str:

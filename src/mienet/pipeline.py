@@ -65,7 +65,7 @@ class Commands:
         s = {k: self.v("synth", k) for k in ("classes", "clips_per_class", "frames", "size", "fps", "seed")}
         return join("mienet synth", q(self.layout(dataset).videos), "--classes", s["classes"],
                     "--clips-per-class", s["clips_per_class"], "--frames", s["frames"], "--size", s["size"],
-                    "--fps", s["fps"], "--seed", s["seed"], "-j", jobs)
+                    "--fps", s["fps"], "--seed", s["seed"], "-j", jobs, "--restart-if-changed")
 
     def extract_frames(self, dataset: str, jobs) -> str:
         lay = self.layout(dataset)
@@ -158,7 +158,9 @@ def dvc_stages(params: dict) -> dict:
         if lay.format == "synth":
             stages[f"synth_{d}"] = {
                 "cmd": cmd.synth(d, cmd.v("extract", "jobs")),
-                "deps": ["src/mienet/data/synth.py"], "params": ["synth"], "outs": [lay.videos]}
+                "deps": ["src/mienet/data/synth.py"], "params": ["synth"],
+                # persist: an interrupted synthesis resumes from its finished clips
+                "outs": [{lay.videos: {"persist": True}}]}
         if lay.extracted:
             stages[f"extract_frames_{d}"] = {
                 "cmd": cmd.extract_frames(d, cmd.v("extract", "jobs")),

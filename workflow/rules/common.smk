@@ -3,7 +3,7 @@ import re
 from pathlib import Path
 
 from mienet.config import write_effective_params
-from mienet.layout import ANNOTATION_FILES, Roots, dataset_layout, profile_datasets
+from mienet.layout import ANNOTATION_FILES, SYNTH_DONE, Roots, dataset_layout, profile_datasets
 from mienet.models.variants import VARIANTS as _VARIANTS
 from mienet.pipeline import Commands, dvc_yaml_text
 from mienet.report import expected_outputs

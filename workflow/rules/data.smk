@@ -4,7 +4,9 @@
 
 rule synth:
     output:
-        directory(f"{DATA}/{{dataset}}/videos"),
+        # The completion file, not the folder: Snakemake deletes a folder output before a
+        # re-run, while `mienet synth` resumes an interrupted run from its finished clips.
+        f"{DATA}/{{dataset}}/videos/{SYNTH_DONE}",
     params:
         s=config["synth"],  # a changed setting re-runs the rule
         cmd=lambda w, threads: CMD.synth(w.dataset, threads),
@@ -21,7 +23,7 @@ rule synth:
 
 rule extract_frames:
     input:
-        lambda w: layout(w).videos,
+        lambda w: layout(w).videos_ready,
     output:
         # The manifest is written last; the frame folders themselves are kept across
         # interrupted runs so that a re-run resumes instead of starting over.

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from mienet.data.frames import find_videos, read_manifest
 from mienet.errors import MienetError
-from mienet.io import write_text_atomic
+from mienet.io import write_files_atomic
 
 log = logging.getLogger(__name__)
 
@@ -70,13 +70,14 @@ class Problems:
     def add(self, origin: str, message: str) -> None:
         self.items.append(f"{origin}: {message}")
 
-    def raise_if_any(self, what: str) -> None:
+    def raise_if_any(self, what: str, hint: str = "") -> None:
         if not self.items:
             return
         shown = self.items[:MAX_REPORTED]
         more = len(self.items) - len(shown)
         tail = f"\n  ... and {more} more" if more else ""
-        raise MienetError(f"{what}: {len(self.items)} problem(s):\n  " + "\n  ".join(shown) + tail)
+        hint = f"\n{hint}" if hint else ""
+        raise MienetError(f"{what}: {len(self.items)} problem(s):\n  " + "\n  ".join(shown) + tail + hint)
 
 
 # --------------------------------------------------------------------------- frame lists
@@ -102,13 +103,25 @@ def parse_list_line(text: str, origin: str) -> Clip:
     return Clip(path=path.strip(), frames=n, label=y, origin=origin)
 
 
+def read_list_lines(path: Path) -> list[str]:
+    """The lines of a UTF-8 text list. A byte-order mark (which some Windows editors put at
+    the start of a file, and which ``cat a.txt b.txt`` carries into the middle of one) is not
+    part of any line: it would otherwise become an invisible first character of a path."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[:exc.start].count(b"\n") + 1
+        raise MienetError(f"{path}:{line}: not UTF-8 text ({exc.reason}); save the list as UTF-8") from None
+    return [line.lstrip("\ufeff") for line in text.splitlines()]
+
+
 def read_frame_list(path: str | Path) -> list[Clip]:
     """Parse a frame list; every unparsable line is reported with its number."""
     path = Path(path)
     if not path.is_file():
         raise MienetError(f"frame list {path} does not exist")
     clips, problems = [], Problems()
-    for no, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for no, text in enumerate(read_list_lines(path), start=1):
         if not text.strip() or text.lstrip().startswith("#"):
             continue
         try:
@@ -123,7 +136,7 @@ def read_classes(path: str | Path) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise MienetError(f"class list {path} does not exist")
-    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    names = [line.strip() for line in read_list_lines(path)]
     while names and not names[-1]:
         names.pop()
     empty = [str(i + 1) for i, n in enumerate(names) if not n]
@@ -170,6 +183,7 @@ def resolve(splits: dict[str, list[Candidate]], num_classes: int, folders: Frame
             skip_missing: bool) -> tuple[dict[str, list[Clip]], list[str]]:
     """Look every candidate up on disk and check the whole set; returns clips and skipped lines."""
     problems, skipped = Problems(), []
+    missing_count = 0
     out: dict[str, list[Clip]] = {}
     first_seen: dict[str, tuple[str, str]] = {}  # path -> (split, origin)
     for split, candidates in splits.items():
@@ -197,6 +211,7 @@ def resolve(splits: dict[str, list[Candidate]], num_classes: int, folders: Frame
                     skipped.append(f"{c.origin}\t{c.path}\t{missing}")
                 else:
                     problems.add(c.origin, missing)
+                    missing_count += 1
                 continue
             if c.declared_frames is not None and c.declared_frames != n:
                 problems.add(c.origin, f"{c.path}: the list says {c.declared_frames} frames, "
@@ -204,7 +219,11 @@ def resolve(splits: dict[str, list[Candidate]], num_classes: int, folders: Frame
                 continue
             clips.append(Clip(c.path, n, c.label, c.origin))
         out[split] = clips
-    problems.raise_if_any("annotations not written")
+    hint = ""
+    if missing_count:
+        hint = (f"{missing_count} clip(s) have no frames: extract them with `mienet extract-frames`, or "
+                "leave them out with --skip-missing (they are then listed in skipped.txt)")
+    problems.raise_if_any("annotations not written", hint)
     return out, skipped
 
 
@@ -278,7 +297,7 @@ def _load_json(path: Path):
     if not path.is_file():
         raise MienetError(f"{path} does not exist")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as exc:
         raise MienetError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
 
@@ -369,17 +388,15 @@ def from_sthv2(source: Path, frames_dir: Path, root: Path) -> tuple[list[str], d
 
 def write_annotations(ann_dir: Path, classes: list[str], splits: dict[str, list[Clip]],
                       skipped: list[str]) -> dict:
-    ann_dir.mkdir(parents=True, exist_ok=True)
+    files: dict[Path, str] = {}
     for split, clips in splits.items():
         for c in clips:
             check_list_path(c.path, c.origin)
-        write_text_atomic(ann_dir / f"{split}.txt", "".join(c.line() + "\n" for c in clips))
-    write_text_atomic(ann_dir / "classes.txt", "".join(n + "\n" for n in classes))
+        files[ann_dir / f"{split}.txt"] = "".join(c.line() + "\n" for c in clips)
+    files[ann_dir / "classes.txt"] = "".join(n + "\n" for n in classes)
     skipped_path = ann_dir / "skipped.txt"
     if skipped:
-        write_text_atomic(skipped_path, "origin\tclip\treason\n" + "".join(s + "\n" for s in skipped))
-    elif skipped_path.exists():
-        skipped_path.unlink()
+        files[skipped_path] = "origin\tclip\treason\n" + "".join(s + "\n" for s in skipped)
     summary = {
         "num_classes": len(classes),
         "clips": {s: len(c) for s, c in splits.items()},
@@ -387,7 +404,16 @@ def write_annotations(ann_dir: Path, classes: list[str], splits: dict[str, list[
                       for s, clips in splits.items()},
         "skipped": len(skipped),
     }
-    write_text_atomic(ann_dir / "summary.json", json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    files[ann_dir / "summary.json"] = json.dumps(summary, indent=2, ensure_ascii=False) + "\n"
+    # One change: on a full disk every old file stays, never a new train.txt beside an old val.txt.
+    write_files_atomic(files)
+    # Files of an earlier run that this one does not write would be read as part of it.
+    stale = [skipped_path] if not skipped else []
+    stale += [ann_dir / f"{split}.txt" for split in SPLITS if split not in splits]
+    for path in stale:
+        if path.exists():
+            log.info("removing %s, left by an earlier run", path)
+            path.unlink()
     return summary
 
 

@@ -215,7 +215,7 @@ def extract_video(source: Path, final_dir: Path, partial_root: Path, vid: str,
         return rec
     with _captured_stderr() as ffmpeg_log:
         rec = _decode_video(source, final_dir, partial_root, rec, ext, short_side, quality)
-    if rec.status == "failed":
+    if rec.error:  # failed, or a warning ("decoded 80 of 120 frames"): FFmpeg may say why
         rec.error = _with_reason(rec.error, ffmpeg_log)
     return rec
 
@@ -261,8 +261,13 @@ def _decode_video(source: Path, final_dir: Path, partial_root: Path, rec: VideoR
         rec.frames = n
         if declared > 0 and n < 0.9 * declared:
             rec.error = f"warning: decoded {n} of {declared} frames the container declares"
+        try:
+            source_stamp = _source_stamp(source, ext, short_side, quality)
+        except OSError as exc:  # the video went away while it was being read
+            rec.status, rec.error = "failed", f"cannot stat file: {exc.strerror}"
+            return rec
         rec.status = "ok"
-        stamp = {**_source_stamp(source, ext, short_side, quality), **asdict(rec)}
+        stamp = {**source_stamp, **asdict(rec)}
         write_bytes_named(tmp_dir / STAMP_NAME, json.dumps(stamp).encode())
         final_dir.parent.mkdir(parents=True, exist_ok=True)
         if final_dir.exists():  # stale frames of an older version of the video
@@ -392,6 +397,7 @@ def extract_frames(videos_dir: str | Path, frames_dir: str | Path, jobs: int = 1
             # Stopped (full disk, Ctrl-C): partial frames go first, which frees their space;
             # the manifest then lists what is finished. The error that stopped the run is
             # the one reported, not a second one from writing the manifest.
+            bar.leave = False  # the error message, not a stale bar, is the last line
             bar.close()
             shutil.rmtree(partial_root, ignore_errors=True)
             with contextlib.suppress(OSError):
@@ -434,7 +440,7 @@ def run(args) -> int:
     summary = extract_frames(args.videos_dir, args.frames_dir, jobs=args.jobs, ext=args.ext,
                              short_side=args.short_side, quality=args.quality,
                              progress=not args.no_progress)
-    again = f" ({len(summary['redone'])} again: frames were missing)" if summary["redone"] else ""
+    again = f" ({len(summary['redone'])} again: frames missing or added since)" if summary["redone"] else ""
     print(
         f"extract-frames: {summary['videos']} videos: {summary['extracted']} extracted{again}, "
         f"{summary['skipped']} already done, {summary['failed']} failed; "

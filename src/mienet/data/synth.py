@@ -30,11 +30,15 @@ sees either motion or a hold, never a jump cut.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import json
 import math
 import multiprocessing
 import os
+import re
+import sys
 import time
 from pathlib import Path
 import cv2
@@ -59,6 +63,13 @@ FOURCC = "mp4v"
 # folder written by an older generator is refused instead of mixing the two.
 GENERATOR_VERSION = 1
 META_NAME = ".mienet-synth.json"
+# Written last, removed first: it exists only while OUT_DIR holds exactly the requested clips.
+# A workflow should take this file as the step's output, not the folder: Snakemake and DVC
+# delete an output before re-running its step, and deleting the folder would throw away
+# the finished clips of an interrupted run, which `mienet synth` otherwise keeps and skips.
+from mienet.layout import SYNTH_DONE as DONE_NAME  # noqa: E402  (the workflow waits for it)
+LOCK_NAME = ".mienet-synth.lock"
+_CLIP_FILE = re.compile(r"^clip_(\d{4,})\.mp4$")
 
 # ---------------------------------------------------------------------------
 # Key poses. Angles are absolute segment directions in degrees, in a side view
@@ -590,71 +601,132 @@ def validate(classes: int, clips_per_class: int, frames: int, size: int, fps: fl
         raise MienetError(f"-j/--jobs must be at least 1, got {jobs}")
 
 
-def _check_meta(out_dir: Path, meta: dict) -> None:
-    """Refuse to resume into a folder written with options that change the pixels."""
+@contextlib.contextmanager
+def _locked(out_dir: Path):
+    """Hold an exclusive lock on ``out_dir``: two runs writing the same clips would each
+    find the other's half-written temporary file."""
+    with open(out_dir / LOCK_NAME, "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise MienetError(f"{out_dir} is being written by another mienet synth run; "
+                              "wait for it to finish") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _remove_clips(folder: Path, keep: int) -> int:
+    """Remove this generator's clips numbered ``keep`` and up (and temporary files) from
+    ``folder``; the folder too once empty. Other files are left alone. Returns the count."""
+    removed = 0
+    if not folder.is_dir():
+        return 0
+    for path in folder.iterdir():
+        m = _CLIP_FILE.match(path.name)
+        if (m and int(m.group(1)) >= keep) or (path.name.startswith(".") and path.name.endswith(".tmp.mp4")):
+            path.unlink()
+            removed += 1 if m else 0
+    if not any(folder.iterdir()):
+        folder.rmdir()
+    return removed
+
+
+def _check_meta(out_dir: Path, meta: dict, restart_if_changed: bool = False) -> int:
+    """Refuse to resume into a folder written with options that change the pixels, or, with
+    ``restart_if_changed``, remove its clips and start over. Returns the clips removed."""
     path = out_dir / META_NAME
+    removed = 0
     if path.exists():
         try:
             old = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise MienetError(f"{path} is unreadable ({exc}); delete it or choose another OUT_DIR") from exc
         diff = {k: (old.get(k), v) for k, v in meta.items() if old.get(k) != v}
-        if diff:
-            what = ", ".join(f"{k}: {a} there, {b} now" for k, (a, b) in diff.items())
+        if not diff:
+            return 0
+        what = ", ".join(f"{k}: {a} there, {b} now" for k, (a, b) in diff.items())
+        if not restart_if_changed:
             raise MienetError(f"{out_dir} holds clips made with other settings ({what}); "
-                              "use the same options to resume, or choose another OUT_DIR")
-    else:
-        write_text_atomic(path, json.dumps(meta, indent=2, sort_keys=True) + "\n")
+                              "use the same options to resume, pass --restart-if-changed to replace "
+                              "them, or choose another OUT_DIR")
+        (out_dir / DONE_NAME).unlink(missing_ok=True)
+        for name in CLASS_NAMES:
+            removed += _remove_clips(out_dir / name, keep=0)
+        print(f"synth: {out_dir} held {removed} clips made with other settings ({what}); "
+              "removed them, starting over", file=sys.stderr)
+    write_text_atomic(path, json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    return removed
 
 
 def synthesize(out_dir: str | os.PathLike, classes: int = DEFAULT_CLASSES,
                clips_per_class: int = DEFAULT_CLIPS_PER_CLASS, frames: int = DEFAULT_FRAMES,
                size: int = DEFAULT_SIZE, fps: float = DEFAULT_FPS, seed: int = DEFAULT_SEED,
-               jobs: int | None = None, progress: bool | None = None) -> dict:
+               jobs: int | None = None, progress: bool | None = None,
+               restart_if_changed: bool = False) -> dict:
     """Write ``out_dir/<class>/clip_NNNN.mp4`` for the first ``classes`` classes; skip clips already there.
 
-    Returns a summary: written, skipped, seconds and the settings used.
+    An interrupted run is resumed: finished clips are kept (each is renamed into place only
+    once complete), the missing ones written. Clips beyond the request (of classes or clip
+    numbers not asked for, left by a larger earlier run) are removed, so that the folder
+    holds exactly the requested dataset. ``DONE_NAME`` is written last.
+
+    Returns a summary: written, skipped, removed, seconds and the settings used.
     ``progress=None`` shows the bar only on a terminal.
     """
     validate(classes, clips_per_class, frames, size, fps, seed, jobs)
     started = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    _check_meta(out, {"generator_version": GENERATOR_VERSION, "frames": frames, "size": size,
-                      "fps": float(fps), "seed": seed, "fourcc": FOURCC})
+    with _locked(out):
+        settings = {"generator_version": GENERATOR_VERSION, "frames": frames, "size": size,
+                    "fps": float(fps), "seed": seed, "fourcc": FOURCC}
+        replaced = _check_meta(out, settings, restart_if_changed)
+        done_path = out / DONE_NAME
+        done_path.unlink(missing_ok=True)  # from here on the folder is being changed
 
-    todo: list[tuple] = []
-    skipped = 0
-    for c in range(classes):
-        class_dir = out / CLASS_NAMES[c]
-        class_dir.mkdir(exist_ok=True)
-        for stale in class_dir.glob(".*.tmp.mp4"):  # left by an interrupted run
-            stale.unlink()
-        for k in range(clips_per_class):
-            if (class_dir / clip_name(k)).exists():
-                skipped += 1
-            else:
-                todo.append((str(out), c, k, seed, frames, size, float(fps)))
+        removed = 0
+        for c, name in enumerate(CLASS_NAMES):
+            removed += _remove_clips(out / name, keep=clips_per_class if c < classes else 0)
 
-    jobs = min(jobs or default_jobs(), max(1, len(todo)))
-    with tqdm(total=len(todo), desc="synth", unit="clip", dynamic_ncols=True,
-              disable=None if progress is None else not progress) as bar:
-        if jobs == 1:
-            for task in todo:
-                _make_clip(task)
-                bar.update()
-        else:
-            # spawn: workers must not inherit OpenCV's thread pool through fork
-            ctx = multiprocessing.get_context("spawn")
-            with ctx.Pool(jobs, initializer=_worker_init) as pool:
-                for _ in pool.imap_unordered(_make_clip, todo, chunksize=2):
+        todo: list[tuple] = []
+        skipped = 0
+        for c in range(classes):
+            class_dir = out / CLASS_NAMES[c]
+            class_dir.mkdir(exist_ok=True)
+            for k in range(clips_per_class):
+                if (class_dir / clip_name(k)).exists():
+                    skipped += 1
+                else:
+                    todo.append((str(out), c, k, seed, frames, size, float(fps)))
+
+        jobs = min(jobs or default_jobs(), max(1, len(todo)))
+        if skipped and todo:
+            print(f"synth: resuming: {skipped} clips already in {out} are kept, {len(todo)} to write",
+                  file=sys.stderr)
+        with tqdm(total=len(todo), desc="synth", unit="clip", dynamic_ncols=True,
+                  disable=None if progress is None else not progress) as bar:
+            if jobs == 1:
+                for task in todo:
+                    _make_clip(task)
                     bar.update()
-    seconds = time.perf_counter() - started
-    summary = {
-        "out_dir": str(out), "classes": CLASS_NAMES[:classes], "clips_per_class": clips_per_class,
-        "frames": frames, "size": size, "fps": float(fps), "seed": seed, "jobs": jobs,
-        "written": len(todo), "skipped": skipped, "seconds": round(seconds, 3),
-    }
+            else:
+                # spawn: workers must not inherit OpenCV's thread pool through fork
+                ctx = multiprocessing.get_context("spawn")
+                with ctx.Pool(jobs, initializer=_worker_init) as pool:
+                    for _ in pool.imap_unordered(_make_clip, todo, chunksize=2):
+                        bar.update()
+        seconds = time.perf_counter() - started
+        summary = {
+            "out_dir": str(out), "classes": CLASS_NAMES[:classes], "clips_per_class": clips_per_class,
+            "frames": frames, "size": size, "fps": float(fps), "seed": seed, "jobs": jobs,
+            "written": len(todo), "skipped": skipped, "removed": removed + replaced,
+            "seconds": round(seconds, 3),
+        }
+        done = {**settings, "classes": classes, "clips_per_class": clips_per_class,
+                "clips": classes * clips_per_class}
+        write_text_atomic(done_path, json.dumps(done, indent=2, sort_keys=True) + "\n")
     return summary
 
 
@@ -676,12 +748,17 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="random seed (default: %(default)s)")
     parser.add_argument("-j", "--jobs", type=int, default=None,
                         help="worker processes (default: the number of CPUs)")
+    parser.add_argument("--restart-if-changed", action="store_true",
+                        help="if OUT_DIR holds clips made with other frames/size/fps/seed, remove them and "
+                             "start over (default: refuse)")
 
 
 def run(args) -> int:
     summary = synthesize(args.out_dir, classes=args.classes, clips_per_class=args.clips_per_class,
-                         frames=args.frames, size=args.size, fps=args.fps, seed=args.seed, jobs=args.jobs)
-    print(f"synth: {summary['written']} clips written, {summary['skipped']} skipped "
+                         frames=args.frames, size=args.size, fps=args.fps, seed=args.seed, jobs=args.jobs,
+                         restart_if_changed=args.restart_if_changed)
+    removed = f", {summary['removed']} removed" if summary["removed"] else ""
+    print(f"synth: {summary['written']} clips written, {summary['skipped']} skipped{removed} "
           f"({len(summary['classes'])} classes x {summary['clips_per_class']} clips, "
           f"{summary['frames']} frames {summary['size']}x{summary['size']} at {summary['fps']:g} fps, "
           f"seed {summary['seed']}) in {summary['seconds']:.1f} s with {summary['jobs']} "

@@ -575,6 +575,7 @@ class ClipDataset(Dataset):
         except ValueError as exc:
             raise MienetError(str(exc)) from None
         self.clips: list[Clip] = read_frame_list(self.list_file)
+        _refuse_duplicates(self.list_file, self.clips)
         self.labels: list[int] = [c.label for c in self.clips]
         if num_classes is None:
             num_classes = max(self.labels, default=-1) + 1
@@ -613,8 +614,8 @@ class ClipDataset(Dataset):
                 clips = self._load(clip)
         except FrameReadError as exc:
             error = MienetError(f"cannot read frame {exc.path} ({exc.reason}) of clip {clip.path} "
-                                f"({clip.origin}); re-extract its frames, or skip such clips with the "
-                                "skip-missing option")
+                                f"({clip.origin}); re-extract its frames, or leave such clips out "
+                                "with --skip-missing")
             if not self.skip_missing:
                 raise error from None
             log.warning("skipped: %s", error)
@@ -643,6 +644,52 @@ class ClipDataset(Dataset):
             out = self.transform(frames)[:, inverse]  # (crops, C, T * L, 3, S, S)
             out = out.transpose(0, 1).reshape(C * self.num_crops, T * L, *out.shape[-3:])
         return out.reshape(-1, T, L, *out.shape[-3:]).contiguous()
+
+
+def _line_number(clip: Clip) -> str:
+    """The line number of a clip read from a list (its origin is ``<list>:<line>``)."""
+    return clip.origin.rsplit(":", 1)[-1] if ":" in clip.origin else "?"
+
+
+def _clip_key(root: Path, clip: Clip) -> str:
+    """One spelling per clip folder: ``frames/a``, ``./frames/a/`` and ``frames//a`` are one clip."""
+    return os.path.normpath(os.path.abspath(root / clip.path.replace("\\", "/")))
+
+
+def _refuse_duplicates(list_file: Path, clips: Sequence[Clip]) -> None:
+    """A clip listed twice in one list would be trained (or scored) twice per epoch: an error
+    naming the list, the clip and the line numbers."""
+    seen: dict[str, list[Clip]] = {}
+    for c in clips:
+        seen.setdefault(_clip_key(Path("/"), c), []).append(c)
+    problems = Problems()
+    for repeats in seen.values():
+        if len(repeats) > 1:
+            numbers = [_line_number(c) for c in repeats]
+            times = "twice" if len(repeats) == 2 else f"{len(repeats)} times"
+            problems.add(str(list_file), f"clip {repeats[0].path} is listed {times}, on lines "
+                                         f"{', '.join(numbers[:-1])} and {numbers[-1]}")
+    problems.raise_if_any(f"{list_file} lists clips more than once",
+                          "remove the repeated lines (mienet make-annotations writes lists without repeats)")
+
+
+def assert_disjoint(train: "ClipDataset", val: "ClipDataset", shown: int = 5) -> None:
+    """Refuse a validation list that shares clips with the training list: the scores would
+    measure memorisation. The error names both lists and up to ``shown`` shared clips with
+    their line numbers in each."""
+    in_train: dict[str, Clip] = {}
+    for c in train.clips:
+        in_train.setdefault(_clip_key(train.root, c), c)
+    shared = [(in_train[key], c) for c in val.clips if (key := _clip_key(val.root, c)) in in_train]
+    if not shared:
+        return
+    lines = [f"  {v.path} ({train.list_file.name} line {_line_number(t)}, {val.list_file.name} line "
+             f"{_line_number(v)})" for t, v in shared[:shown]]
+    more = f"\n  ... and {len(shared) - shown} more" if len(shared) > shown else ""
+    raise MienetError(
+        f"{train.list_file} and {val.list_file} share {len(shared)} clip(s); validation on training "
+        "clips says nothing about new ones. Remove them from one list (mienet make-annotations "
+        "writes disjoint splits):\n" + "\n".join(lines) + more)
 
 
 def collate_clips(batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:

@@ -100,6 +100,7 @@ def evaluate(checkpoint: str | Path, annotations: str | Path, split: str = "val"
     list_file = Path(list_file) if list_file else annotations / f"{split}.txt"
     root = Path(root) if root else annotations.parent
     ann_classes = annotations / "classes.txt"
+    names_match = None
     if ann_classes.exists():
         from mienet.data.annotations import read_classes
 
@@ -107,15 +108,40 @@ def evaluate(checkpoint: str | Path, annotations: str | Path, split: str = "val"
         if len(names) != len(classes):
             raise MienetError(f"{checkpoint} was trained on {len(classes)} classes, {ann_classes} lists "
                               f"{len(names)}")
+        names_match = class_name_differences(classes, names, checkpoint, ann_classes)
     metrics, scored = evaluate_model(loaded, list_file, root, num_clips=num_clips, num_crops=num_crops,
                                      dense=dense, batch_size=batch_size, workers=workers, device=device,
                                      progress=progress, desc="evaluate")
+    if names_match is not None:
+        metrics["class_names_match"] = names_match
     out = Path(out) if out else Path(checkpoint).parent.parent / f"eval-{list_file.stem}"
-    write_outputs(out, metrics, scored, classes)
     train_log = Path(checkpoint).parent.parent / "log.csv"
-    if train_log.is_file():  # the curves travel with the metrics into results/
-        write_text_atomic(out / "train_log.csv", train_log.read_text())
+    extra = {"train_log.csv": train_log.read_text()} if train_log.is_file() else {}  # the curves
+    write_outputs(out, metrics, scored, classes, extra)  # travel with the metrics into results/
     return metrics
+
+
+def class_name_differences(model_classes: list[str], list_classes: list[str], checkpoint, where,
+                           shown: int = 3) -> bool:
+    """Whether the checkpoint's class names are those of the annotation's class list (same
+    count assumed); a warning names the first differences when they are not: the labels are
+    then read with the list's meaning but reported with the checkpoint's names."""
+    diff = [(i, a, b) for i, (a, b) in enumerate(zip(model_classes, list_classes)) if a != b]
+    if not diff:
+        return True
+    first = "; ".join(f"label {i}: {a!r} in the checkpoint, {b!r} in the list" for i, a, b in diff[:shown])
+    more = f" and {len(diff) - shown} more" if len(diff) > shown else ""
+    log.warning("%s and %s name %d of %d classes differently (%s%s): is it the dataset the model was "
+                "trained on? The outputs use the checkpoint's names", checkpoint, where, len(diff),
+                len(model_classes), first, more)
+    return False
+
+
+def top5_text(metrics: dict) -> str:
+    """'top-5 98.20', or with 5 classes or fewer 'top-5 100.00 (not informative: 4 classes)'."""
+    k = metrics.get("num_classes") or 0
+    note = f" (not informative: {k} classes)" if k and k <= 5 else ""
+    return f"top-5 {metrics['top5']:.2f}{note}"
 
 
 @dataclass
@@ -162,9 +188,12 @@ def score_clips(model, loader, dataset, classes: list[str], device, speed, desc:
     return ScoredClips(rows, confusion, per_class, accuracy)
 
 
-def write_outputs(out: Path, metrics: dict, scored: ScoredClips, classes: list[str]) -> None:
-    """metrics.json, predictions.csv, per_class.csv and confusion.csv, each written atomically."""
-    write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+def write_outputs(out: Path, metrics: dict, scored: ScoredClips, classes: list[str],
+                  extra: dict[str, str] | None = None) -> None:
+    """predictions.csv, per_class.csv, confusion.csv, the ``extra`` text files and last
+    metrics.json, each written atomically. An old metrics.json goes first, so a folder with a
+    metrics.json is complete: an interrupted write (a full disk) leaves none."""
+    (Path(out) / "metrics.json").unlink(missing_ok=True)
     _write_csv(out / "predictions.csv", scored.rows)
     _write_csv(out / "per_class.csv", scored.per_class)
     buf = io.StringIO()
@@ -173,6 +202,9 @@ def write_outputs(out: Path, metrics: dict, scored: ScoredClips, classes: list[s
     for c, name in enumerate(classes):
         w.writerow([name, *scored.confusion[c].tolist()])
     write_text_atomic(out / "confusion.csv", buf.getvalue())
+    for name, text in (extra or {}).items():
+        write_text_atomic(out / name, text)
+    write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
@@ -224,5 +256,5 @@ def run(args) -> int:
                  batch_size=args.batch_size, workers=args.workers, device=args.device, dense=args.dense,
                  progress=not args.no_progress)
     print(f"evaluate: {m['dataset']} {m['split']} ({m['clips']} clips, {m['views']} view(s)): "
-          f"top-1 {m['top1']:.2f}  top-5 {m['top5']:.2f}  mean class {m['mean_class_acc']:.2f}")
+          f"top-1 {m['top1']:.2f}  {top5_text(m)}  mean class {m['mean_class_acc']:.2f}")
     return 0

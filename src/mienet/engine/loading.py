@@ -51,6 +51,12 @@ def load_model(checkpoint: str | Path, zoo_entry: dict | None = None, classes: l
     entry's name, for error messages.
     """
     checkpoint = Path(checkpoint)
+    if checkpoint.is_dir():
+        guess = next((c for c in (checkpoint / "checkpoints" / "best.pt", checkpoint / "best.pt")
+                      if c.is_file()), None)
+        raise MienetError(f"checkpoint {checkpoint} is a directory, not a checkpoint file"
+                          + (f"; did you mean {guess}?" if guess else
+                             " (give the .pt file, e.g. RUN_DIR/checkpoints/best.pt)"))
     if not checkpoint.is_file():
         raise MienetError(f"checkpoint {checkpoint} does not exist")
     loaded = _released(checkpoint, zoo_entry, name) if zoo_entry is not None else _trained(checkpoint)

@@ -69,12 +69,15 @@ def check_config(cfg: TrainConfig) -> None:
     if isinstance(values.get("lr_steps"), tuple):
         values["lr_steps"] = list(values["lr_steps"])
     problems = []
-    for message in schema_errors(values, where="@", definition="recipe"):
-        path, _, text = message.partition(": ")
-        key = path.removeprefix("@.").split(".")[0]
-        value = values.get(key)
-        shown = " ".join(map(str, value)) if isinstance(value, list) else value
-        problems.append(f"--{key.replace('_', '-')} {shown}: {text}")
+    if schema_errors(values, definition="recipe"):  # then each setting on its own, to name it
+        for key, value in values.items():
+            for message in schema_errors({key: value}, where="", definition="recipe"):
+                text = message[message.find(key) + len(key):] if key in message else message
+                if text.startswith("."):  # an item of a list: 'lr_steps.0: ...'
+                    index, _, text = text[1:].partition(": ")
+                    text = f"item {index}: {text}"
+                shown = " ".join(map(str, value)) if isinstance(value, list) else value
+                problems.append(f"--{key.replace('_', '-')} {shown}: {text.lstrip(': ')}")
     if not value_fits("seed", cfg.seed):
         problems.append(f"--seed {cfg.seed}: must be an integer >= 0")
     if cfg.variant not in VARIANTS:
@@ -146,14 +149,18 @@ def _copy_atomic(src: Path, dst: Path) -> None:
 def restore_best(ckpt_dir: Path, best_epoch: int, last_state: dict | None = None) -> bool:
     """Make sure ``best.pt`` holds epoch ``best_epoch``; False when it is gone for good.
 
-    From ``.best.pt``, or from ``last_state`` (last.pt's content) when the best epoch is its
-    epoch."""
+    A missing ``best.pt`` (a workflow deleted it) or a stale one (the disk filled up between
+    last.pt and best.pt) is restored from ``.best.pt``, or from ``last_state`` (last.pt's
+    content) when the best epoch is its epoch."""
     from mienet.models.checkpoint import read_checkpoint_file, save_state
 
+    def epoch_of(path: Path) -> int:
+        return int(read_checkpoint_file(path).get("epoch", -1)) if path.exists() else -1
+
     best, keep = ckpt_dir / "best.pt", ckpt_dir / BEST_KEEP
-    if best.exists() or best_epoch <= 0:
+    if best_epoch <= 0 or epoch_of(best) == best_epoch:
         return True
-    if keep.exists() and int(read_checkpoint_file(keep).get("epoch", -1)) == best_epoch:
+    if epoch_of(keep) == best_epoch:
         _copy_atomic(keep, best)
         log.info("restored %s (epoch %d) from %s", best, best_epoch, keep.name)
         return True
@@ -316,8 +323,7 @@ class TrainData:
 
 
 def build_data(cfg: TrainConfig, rt: Runtime) -> TrainData:
-    from mienet.engine import data as engine_data
-    from mienet.engine.data import ClipDataset, build_loader
+    from mienet.engine.data import ClipDataset, assert_disjoint, build_loader
 
     ann = Path(cfg.annotations)
     classes = load_classes(ann)
@@ -331,8 +337,7 @@ def build_data(cfg: TrainConfig, rt: Runtime) -> TrainData:
     if len(val_set) == 0:
         raise MienetError(f"{ann / 'val.txt'} lists no clips: every epoch is validated on it and the "
                           "best checkpoint chosen by it (make-annotations --val-ratio above 0)")
-    if hasattr(engine_data, "assert_disjoint"):
-        engine_data.assert_disjoint(train_set, val_set)
+    assert_disjoint(train_set, val_set)  # validation on training clips would measure memorisation
     per_device_batch = cfg.batch_size
     train_loader = build_loader(train_set, per_device_batch, shuffle=True, seed=cfg.seed,
                                 workers=cfg.workers, device=rt.device.type, rank=rt.rank,
@@ -470,7 +475,8 @@ def start_point(cfg: TrainConfig, rt: Runtime, learner: Learner, resume: bool,
             p.grad = grads[name].to(p.device).clone() if name in grads else None
         start_epoch, best = int(state["epoch"]), dict(state["best"])
         if rt.main and not restore_best(ckpt_dir, int(best.get("epoch", 0)), state):
-            log.warning("%s is missing; it will hold the best epoch from now on", ckpt_dir / "best.pt")
+            log.warning("%s is missing or older than the best epoch %d, which cannot be restored; it "
+                        "will hold the best epoch from now on", ckpt_dir / "best.pt", best.get("epoch", 0))
             best = {"val_top1": -1.0, "epoch": 0}
         if len(rows) < start_epoch and state.get("log"):
             rows = [dict(r) for r in state["log"]]  # log.csv was removed: last.pt has the rows
@@ -572,7 +578,7 @@ def train_epoch(cfg: TrainConfig, rt: Runtime, learner: Learner, loader, speed, 
         optimizer.zero_grad(set_to_none=True)  # the optimiser's parameters only, as released
         outside.before_backward()
         if scaler is not None:
-            scale = scaler.get_scale()
+            scale = scaler.get_scale() if outside.scaled else 1.0  # (a GPU sync: only when needed)
             scaler.scale(loss).backward()
             scaler.unscale_(optimizer)
             outside.after_unscale(scale)
@@ -583,7 +589,7 @@ def train_epoch(cfg: TrainConfig, rt: Runtime, learner: Learner, loader, speed, 
         if scaler is not None:
             scaler.step(optimizer)
             scaler.update()
-            outside.after_step(skipped=scaler.get_scale() < scale)
+            outside.after_step(skipped=outside.scaled and scaler.get_scale() < scale)
         else:
             optimizer.step()
         scheduler.step()

@@ -281,7 +281,9 @@ def objective(trial: optuna.Trial, plan: SearchPlan, run_dir: Path, resume: bool
         epochs += 1
         trial.set_user_attr("epochs_trained", epochs)
         trial.report(row[METRIC], epoch)
-        if trial.should_prune():
+        # A trial that reached its last epoch has completed: it is never pruned (it counts for
+        # the best, with its best epoch's value).
+        if epoch < cfg.epochs and trial.should_prune():
             raise optuna.TrialPruned(f"val top-1 {row[METRIC]:.2f} at epoch {epoch}")
 
     summary = train(cfg, resume=resume, progress=plan.progress, on_epoch=report)
