@@ -82,7 +82,8 @@ class TrainConfig:
     flip: bool = setting(True, role="recipe", help="horizontal flip augmentation (off for SSv2)")
     pretrained: Pretrained = setting("none", role="recipe", help="backbone initialisation")
     freeze_fusion_weights: bool = setting(
-        False, role="recipe", help="keep AFM's w at (1, 1) as the released code did (exact reproduction)")
+        False, role="recipe", help="keep AFM's w at (1, 1), outside the optimiser but with its accumulated "
+                                   "gradient in the clip norm, as the released code did (exact reproduction)")
     pa_init_std: float = setting(PAN_INIT_STD, role="recipe", exclusiveMinimum=0,
                                  help="std of the normal initialisation of PA's filters (PAN: 0.001)")
     workers: int = setting(2, role="recipe", minimum=0, help="data-loading processes per device")

@@ -413,7 +413,9 @@ def subset_annotations(annotations: Path, out: Path, subset: dict) -> Path:
         src = annotations / f"{split}.txt"
         if not src.is_file():
             raise MienetError(f"{src} does not exist (written by `mienet make-annotations`)")
-        lines = [l for l in src.read_text().splitlines() if l.strip()]
+        from mienet.data.annotations import read_list_lines
+
+        lines = [l for l in read_list_lines(src) if l.strip()]
         k = subset.get(key)
         if k is not None:
             by_class: dict[str, list[int]] = {}
