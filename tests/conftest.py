@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from pathlib import Path
 
@@ -50,14 +51,14 @@ def make_synthetic_dataset(root: Path, clips_per_class: int, frames: int = 20, s
     return root
 
 
-@pytest.fixture
-def small_tmpfs(tmp_path):
-    """A 4 MiB tmpfs: a real full disk for the out-of-space tests (root needed to mount it)."""
+@contextlib.contextmanager
+def mounted_tmpfs(mount: Path, size: str):
+    """A tmpfs of ``size`` (e.g. ``4m``) mounted at ``mount``: a real disk that fills up. Skips
+    the test with the reason where mounting is not permitted (it needs root)."""
     import subprocess
 
-    mount = tmp_path / "full"
-    mount.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
+    mount.mkdir(exist_ok=True)
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)],
                           capture_output=True, text=True)
     if proc.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here ({proc.stderr.strip() or 'not permitted'}): "
@@ -66,6 +67,25 @@ def small_tmpfs(tmp_path):
         yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    """A 4 MiB tmpfs: a real full disk for the out-of-space tests."""
+    with mounted_tmpfs(tmp_path / "full", "4m") as mount:
+        yield mount
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread in this process: on a shared 2-core machine, OpenMP threads that wait
+    for each other make an epoch of the tiny model take seconds instead of a fraction of one."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def fill(path: Path, leave: int = 0) -> None:

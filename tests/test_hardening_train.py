@@ -18,7 +18,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import fill, make_synthetic_dataset
+from conftest import fill, make_synthetic_dataset, mounted_tmpfs
 from mienet.cli import main
 from mienet.search.storage import open_storage
 
@@ -29,12 +29,7 @@ TINY = ["--variant", "mienet", "--arch", "resnet10", "--segments", "2", "--size"
         "--dropout", "0.0", "--seed", "1", "--dataset", "tiny"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest: one torch thread
 
 
 @pytest.fixture(scope="module")
@@ -184,17 +179,8 @@ def test_training_on_a_full_disk_is_one_line(dataset, small_tmpfs):
 @pytest.fixture
 def tmpfs_128m(tmp_path):
     """A tmpfs that holds one ResNet-10 run (90 MB of checkpoints) and then fills up."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=128m", "tmpfs", str(mount)],
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({proc.stderr.strip() or 'not permitted'}): "
-                    "the full-disk behaviour needs root")
-    try:
+    with mounted_tmpfs(tmp_path / "disk", "128m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
 
 
 def test_a_full_disk_keeps_the_previous_last_checkpoint(dataset, run, tmpfs_128m, capsys):

@@ -47,16 +47,7 @@ RECIPE = {"arch": "resnet18", "segments": 3, "size": 48, "epochs": 4, "batch_siz
           "lr_steps": [10], "dropout": 0.3, "pretrained": "none", "workers": 0}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread in this process: on a shared 2-core machine, OpenMP threads that wait
-    for each other make an epoch of the tiny model take seconds instead of a fraction of one."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest: one torch thread
 
 
 @pytest.fixture(scope="module")
