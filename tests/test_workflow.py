@@ -252,3 +252,14 @@ def test_the_repository_stands_alone():
     hits = [f for f in offenders if (REPO / f).is_file() and f != "tests/test_workflow.py" and
             any(s in (REPO / f).read_text(errors="replace") for s in ("../shared", "MIENET_SHARED"))]
     assert hits == [], f"files that read ../shared: {hits}"
+
+
+def test_generate_drops_lock_entries_of_stages_that_are_gone(reproduced):
+    lock = reproduced / "dvc.lock"
+    data = yaml.safe_load(lock.read_text())
+    data["stages"]["train@tsn-0"] = dict(next(iter(data["stages"].values())))  # an old stage name
+    lock.write_text(yaml.safe_dump(data, sort_keys=False))
+    out = run([BIN / "mienet", "generate"], reproduced).stdout
+    assert "dropped 1 stage(s) of dvc.lock" in out
+    assert "train@tsn-0" not in yaml.safe_load(lock.read_text())["stages"]
+    run([BIN / "dvc", "status"], reproduced)  # DVC reads the pruned lock

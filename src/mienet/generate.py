@@ -39,6 +39,33 @@ def generated_files(params_path: Path, profile: str | None = None, root: Path = 
     return {root / SCHEMA_FILE: schema_text(), root / DVC_FILE: dvc_yaml_text(params)}
 
 
+def prune_lock(root: Path) -> list[str]:
+    """Drop the entries of dvc.lock whose stage dvc.yaml no longer has (DVC keeps them after a
+    stage is renamed or a profile switched); returns their names. Needs DVC and a .dvc folder."""
+    import shutil
+    import subprocess
+
+    import yaml
+
+    from mienet.io import write_text_atomic
+
+    lock = root / "dvc.lock"
+    beside = Path(sys.executable).parent / "dvc"  # this environment's, activated or not
+    dvc = str(beside) if beside.is_file() else shutil.which("dvc")
+    if not lock.is_file() or not (root / ".dvc").is_dir() or dvc is None:
+        return []
+    proc = subprocess.run([dvc, "stage", "list", "--name-only"], cwd=root, capture_output=True, text=True)
+    if proc.returncode != 0:
+        return []
+    names = set(proc.stdout.split())
+    data = yaml.safe_load(lock.read_text(encoding="utf-8")) or {}
+    stale = [name for name in data.get("stages", {}) if name not in names]
+    if stale:
+        data["stages"] = {k: v for k, v in data["stages"].items() if k in names}
+        write_text_atomic(lock, yaml.safe_dump(data, sort_keys=False))
+    return stale
+
+
 def run(args) -> int:
     from mienet.io import write_text_atomic
 
@@ -54,6 +81,10 @@ def run(args) -> int:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(path, text)
         print(f"generate: wrote {path}")
+    if not args.check:
+        dropped = prune_lock(args.root)
+        if dropped:
+            print(f"generate: dropped {len(dropped)} stage(s) of dvc.lock that dvc.yaml no longer has")
     if stale:
         print(f"generate: out of date: {', '.join(stale)}; run `mienet generate`"
               + (f" --profile {args.profile}" if args.profile else ""), file=sys.stderr)

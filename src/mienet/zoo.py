@@ -33,7 +33,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from mienet.engine.evaluate import check_views, evaluate_model, write_outputs
+from mienet.engine.evaluate import check_views, evaluate_model, top5_text, write_outputs
 from mienet.engine.loading import load_model
 from mienet.errors import MienetError
 from mienet.released import REQUIRED, class_names, entry_paths, load_zoo  # noqa: F401 (public here too)
@@ -161,7 +161,7 @@ def run_zoo(params: str | Path, pretrained_dir: str | Path = "pretrained", resul
             continue
         row["metrics"], row["status"] = m, "evaluated"
         echo(f"zoo {name}: {m['clips']} clips, {m['views']} view(s): top-1 {m['top1']:.2f} "
-             f"(reported {_shown(entry['reported_top1'])})  top-5 {m['top5']:.2f} "
+             f"(reported {_shown(entry['reported_top1'])})  {top5_text(m)} "
              f"(reported {_shown(entry['reported_top5'])})")
     paths = write_tables(out, results)
     echo(f"zoo: table in {paths['md']}")
