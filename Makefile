@@ -3,9 +3,6 @@
 .PHONY: setup reproduce test bench
 
 CORES ?= all
-# Two pytest workers (pytest-xdist): the suite's Snakemake, DVC and training runs spend much of
-# their time in single-threaded start-up. `PYTEST_ARGS="-k frames" make test` runs a subset.
-PYTEST_ARGS ?= -n 2
 
 setup:
 	@bash workflow/scripts/setup_env.sh
