@@ -68,6 +68,35 @@ class DatasetLayout:
         return f"{self.annotations}/{split}.txt"
 
 
+def data_root(params: dict) -> str:
+    """``data_root`` of a params mapping (``datasets`` when absent), without a trailing slash."""
+    return str(params.get("data_root", "datasets")).rstrip("/") or "."
+
+
+def dataset_dir(root: str | Path, name: str) -> str:
+    """``DATA/<name>``: where the project writes a dataset's frames and annotations."""
+    return f"{str(root).rstrip('/') or '.'}/{name}"
+
+
+def annotations_dir(root: str | Path, name: str) -> str:
+    """``DATA/<name>/annotations`` (``name`` may be a DVC placeholder such as ``${item.dataset}``)."""
+    return f"{dataset_dir(root, name)}/annotations"
+
+
+def data_paths(annotations, root, params_file=None, dataset: str | None = None,
+               lay: DatasetLayout | None = None) -> tuple[Path, Path]:
+    """(annotations, root) of a command: ``--annotations`` (``--root`` defaulting to its parent),
+    else the files of ``--dataset`` in ``--params`` (or the layout given); ``--root`` wins."""
+    if annotations is not None:
+        annotations = Path(annotations)
+        return annotations, Path(root) if root else annotations.parent
+    if lay is None:
+        if params_file is None or not dataset:
+            raise MienetError("--annotations is required (or --params with --dataset)")
+        lay = from_params_file(params_file, dataset)[1]
+    return Path(lay.annotations), Path(root or lay.root)
+
+
 def _where(params_file: str | None) -> str:
     return f"{params_file}: " if params_file else "params.yaml: "
 
@@ -79,8 +108,7 @@ def dataset_layout(params: dict, name: str, params_file: str | None = None) -> D
         raise MienetError(f"{_where(params_file)}no datasets.{name} (known: {', '.join(datasets) or 'none'})")
     ds = datasets[name] or {}
     fmt = ds.get("format")
-    data = str(params.get("data_root", "datasets")).rstrip("/") or "."
-    base = f"{data}/{name}"
+    base = dataset_dir(data_root(params), name)
 
     def need(key: str) -> str:
         value = ds.get(key)
@@ -100,7 +128,8 @@ def dataset_layout(params: dict, name: str, params_file: str | None = None) -> D
     else:
         raise MienetError(f"{_where(params_file)}datasets.{name}.format {fmt!r} is not one of "
                           "synth, folder, sljd, diving48, sthv2")
-    return DatasetLayout(name=name, format=fmt, annotations=f"{base}/annotations", root=root, frames=frames,
+    return DatasetLayout(name=name, format=fmt, annotations=annotations_dir(data_root(params), name), root=root,
+                         frames=frames,
                          videos=videos, source=source, classes=ds.get("classes"),
                          short_side=ds.get("short_side"))
 

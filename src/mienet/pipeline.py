@@ -19,7 +19,8 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from mienet.layout import DatasetLayout, Roots, dataset_layout, profile_datasets
+from mienet.layout import (DatasetLayout, Roots, annotations_dir, data_root, dataset_layout,
+                           profile_datasets)
 
 DVC_FILE = Path("dvc.yaml")
 PARAMS = "params.yaml"  # what DVC stages read; Snakemake passes its own (config with overrides)
@@ -176,7 +177,7 @@ def dvc_stages(params: dict) -> dict:
             "outs": [lay.annotations]}
 
     item_d, item_v, item_s = "${item.dataset}", "${item.variant}", "${item.seed}"
-    ann = f"{params.get('data_root', 'datasets').rstrip('/')}/{item_d}/annotations"
+    ann = annotations_dir(data_root(params), item_d)
     run_seed = roots.run_dir(item_d, item_v, f"seed{item_s}")
     res_seed = roots.result_dir(item_d, item_v, f"seed{item_s}")
     train_params = [f"datasets.{d}.train" for d in names]

@@ -11,6 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from mienet.errors import MienetError
+from mienet.layout import annotations_dir, dataset_dir, dataset_layout
+from mienet.layout import data_root as default_data_root
 
 REQUIRED = ("dataset", "variant", "arch", "segments", "num_classes", "file")
 
@@ -44,12 +46,10 @@ def load_zoo(params: str | Path) -> tuple[dict[str, dict], Path]:
             raise MienetError(f"zoo entry {name!r} in {params} lacks {', '.join(missing)}")
         entry["reported_top1"], entry["reported_top5"] = reported(entry["dataset"], entry["variant"])
         if isinstance(datasets.get(entry["dataset"]), dict) and datasets[entry["dataset"]].get("format"):
-            from mienet.layout import dataset_layout
-
             lay = dataset_layout(data, entry["dataset"], str(params))  # the dataset's files, one place
             entry.setdefault("_annotations", lay.annotations)
             entry.setdefault("_root", lay.root)
-    return zoo, Path(data.get("data_root", "datasets"))
+    return zoo, Path(default_data_root(data))
 
 
 def find_entry(params: str | Path, name: str) -> tuple[dict, Path]:
@@ -66,7 +66,7 @@ def class_names(entry: dict, data_root: Path) -> list[str]:
     from mienet.data.annotations import packaged_classes, read_classes
 
     k = int(entry["num_classes"])
-    ann = Path(entry.get("_annotations") or Path(data_root) / entry["dataset"] / "annotations")
+    ann = Path(entry.get("_annotations") or annotations_dir(data_root, entry["dataset"]))
     path = Path(entry["classes"]) if entry.get("classes") else ann / "classes.txt"
     if path.is_file():
         names = read_classes(path)
@@ -81,8 +81,8 @@ def class_names(entry: dict, data_root: Path) -> list[str]:
 
 def entry_paths(entry: dict, data_root: Path, pretrained_dir: Path) -> dict[str, Path]:
     """Checkpoint, frame list, class list and frame root of an entry."""
-    ds_root = Path(entry.get("_root") or Path(data_root) / entry["dataset"])
-    ann = Path(entry.get("_annotations") or Path(data_root) / entry["dataset"] / "annotations")
+    ds_root = Path(entry.get("_root") or dataset_dir(data_root, entry["dataset"]))
+    ann = Path(entry.get("_annotations") or annotations_dir(data_root, entry["dataset"]))
     list_file = Path(entry["list"]) if entry.get("list") else ann / f"{entry.get('split', 'val')}.txt"
     classes = Path(entry["classes"]) if entry.get("classes") else (
         list_file.parent / "classes.txt" if entry.get("list") else ann / "classes.txt")

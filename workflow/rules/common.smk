@@ -3,7 +3,8 @@ import re
 from pathlib import Path
 
 from mienet.config import write_effective_params
-from mienet.layout import ANNOTATION_FILES, SYNTH_DONE, Roots, dataset_layout, profile_datasets
+from mienet.layout import (ANNOTATION_FILES, SYNTH_DONE, Roots, annotations_dir, data_root, dataset_layout,
+                           profile_datasets)
 from mienet.models.variants import VARIANTS as _VARIANTS
 from mienet.pipeline import Commands, dvc_yaml_text
 from mienet.report import expected_outputs
@@ -24,7 +25,7 @@ MIENET_ENV = "../envs/mienet.yaml"
 PARAMS_FILE = write_effective_params(config, ".snakemake/mienet/params.yaml")
 CMD = Commands(config, PARAMS_FILE)
 ROOTS = Roots.of(config)
-DATA = config["data_root"].rstrip("/")
+DATA = data_root(config)
 RUNS = ROOTS.runs
 RESULTS = ROOTS.results
 DATASETS = config["datasets"]
@@ -43,7 +44,7 @@ def layout(w):
 
 def annotation_files(name):
     return LAYOUT[name].annotation_files if name in LAYOUT else [
-        f"{DATA}/{name}/annotations/{f}" for f in ANNOTATION_FILES]
+        f"{annotations_dir(DATA, name)}/{f}" for f in ANNOTATION_FILES]
 
 
 def data_targets():

@@ -237,16 +237,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--no-progress", action="store_true")
 
 
-def data_from_args(args) -> tuple[Path, Path | None]:
+def data_from_args(args) -> tuple[Path, Path]:
     """(annotations, root) from --annotations/--root, or from --params with --dataset."""
-    if args.annotations is not None:
-        return args.annotations, args.root
-    if args.params is None or not args.dataset:
-        raise MienetError("--annotations is required (or --params with --dataset)")
-    from mienet.layout import from_params_file
+    from mienet.layout import data_paths
 
-    lay = from_params_file(args.params, args.dataset)[1]
-    return Path(lay.annotations), Path(args.root or lay.root)
+    return data_paths(args.annotations, args.root, args.params, args.dataset)
 
 
 def run(args) -> int:

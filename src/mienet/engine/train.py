@@ -35,7 +35,6 @@ import os
 import random
 import sys
 import time
-from contextlib import nullcontext
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -828,13 +827,9 @@ def config_from_args(args) -> TrainConfig:
         values.update(read_hparams(args.hparams))
     explicit = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
     values.update(explicit)
-    if args.annotations is not None:
-        annotations = Path(args.annotations)
-        root = args.root if args.root else annotations.parent
-    elif lay is not None:
-        annotations, root = Path(lay.annotations), Path(args.root or lay.root)
-    else:
-        raise MienetError("--annotations is required (or --params with --dataset)")
+    from mienet.layout import data_paths
+
+    annotations, root = data_paths(args.annotations, args.root, lay=lay)
     values["annotations"] = str(annotations)
     values["root"] = str(root)
     values["out"] = str(args.out)

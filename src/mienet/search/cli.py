@@ -90,16 +90,11 @@ def build_plan(args):
         raise MienetError("no search space: pass --params FILE whose `search.space` maps training settings "
                           "to distributions, e.g. lr: {type: float, low: 1.0e-4, high: 1.0e-1, log: true}")
     out = Path(args.out)
-    if args.annotations is not None:
-        annotations = Path(args.annotations)
-        root = Path(args.root) if args.root else annotations.parent
-    elif args.params is not None and data_root is not None:
-        from mienet.layout import from_params_file
+    from mienet.layout import data_paths
 
-        lay = from_params_file(args.params, args.dataset)[1]  # the dataset's files (mienet.layout)
-        annotations, root = Path(lay.annotations), Path(args.root or lay.root)
-    else:
-        raise MienetError("--annotations is required (or --params with --dataset)")
+    # a params.yaml gives the dataset's files (mienet.layout); a search-only file gives none
+    annotations, root = data_paths(args.annotations, args.root,
+                                   args.params if data_root is not None else None, args.dataset)
     if s.subset and not args.report_only:
         annotations = subset_annotations(annotations, out, s.subset)
     storage = args.storage or s.storage or str(out / JOURNAL_NAME)
