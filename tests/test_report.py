@@ -1,9 +1,12 @@
 """``mienet report``: golden tables from a fixture results tree, figures, the results page.
 
 The fixture (tests/data/report/results, written by tests/data/report/make_fixture.py) has
-synthetic with tsn and mienet over 3 seeds, afm with one seed and dptam absent, a search with a
-tuned run, sljd with the two variants the paper reports, and benchmarks. Goldens live in
-tests/data/report/golden; regenerate them after an intended change with
+synthetic with a factor design (appearance, motion, order; ceilings; scored on test, selected
+on val): tsn, naive_fusion and mienet over 3 seeds, pa over 2 seeds without predictions.csv,
+afm with one seed, dptam and fusion_dptam absent, a search with a tuned run; sljd without a
+factor design (old-style metrics) with the two variants the paper reports; and benchmarks.
+The confidence intervals and effects are also checked on hand-made predictions with known
+answers. Goldens live in tests/data/report/golden; regenerate them after an intended change with
 
     MIENET_UPDATE_GOLDEN=1 pytest tests/test_report.py
 
@@ -19,11 +22,25 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from mienet.cli import main
-from mienet.report import FIGURES, expected_outputs, write_report
+from mienet.models.variants import VARIANTS
+from mienet.report import EFFECTS, FIGURES, expected_outputs, write_report
+from mienet.report.analysis import accuracy_interval, effect, module_effects
+from mienet.report.collect import collect
+from mienet.report.stats import (
+    BOOTSTRAP,
+    CLIPS,
+    NONE,
+    T,
+    align,
+    bootstrap_replicates,
+    hierarchical_bootstrap,
+    t_interval,
+)
 
 DATA = Path(__file__).resolve().parent / "data" / "report"
 RESULTS = DATA / "results"
@@ -83,8 +100,9 @@ def test_outputs_are_the_expected_set(report):
         "plots/search_synthetic_mienet_param_importances.png",
     ]
     # expected_outputs depends on the names only, in their order
-    assert expected_outputs(["b", "a"])[:6] == [f"tables/{t}_b.{e}" for t in ("ablation", "comparison")
-                                                 for e in ("md", "tex", "csv")]
+    assert expected_outputs(["b", "a"])[:12] == [f"tables/{t}_b.{e}"
+                                                  for t in ("ablation", "comparison", "effects", "factors")
+                                                  for e in ("md", "tex", "csv")]
     assert expected_outputs([]) == [f"tables/{t}.{e}" for t in ("search", "efficiency")
                                     for e in ("md", "tex", "csv")] + ["README.md"]
     assert not any(f.startswith("plots/") for f in expected_outputs(DATASETS, figures=False))
@@ -111,22 +129,90 @@ def test_figure_pdf_is_written_without_dates(report, rel):
 def test_ablation_rows_dashes_and_footnotes(report):
     out, _ = report
     rows = {r["variant"]: r for r in csv.DictReader((out / "tables/ablation_synthetic.csv").open())}
-    assert list(rows) == ["tsn", "dptam", "pa", "naive_fusion", "fusion_dptam", "afm", "mienet"]
+    assert list(rows) == list(VARIANTS)
     assert rows["dptam"]["note"] == "not run" and rows["dptam"]["top1_mean"] == ""
+    assert rows["dptam"]["top1_ci95_low"] == "" and rows["dptam"]["ceiling_top1"] == ""
     assert rows["afm"]["note"] == "one seed" and rows["afm"]["n_seeds"] == "1" and rows["afm"]["top1_std"] == ""
+    assert rows["afm"]["ci_method"] == "bootstrap over test clips (one seed)"
+    assert rows["pa"]["note"] == "no predictions" and rows["pa"]["ci_method"].startswith("t-interval")
     assert rows["mienet"]["n_seeds"] == "3" and rows["mienet"]["seeds"] == "0 1 2"
-    # sample std over the three seeds' top-1
+    assert rows["mienet"]["ci_method"] == "hierarchical bootstrap over seeds and test clips"
+    assert rows["mienet"]["split"] == "test" and rows["mienet"]["selection_split"] == "val"
+    assert rows["tsn"]["ceiling_top1"] == "25.0000" and rows["mienet"]["ceiling_top1"] == "100.0000"
+    # sample std over the three seeds' top-1, and the mean inside its CI
     tops = [json.loads((RESULTS / f"synthetic/mienet/seed{k}/metrics.json").read_text())["top1"] for k in range(3)]
     mean = sum(tops) / 3
     std = (sum((t - mean) ** 2 for t in tops) / 2) ** 0.5
     assert rows["mienet"]["top1_mean"] == f"{mean:.4f}" and rows["mienet"]["top1_std"] == f"{std:.4f}"
+    for v in ("tsn", "pa", "naive_fusion", "afm", "mienet"):
+        low, high = float(rows[v]["top1_ci95_low"]), float(rows[v]["top1_ci95_high"])
+        assert 0 <= low < float(rows[v]["top1_mean"]) < high <= 100, v
+    # factor columns in the order of factor_design, after the fixed ones
+    header = next(csv.reader((out / "tables/ablation_synthetic.csv").open()))
+    assert header[:13] == ["dataset", "variant", "model", "rgb", "pa", "afm", "dptam", "seeds", "n_seeds",
+                           "top1_mean", "top1_std", "top1_ci95_low", "top1_ci95_high"]
+    assert header[-13:] == [f"{f}_{c}" for f in ("appearance", "motion", "order")
+                            for c in ("top1", "ci95_low", "ci95_high", "ceiling")] + ["note"]
+    assert rows["tsn"]["motion_ceiling"] == "50.0000" and rows["mienet"]["order_ceiling"] == "100.0000"
     md = (out / "tables/ablation_synthetic.md").read_text()
-    assert f"| {mean:.2f} ± {std:.2f} |" in md
+    low, high = float(rows["mienet"]["top1_ci95_low"]), float(rows["mienet"]["top1_ci95_high"])
+    assert f"| {mean:.2f} [{low:.2f}, {high:.2f}] | 100 " in " ".join(md.split())
     assert "| TSN+DPTAM (`dptam`)† " in md and "\n† not run" in md
-    assert "81.25‡" in md and "\n‡ one seed" in md
+    assert "ceiling (%)" in md and "hierarchical bootstrap over seeds and test clips (2000 replicates)" in md
+    assert "Checkpoint selected on `val`; scored on `test`." in md
+    assert "one seed: the 95 % CI is a bootstrap over test clips only" in md
+    assert "t-interval over the seeds' accuracies" in md
     assert "| AFM (`afm`) | ✓ | ✓ | ✓ | ✗ |" in " ".join(md.split())
     tex = (out / "tables/ablation_synthetic.tex").read_text()
     assert "\\toprule" in tex and "\\bottomrule" in tex and "$\\checkmark$" in tex
+    sljd = (out / "tables/ablation_sljd.md").read_text()
+    assert "ceiling (%)" not in sljd and "the checkpoint's selection split is not recorded" in sljd
+    assert "bootstrap over test clips (2000 replicates; one seed" in sljd
+
+
+def test_effects_table(report):
+    out, _ = report
+    rows = list(csv.DictReader((out / "tables/effects_synthetic.csv").open()))
+    header = next(csv.reader((out / "tables/effects_synthetic.csv").open()))
+    assert header[:10] == ["effect", "variant_a", "variant_b", "delta_top1", "ci95_low", "ci95_high", "resolved",
+                           "n_seeds", "split", "delta_ceiling"]
+    assert [(r["effect"], r["variant_a"], r["variant_b"]) for r in rows] == [e[:3] for e in EFFECTS]
+    by = {(r["variant_a"], r["variant_b"]): r for r in rows}
+    ablation = {r["variant"]: r for r in csv.DictReader((out / "tables/ablation_synthetic.csv").open())}
+    nf = by[("naive_fusion", "tsn")]  # same seeds on both sides: the difference of the means
+    assert float(nf["delta_top1"]) == pytest.approx(
+        float(ablation["naive_fusion"]["top1_mean"]) - float(ablation["tsn"]["top1_mean"]), abs=1e-3)
+    assert nf["resolved"] == "yes" and nf["n_seeds"] == "3" and nf["split"] == "test"
+    assert float(nf["ci95_low"]) > 0 and nf["delta_ceiling"] == "25.0000" and nf["motion_delta_ceiling"] == "50.0000"
+    assert by[("afm", "naive_fusion")]["resolved"] == "no" and by[("afm", "naive_fusion")]["n_seeds"] == "1"
+    assert by[("pa", "tsn")]["ci_method"].startswith("t-interval") and by[("pa", "tsn")]["n_seeds"] == "2"
+    for missing in (("dptam", "tsn"), ("fusion_dptam", "naive_fusion")):
+        r = by[missing]
+        assert r["delta_top1"] == r["ci95_low"] == r["resolved"] == "" and r["note"] == f"not run: {missing[0]}"
+    md = (out / "tables/effects_synthetic.md").read_text()
+    assert "**resolved**" in md and "unresolved" in md and "a variant of the pair has no seed runs" in md
+    assert "Δ ceiling" in md and "| +25 " in md
+    sljd = (out / "tables/effects_sljd.md").read_text()
+    assert "Δ ceiling" not in sljd and "No effect can be computed on SLJD yet" in sljd
+    assert next(csv.reader((out / "tables/effects_sljd.csv").open()))[-6:] == [
+        "split", "seeds", "n_clips", "ci_method", "explanation", "note"]
+
+
+def test_factors_table(report):
+    out, _ = report
+    rows = {r["variant"]: r for r in csv.DictReader((out / "tables/factors_synthetic.csv").open())}
+    assert list(rows) == list(VARIANTS)
+    tsn = rows["tsn"]
+    metrics = [json.loads((RESULTS / f"synthetic/tsn/seed{k}/metrics.json").read_text()) for k in range(3)]
+    assert float(tsn["order_top1"]) == pytest.approx(sum(m["factors"]["order"] for m in metrics) / 3, abs=1e-3)
+    assert tsn["order_ceiling"] == "50.0000" and tsn["appearance_ceiling"] == "100.0000"
+    md = (out / "tables/factors_synthetic.md").read_text()
+    assert "| appearance (%) [95 % CI] / ceiling | motion (%) [95 % CI] / ceiling | order (%)" in md
+    assert f"[{float(tsn['order_ci95_low']):.2f}, {float(tsn['order_ci95_high']):.2f}] / 50" in md
+    assert "at the ceiling: the 95 % CI reaches" in md and "`order`: the movement played" in md
+    sljd = (out / "tables/factors_sljd.md").read_text()
+    assert "no factor design for this dataset" in sljd and "| —" in sljd
+    assert list(csv.DictReader((out / "tables/factors_sljd.csv").open())) == []
 
 
 def test_comparison_labels_reported_and_measured(report):
@@ -168,6 +254,9 @@ def test_results_page_shows_every_table_and_figure(report):
     for rel in result["search_plots"]:
         assert f"]({rel})" in page
     assert "MIE-Net reaches" in page and "points above the TSN baseline" in page and "over 3 seeds" in page
+    assert "### Module effects" in page and "Resolved (95 % CI excludes 0):" in page
+    assert "At their top-1 ceiling" in page and "No factor design for SLJD" in page
+    assert "(checkpoint selected on `val`; scored on `test`)" in page
 
 
 def test_tables_are_byte_identical_on_a_second_run(report, tmp_path):
@@ -252,3 +341,150 @@ def test_published_numbers_from_a_csv(tmp_path):
     mienet = next(r for r in csv.DictReader((out / "tables/comparison_synthetic.csv").open())
                   if r["source"].startswith("measured") and r["variant"] == "mienet")
     assert float(mienet["delta_top1_vs_reported"]) == pytest.approx(float(mienet["top1"]) - 90.0, abs=1e-3)
+
+
+# --------------------------------------------------------------------------- intervals and effects
+
+def test_bootstrap_of_identical_all_correct_seeds_is_a_point():
+    iv = hierarchical_bootstrap(np.ones((3, 50)))
+    assert (iv.estimate, iv.low, iv.high, iv.method, iv.n_seeds, iv.n_clips) == (1.0, 1.0, 1.0, BOOTSTRAP, 3, 50)
+    one = hierarchical_bootstrap(np.ones((1, 5)))  # one seed: a bootstrap over clips only
+    assert (one.low, one.high, one.method) == (1.0, 1.0, CLIPS)
+
+
+def test_bootstrap_of_a_constant_difference_has_zero_width():
+    a = np.array([[1, 1, 0, 1, 0, 1], [1, 0, 1, 1, 1, 1]], dtype=float)
+    iv = hierarchical_bootstrap(a - (a - 0.25))  # 0.25 on every seed and clip
+    assert iv.estimate == pytest.approx(0.25) and iv.low == pytest.approx(0.25) and iv.high == pytest.approx(0.25)
+    assert iv.excludes(0.0) is True
+    zero = hierarchical_bootstrap(a - a)
+    assert (zero.estimate, zero.low, zero.high) == (0.0, 0.0, 0.0) and zero.excludes(0.0) is False
+
+
+def test_bootstrap_matches_a_loop_over_the_same_draws():
+    """The vectorised replicates equal the definition: draw seeds, draw clips (shared by the
+    seeds), mean over drawn seeds of each one's mean on the drawn clips."""
+    rng = np.random.default_rng(3)
+    x = (rng.uniform(size=(3, 7)) < 0.6).astype(float)
+    reps = bootstrap_replicates(x, replicates=50, seed=5)
+    draw = np.random.default_rng(5)
+    seeds, clips = draw.integers(0, 3, size=(50, 3)), draw.integers(0, 7, size=(50, 7))
+    by_hand = [np.mean([x[s, clips[b]].mean() for s in seeds[b]]) for b in range(50)]
+    assert reps == pytest.approx(by_hand, abs=1e-12)
+    assert (bootstrap_replicates(x, 50, 5) == reps).all()  # deterministic
+
+
+def test_bootstrap_percentiles_match_the_exact_resampling_distribution():
+    """Two seeds x three clips: all 2**2 * 3**3 = 108 equally likely resamples, enumerated."""
+    import itertools
+
+    x = np.array([[1, 0, 1], [1, 1, 0]], dtype=float)
+    exact = sorted(np.mean([x[s, list(c)].mean() for s in ss])
+                   for ss in itertools.product(range(2), repeat=2) for c in itertools.product(range(3), repeat=3))
+    values, counts = np.unique(np.round(exact, 12), return_counts=True)
+    cdf = np.cumsum(counts) / len(exact)
+    q_low, q_high = values[np.searchsorted(cdf, 0.025)], values[np.searchsorted(cdf, 0.975)]
+    assert min(abs(cdf - 0.025).min(), abs(cdf - 0.975).min()) > 0.005  # no jump next to the quantiles
+    iv = hierarchical_bootstrap(x, replicates=40000)
+    assert iv.estimate == pytest.approx(np.mean(exact))  # the plain mean is the resampling mean here
+    assert (iv.low, iv.high) == pytest.approx((q_low, q_high), abs=1e-9)
+
+
+def test_t_interval_and_alignment():
+    iv = t_interval([1.0, 3.0])  # mean 2, sd sqrt(2), t(1) = 12.7062
+    assert (iv.estimate, iv.method) == (2.0, T) and iv.low == pytest.approx(2 - 12.7062) and \
+        iv.high == pytest.approx(2 + 12.7062)
+    assert t_interval([5.0]).method == NONE and t_interval([5.0]).excludes(0) is None and t_interval([]) is None
+    keys, m = align([(["a", "b", "c"], [1, 0, 1]), (["c", "a", "d"], [0, 1, 1])])
+    assert keys == ["a", "c"] and m.tolist() == [[1, 1], [1, 0]]
+
+
+def write_runs(root: Path, variant: str, outcomes: dict[int, list[int] | None], dataset: str = "toy",
+               factors: dict | None = None) -> None:
+    """Seed runs of ``variant`` with the given per-clip outcomes (None: no predictions.csv)."""
+    for seed, correct in outcomes.items():
+        out = root / dataset / variant / f"seed{seed}"
+        out.mkdir(parents=True)
+        clips = correct if correct is not None else [1, 0]
+        metrics = {"top1": 100 * sum(clips) / len(clips), "split": "test", "selection_split": "val"}
+        if factors:
+            metrics |= {"factor_design": {f: f"{f} of the class" for f in factors},
+                        "factors": {f: 100 * sum(v) / len(v) for f, v in factors.items()},
+                        "ceiling": {"top1": 50.0, "factors": {f: 100.0 for f in factors}}}
+        (out / "metrics.json").write_text(json.dumps(metrics))
+        if correct is None:
+            continue
+        lines = ["path,label,prediction,correct" + "".join(f",{f}_correct" for f in factors or {})]
+        for i, c in reversed(list(enumerate(correct))):  # another order than the clips': matched by path
+            lines.append(f"clip{i},0,{0 if c else 1},{c}" + "".join(f",{v[i]}" for v in (factors or {}).values()))
+        (out / "predictions.csv").write_text("\n".join(lines) + "\n")
+
+
+def test_intervals_and_effects_on_hand_made_predictions(tmp_path):
+    write_runs(tmp_path, "mienet", {0: [1] * 8, 1: [1] * 8}, factors={"order": [1, 0] * 4})
+    write_runs(tmp_path, "afm", {0: [0] * 8, 1: [0] * 8, 2: [1] * 8})
+    write_runs(tmp_path, "tsn", {0: [1] * 8, 1: [1] * 8})
+    write_runs(tmp_path, "pa", {0: None, 1: None})
+    write_runs(tmp_path, "dptam", {0: None})
+    tree = collect(tmp_path)
+    assert tree.factor_design("toy") == {"order": "order of the class"}
+    assert tree.runs[("toy", "mienet")][0].ceiling_top1 == 50.0
+    assert tree.runs[("toy", "mienet")][0].selection_split == "val"
+
+    iv = accuracy_interval(tree, "toy", "mienet")
+    assert (iv.estimate, iv.low, iv.high, iv.method, iv.n_clips) == (100.0, 100.0, 100.0, BOOTSTRAP, 8)
+    order = accuracy_interval(tree, "toy", "mienet", "order")
+    assert order.estimate == pytest.approx(50.0) and order.low < 50 < order.high
+    assert accuracy_interval(tree, "toy", "pa").method == T  # no predictions: t over seeds
+    assert accuracy_interval(tree, "toy", "dptam").method == NONE
+    assert accuracy_interval(tree, "toy", "naive_fusion") is None
+
+    e = effect(tree, "toy", "mienet", "afm")  # paired on seeds 0 and 1 only: 100 - 0 everywhere
+    assert e.seeds == (0, 1) and (e.delta, e.interval.low, e.interval.high) == (100.0, 100.0, 100.0)
+    assert e.resolved is True
+    same = effect(tree, "toy", "mienet", "tsn")
+    assert (same.delta, same.interval.low, same.interval.high, same.resolved) == (0.0, 0.0, 0.0, False)
+    one = effect(tree, "toy", "afm", "dptam")  # one shared seed, dptam without predictions: no interval
+    assert one.seeds == (0,) and one.interval.method == NONE and one.resolved is None
+    assert effect(tree, "toy", "afm", "naive_fusion").missing == ("naive_fusion",)
+    effects = module_effects(tree, "toy")
+    assert [(e.effect, e.variant_a, e.variant_b) for e in effects] == [x[:3] for x in EFFECTS]
+    mienet_afm = next(e for e in effects if (e.variant_a, e.variant_b) == ("mienet", "afm"))
+    assert mienet_afm.resolved is True and mienet_afm.explanation
+
+    write_report(tmp_path, tmp_path / "out", figures=False)
+    rows = {(r["variant_a"], r["variant_b"]): r for r in csv.DictReader((tmp_path / "out/tables/effects_toy.csv")
+                                                                       .open())}
+    assert rows[("mienet", "afm")]["delta_top1"] == "100.0000" and rows[("mienet", "afm")]["resolved"] == "yes"
+    assert rows[("mienet", "afm")]["ci95_low"] == rows[("mienet", "afm")]["ci95_high"] == "100.0000"
+    assert rows[("pa", "tsn")]["ci_method"].startswith("t-interval")  # tsn has predictions, pa none
+    factors = {r["variant"]: r for r in csv.DictReader((tmp_path / "out/tables/factors_toy.csv").open())}
+    assert factors["mienet"]["order_top1"] == "50.0000" and factors["mienet"]["order_ceiling"] == "100.0000"
+    md = (tmp_path / "out/tables/ablation_toy.md").read_text()
+    assert "| 100.00 [100.00, 100.00] |" in md
+
+
+def test_bootstrap_is_fast_enough():
+    import time
+
+    x = (np.random.default_rng(0).uniform(size=(3, 400)) < 0.7).astype(float)
+    start = time.perf_counter()
+    for _ in range(7):
+        hierarchical_bootstrap(x)
+    assert time.perf_counter() - start < 2.0
+
+
+def test_split_text_names_selection_and_scored_splits(tmp_path):
+    from mienet.report.tables import split_text
+
+    def text_of(*metrics):
+        for seed, m in enumerate(metrics):
+            (tmp_path / f"r{len(metrics)}/d/tsn/seed{seed}").mkdir(parents=True)
+            (tmp_path / f"r{len(metrics)}/d/tsn/seed{seed}/metrics.json").write_text(json.dumps(m))
+        return split_text(collect(tmp_path / f"r{len(metrics)}"), "d")
+
+    assert text_of({"split": "test", "selection_split": "val"}) == "checkpoint selected on `val`; scored on `test`"
+    assert text_of({"split": "val", "selection_split": "none (last epoch)"}, {"split": "val"}) == (
+        "the last epoch's checkpoint (no selection) (not recorded for every run); scored on `val`")
+    assert "optimistically biased" in text_of({"split": "val", "selection_split": "val"}, {"split": "val"},
+                                              {"split": "val"})

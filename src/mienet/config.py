@@ -87,6 +87,10 @@ class TrainConfig:
     pa_init_std: float = setting(PAN_INIT_STD, role="recipe", exclusiveMinimum=0,
                                  help="std of the normal initialisation of PA's filters (PAN: 0.001)")
     workers: int = setting(2, role="recipe", minimum=0, help="data-loading processes per device")
+    cache_frames: bool = setting(False, role="recipe",
+                                 help="keep every decoded frame in memory after its first read (small "
+                                      "datasets: the frames are decoded once, not every epoch; per loader "
+                                      "process, so best with workers 0)")
     template: str = setting("img_{:05d}.jpg", role="recipe", help="frame file name template (1-based)")
     skip_missing: bool = setting(False, role="recipe", help="skip clips with missing frames, counting them")
     amp: Amp = setting("auto", role="recipe", help="mixed precision")
@@ -135,17 +139,17 @@ class Dataset:
     search: dict = setting(None, schema_ref="search_settings", help="this dataset's overrides of `search`")
 
 
-SYNTH_CLASSES = 10  # class specifications in mienet.data.synth (checked there)
+SYNTH_CLASSES = 8  # factor combinations of mienet.data.synth (checked there)
 
 
 @dataclass
 class Synth:
     """``synth``: the embedded default dataset (``mienet synth``)."""
 
-    classes: int = setting(10, minimum=2, maximum=SYNTH_CLASSES, help="number of classes")
-    clips_per_class: int = setting(40, minimum=1, help="clips per class")
+    classes: int = setting(8, minimum=2, maximum=SYNTH_CLASSES, help="number of classes (the first K factor combinations)")
+    clips_per_class: int = setting(100, minimum=1, help="clips per class")
     frames: int = setting(40, minimum=16, help="frames per clip (T=3 segments x L=4 frames need room)")
-    size: int = setting(128, minimum=32, multipleOf=2, help="frame width and height (even: the mp4v codec)")
+    size: int = setting(64, minimum=32, multipleOf=2, help="frame width and height (even: the mp4v codec)")
     fps: float = setting(25.0, exclusiveMinimum=0, help="frame rate")
     seed: int = setting(0, minimum=0, help="random seed")
 
@@ -176,7 +180,8 @@ class Ablation:
 
 @dataclass
 class Evaluate:
-    split: Literal["val", "test"] = setting()
+    split: Literal["standard", "val", "test"] = setting(
+        help="standard: each dataset's protocol (mienet.layout.STANDARD_SPLIT)")
     clips: int = setting(minimum=1)
     crops: Literal[1, 3] = setting()
 

@@ -27,7 +27,14 @@ from mienet.errors import MienetError
 
 EXTRACTED = ("synth", "folder", "diving48", "sthv2")  # formats whose frames `extract-frames` makes
 ANNOTATION_FILES = ("train.txt", "val.txt", "classes.txt")
+# The split each format reports (`evaluate.split: standard`): the field's protocol. Checkpoints
+# are selected on val, so a format that reports val is scored with its last epoch instead.
+STANDARD_SPLIT = {"synth": "test", "folder": "test", "sljd": "test", "diving48": "val", "sthv2": "val"}
+SELECTION_SPLIT = "val"  # the list `mienet train` picks its best epoch on
 SYNTH_DONE = ".mienet-synth-done.json"  # written last by `mienet synth` into its videos folder
+# A factor design (`mienet synth` writes it beside its videos; `make-annotations` copies it beside
+# the lists; `evaluate` scores each factor and the variant's ceiling from it).
+FACTORS_FILE = "factors.json"
 RESULT_FILES = ("metrics.json", "predictions.csv", "per_class.csv", "confusion.csv", "train_log.csv")
 
 
@@ -66,6 +73,11 @@ class DatasetLayout:
 
     def list_file(self, split: str) -> str:
         return f"{self.annotations}/{split}.txt"
+
+    @property
+    def standard_split(self) -> str:
+        """The split this dataset reports (:data:`STANDARD_SPLIT`)."""
+        return STANDARD_SPLIT[self.format]
 
 
 def data_root(params: dict) -> str:

@@ -104,7 +104,8 @@ class Commands:
 
     def evaluate(self, dataset: str, variant: str, run: str) -> str:
         r = self.roots
-        return join("mienet evaluate --checkpoint", q(f"{r.run_dir(dataset, variant, run)}/checkpoints/best.pt"),
+        # the checkpoints folder: evaluate takes best.pt, or last.pt when the split is val
+        return join("mienet evaluate --checkpoint", q(f"{r.run_dir(dataset, variant, run)}/checkpoints"),
                     "--params", q(self.params_file), "--dataset", dataset, "--split", self.v("evaluate", "split"),
                     "--clips", self.v("evaluate", "clips"), "--crops", self.v("evaluate", "crops"),
                     "--out", q(r.result_dir(dataset, variant, run)),

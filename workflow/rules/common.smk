@@ -64,7 +64,7 @@ def ablation_targets():
 _FAMILIES = {
     "ablation_bars": "Figures", "curves": "Figures", "confusion": "Figures", "per_class": "Figures",
     "accuracy_gflops": "Figures", "ablation": "Tables", "comparison": "Tables", "search": "Tables",
-    "efficiency": "Tables",
+    "efficiency": "Tables", "effects": "Tables", "factors": "Tables",
 }
 
 

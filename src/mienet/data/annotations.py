@@ -386,9 +386,16 @@ def from_sthv2(source: Path, frames_dir: Path, root: Path) -> tuple[list[str], d
 
 # --------------------------------------------------------------------------- writing
 
+from mienet.layout import FACTORS_FILE  # noqa: E402  (a factor design, copied beside the lists)
+
+
 def write_annotations(ann_dir: Path, classes: list[str], splits: dict[str, list[Clip]],
-                      skipped: list[str]) -> dict:
+                      skipped: list[str], factors: str | None = None) -> dict:
+    """Write the lists, classes.txt, summary.json (and skipped.txt, factors.json) as one change."""
     files: dict[Path, str] = {}
+    factors_path = ann_dir / FACTORS_FILE
+    if factors is not None:
+        files[factors_path] = factors
     for split, clips in splits.items():
         for c in clips:
             check_list_path(c.path, c.origin)
@@ -409,6 +416,7 @@ def write_annotations(ann_dir: Path, classes: list[str], splits: dict[str, list[
     write_files_atomic(files)
     # Files of an earlier run that this one does not write would be read as part of it.
     stale = [skipped_path] if not skipped else []
+    stale += [factors_path] if factors is None else []
     stale += [ann_dir / f"{split}.txt" for split in SPLITS if split not in splits]
     for path in stale:
         if path.exists():
@@ -430,6 +438,7 @@ def make_annotations(fmt: str, output: Path, *, videos: Path | None = None, fram
         videos, frames = need(videos, "--videos"), need(frames, "--frames")
         root = Path(root) if root else frames.parent
         classes, candidates = from_folders(videos, frames, root, val_ratio, test_ratio, seed)
+        factors = folder_design(videos, classes)
     elif fmt == "sljd":
         source = need(source, "--source (the folder with train.txt, val.txt, test.txt)")
         root = Path(root) if root else source.parent
@@ -451,7 +460,22 @@ def make_annotations(fmt: str, output: Path, *, videos: Path | None = None, fram
         classes = read_classes(classes_file)
     frames_dir = frames if fmt != "sljd" else None
     clips, skipped = resolve(candidates, len(classes), FrameFolders(root, frames_dir), skip_missing)
-    return write_annotations(Path(output), classes, clips, skipped)
+    return write_annotations(Path(output), classes, clips, skipped, factors if fmt == "folder" else None)
+
+
+def folder_design(videos: Path, classes: list[str]) -> str | None:
+    """The text of ``<videos>/factors.json`` (``mienet synth``'s design), checked to name the same
+    classes in the same order as the folders; None when there is none."""
+    path = Path(videos) / FACTORS_FILE
+    if not path.exists():
+        return None
+    from mienet.data.synth import read_design
+
+    named = [c["name"] for c in read_design(path)["classes"]]
+    if named != list(classes):
+        raise MienetError(f"{path} describes the classes {named}, but {videos} holds {list(classes)}; "
+                          "re-run `mienet synth` into it, or delete the stale factors.json")
+    return path.read_text(encoding="utf-8")
 
 
 def add_arguments(parser) -> None:

@@ -1,31 +1,37 @@
-"""``mienet synth``: the embedded default dataset of synthetic standing-long-jump videos.
+"""``mienet synth``: the embedded default dataset, a diagnostic benchmark built from named factors.
 
-Each clip shows a procedurally drawn stick figure (side view) performing one
-transition between phases of a standing long jump, mirroring the 10 classes of
-SLJD (preparation, arm swing, takeoff, flight, landing, buffering). Appearance
-(figure proportions and colours, background, position, scale, facing direction,
-camera shake, pixel noise) is drawn from the same per-clip distribution for
-every class, so the class lives in the motion. Two pairs need motion modelling
-to be told apart at all:
+Every clip shows a procedurally drawn figure (side view) standing on one leg and swinging the
+other, in front of a wall, under a light that changes over the clip. A class is one combination
+of three factors with two levels each (8 classes), and each factor is built to be visible
+through exactly one kind of evidence (:data:`mienet.models.variants.CUES`):
 
-- ``00_prep_to_armswing_back`` / ``01_armswing_back_to_prep``: the second is the
-  first played backwards, so the two classes have exactly the same set of
-  frames, only in the opposite order;
-- ``07_landing_to_buffer_fast`` / ``08_landing_to_buffer_slow``: the same
-  squat, done within about 45 % of the clip (then held) or over 80-100 % of it.
+- ``appearance`` (red / blue wall): the hue family of the wall above the hip line. It is
+  static and nothing that moves ever touches it, so it is visible in any single frame and
+  invisible in frame differences (no camera shake).
+- ``motion`` (smooth / jerky leg): the free leg swings 1.5 to 3 times per clip from a random
+  start, shown frame by frame (smooth) or with every frame taken up to 6 frames off its time
+  (jerky: the leg jumps back and forth). Each single frame draws the leg from the same pose
+  distribution either way, and frames a segment apart see the same swing up to that jitter
+  (small beside the spread of swing speeds); consecutive frames differ (what PA sees).
+- ``order`` (clockwise / anticlockwise light): a uniform tint whose hue turns half round the
+  colour wheel over the clip from a random start, one way or the other. Any frame's tint is
+  uniform on the wheel wherever the frame lies in the clip, and consecutive frames differ by the
+  same uniform chord either way (PA takes magnitudes); no pixel is ever clipped. So no single
+  frame and no window of consecutive frames tells the way it turns; only comparing segments
+  does (DPTAM's temporal convolution; average consensus is blind to it). A brightness ramp would
+  not do: which frames a model samples is not symmetric in time, so a ramp's mean would leak.
 
-A clip is a trajectory over normalised time ``t`` in [0, 1]: joint angles
-interpolated between two key poses after a per-clip time warp, plus the hip
-position that keeps the supporting foot planted (or follows a parabola in
-flight). Everything random comes from ``numpy.random.Generator`` seeded by
-(seed, class index, clip index), so a clip does not depend on ``-j`` or on the
-other clips, and the same seed gives the same decoded frames.
+Everything else (body proportions, clothes and skin colours, arms, placement, facing, the
+lower background, the leg's swing range, pixel noise) is drawn from one per-clip distribution
+for every class. So a variant's *ceiling* follows from the factors it can see
+(:func:`ceilings`) before anything is trained: TSN sees appearance only (25 % top-1 on the 8
+classes), TSN+DPTAM appearance and order (50 %), PA only motion (25 %), RGB+PA fusions
+appearance and motion (50 %), fusions with DPTAM all three (100 %). ``mienet synth`` writes
+this design, with the ceilings, to ``OUT_DIR/factors.json``.
 
-Default length: 40 frames (1.6 s at 25 fps). Training samples T = 3 segments of
-L = 4 consecutive frames, so each segment spans about 13 frames and the
-4-frame window still has about 10 start offsets to jitter over; the fast class's
-motion lasts 16-20 frames, longer than one segment, so every sampled window
-sees either motion or a hold, never a jump cut.
+Everything random comes from ``numpy.random.Generator`` seeded by (seed, class index, clip
+index), so a clip does not depend on ``-j`` or on the other clips, and the same seed gives the
+same decoded frames.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import itertools
 import json
 import math
 import multiprocessing
@@ -61,34 +68,118 @@ MIN_SIZE = SYNTH_LIMITS["size"]["minimum"]
 FOURCC = "mp4v"
 # Bump when a change alters the pixels of a clip, so that resuming into a
 # folder written by an older generator is refused instead of mixing the two.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 META_NAME = ".mienet-synth.json"
 # Written last, removed first: it exists only while OUT_DIR holds exactly the requested clips.
 # A workflow should take this file as the step's output, not the folder: Snakemake and DVC
 # delete an output before re-running its step, and deleting the folder would throw away
 # the finished clips of an interrupted run, which `mienet synth` otherwise keeps and skips.
 from mienet.layout import SYNTH_DONE as DONE_NAME  # noqa: E402  (the workflow waits for it)
+from mienet.layout import FACTORS_FILE as FACTORS_NAME  # noqa: E402  (the design and the ceilings)
 LOCK_NAME = ".mienet-synth.lock"
 _CLIP_FILE = re.compile(r"^clip_(\d{4,})\.mp4$")
 
+
 # ---------------------------------------------------------------------------
-# Key poses. Angles are absolute segment directions in degrees, in a side view
+# The design: factors -> classes -> ceilings
+# ---------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Factor:
+    name: str
+    levels: tuple[str, str]
+    cue: str  # the evidence that shows it: one of mienet.models.variants.CUES
+    description: str
+
+
+FACTORS: tuple[Factor, ...] = (
+    Factor("appearance", ("red", "blue"), "frame",
+           "hue family of the wall above the hip line: static, seen in any single frame, "
+           "absent from frame differences"),
+    Factor("motion", ("smooth", "jerky"), "consecutive_frames",
+           "the free leg swings smoothly, or jerks with every frame shown up to 6 frames off its "
+           "time: the same pose distribution in every frame, different change between consecutive frames"),
+    Factor("order", ("clockwise", "anticlockwise"), "segment_order",
+           "the light's tint turns half round the colour wheel over the clip, one way or the other: "
+           "any frame's tint is uniform, consecutive frames differ by the same uniform chord either way"),
+)
+# Class k is the k-th combination of levels, the first factor varying slowest.
+CLASS_LEVELS: tuple[tuple[int, ...], ...] = tuple(itertools.product(*(range(len(f.levels)) for f in FACTORS)))
+CLASS_NAMES: list[str] = [
+    f"{k:02d}_" + "_".join(f.levels[i] for f, i in zip(FACTORS, levels)) for k, levels in enumerate(CLASS_LEVELS)]
+CLASS_DESCRIPTIONS: dict[str, str] = {
+    name: ", ".join(f"{f.name} {f.levels[i]}" for f, i in zip(FACTORS, levels))
+    for name, levels in zip(CLASS_NAMES, CLASS_LEVELS)}
+
+
+def class_level(class_index: int, factor: str) -> str:
+    """The level of ``factor`` in class ``class_index``."""
+    j = [f.name for f in FACTORS].index(factor)
+    return FACTORS[j].levels[CLASS_LEVELS[class_index][j]]
+
+
+def ceilings(classes: int = len(CLASS_LEVELS)) -> dict[str, dict]:
+    """The best accuracy (%) each variant can reach on the first ``classes`` classes, balanced,
+    by construction: ``{variant: {"top1": x, "factors": {factor: y}}}``.
+
+    A variant that sees a set of factors tells apart exactly the classes that differ in one of
+    them; among classes that agree on every seen factor it can at best pick one. So top-1's
+    ceiling is (number of distinct seen-level combinations) / classes, and a factor's ceiling
+    is the share of clips whose level of it the best such guess gets right.
+    """
+    from mienet.models.variants import VARIANTS
+
+    levels = CLASS_LEVELS[:classes]
+    out = {}
+    for name, variant in VARIANTS.items():
+        seen = [j for j, f in enumerate(FACTORS) if variant.sees(f.cue)]
+        groups: dict[tuple, list[tuple[int, ...]]] = {}
+        for lv in levels:
+            groups.setdefault(tuple(lv[j] for j in seen), []).append(lv)
+        factors = {}
+        for j, f in enumerate(FACTORS):
+            best = sum(max(sum(1 for lv in members if lv[j] == k) for k in range(len(f.levels)))
+                       for members in groups.values())
+            factors[f.name] = round(100.0 * best / len(levels), 4)
+        out[name] = {"top1": round(100.0 * len(groups) / len(levels), 4), "factors": factors}
+    return out
+
+
+def design(classes: int = len(CLASS_LEVELS)) -> dict:
+    """What ``OUT_DIR/factors.json`` holds: the factors, each class's levels, the ceilings."""
+    return {
+        "design": "mienet synth factors",
+        "generator_version": GENERATOR_VERSION,
+        "factors": [{"name": f.name, "levels": list(f.levels), "cue": f.cue, "description": f.description}
+                    for f in FACTORS],
+        "classes": [{"name": CLASS_NAMES[k],
+                     "levels": {f.name: f.levels[i] for f, i in zip(FACTORS, CLASS_LEVELS[k])}}
+                    for k in range(classes)],
+        "ceilings": ceilings(classes),
+    }
+
+
+def read_design(path: str | os.PathLike) -> dict:
+    """Read a ``factors.json``; an unreadable or malformed one is an error naming the file."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        names = [f["name"] for f in data["factors"]]
+        for c in data["classes"]:
+            if set(c["levels"]) != set(names):
+                raise ValueError(f"class {c.get('name')!r} does not give a level of each of {names}")
+        return data
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise MienetError(f"{path}: not a factor design ({exc}); re-run `mienet synth` or delete it") from None
+
+
+# ---------------------------------------------------------------------------
+# The figure. Angles are absolute segment directions in degrees, in a side view
 # of a figure facing +x: 0 points straight down, +90 forward, 180 up, -90 back.
 # Segments: trunk (hip -> shoulder), head (shoulder -> head), upper arm,
 # forearm, thigh (hip -> knee), shin (knee -> ankle), foot (sole, heel -> toe).
 # ---------------------------------------------------------------------------
 SEGMENTS = ("trunk", "head", "uarm", "farm", "thigh", "shin", "foot")
-KEY_POSES: dict[str, tuple[float, ...]] = {
-    #                trunk  head   uarm   farm  thigh  shin  foot
-    "stand":        (178.0, 180.0,   5.0,  15.0,   2.0, -2.0, 90.0),
-    "arms_back":    (152.0, 165.0, -110.0, -95.0, 35.0, -22.0, 90.0),
-    "crouch":       (128.0, 148.0, -122.0, -110.0, 78.0, -38.0, 90.0),
-    "heel_off":     (138.0, 150.0, 115.0, 128.0,  22.0, -42.0, 55.0),
-    "takeoff":      (135.0, 140.0, 150.0, 158.0, -38.0, -44.0, -5.0),
-    "flight":       (155.0, 165.0,  55.0,  80.0,  98.0,  12.0, 100.0),
-    "landing":      (138.0, 155.0,  82.0,  92.0,  62.0,  40.0, 112.0),
-    "buffer":       (122.0, 145.0,  78.0,  88.0,  88.0, -28.0, 90.0),
-}
 _SEG = {name: i for i, name in enumerate(SEGMENTS)}
 
 # Segment lengths in body heights (standing height is about 1.0).
@@ -98,87 +189,44 @@ _LENGTHS = dict(
 )
 # Line thicknesses in body heights.
 _WIDTHS = dict(trunk=0.105, uarm=0.058, farm=0.048, thigh=0.078, shin=0.062, neck=0.04)
-
-JUMP_DISTANCE = 1.15  # takeoff toe to landing heel, body heights (real jumps: about 1.3)
-FLIGHT_APEX = 0.22  # extra hip height at mid-flight, body heights
-
-
-@dataclasses.dataclass(frozen=True)
-class ClassSpec:
-    name: str
-    start: str  # key pose at progress 0
-    end: str  # key pose at progress 1
-    timing: str  # "window": hold-move-hold; "fast": same, short window; "ballistic": in the air
-    anchor: str  # point kept on the ground: "toe", "heel", or "air"
-    description: str
-    reverse_of: int | None = None  # this class is that class played backwards
-
-
-CLASS_SPECS: tuple[ClassSpec, ...] = (
-    ClassSpec("00_prep_to_armswing_back", "stand", "arms_back", "window", "toe",
-              "from the upright stance the arms swing back to their highest point, knees and hips flex a little"),
-    ClassSpec("01_armswing_back_to_prep", "stand", "arms_back", "window", "toe",
-              "class 00 played backwards: the arms swing forward-down from backward-highest to the upright stance",
-              reverse_of=0),
-    ClassSpec("02_armswing_back_to_crouch", "arms_back", "crouch", "window", "toe",
-              "countermovement: knees and hips flex into a deep crouch, trunk leans, arms stay back"),
-    ClassSpec("03_crouch_to_heel_off", "crouch", "heel_off", "window", "toe",
-              "arms swing forward-up through the bottom while the legs extend and the heels leave the ground"),
-    ClassSpec("04_heel_off_to_takeoff", "heel_off", "takeoff", "window", "toe",
-              "full extension of hips, knees and ankles along a forward-leaning line, arms reach up; toe-off"),
-    ClassSpec("05_takeoff_to_flight", "takeoff", "flight", "ballistic", "air",
-              "rising flight: knees tuck toward the chest, arms swing down-forward, body travels forward and up"),
-    ClassSpec("06_flight_to_landing", "flight", "landing", "ballistic", "air",
-              "descending flight: legs reach forward, arms forward, until the heels touch down"),
-    ClassSpec("07_landing_to_buffer_fast", "landing", "buffer", "fast", "heel",
-              "hard landing: the buffering squat is done within 40-50% of the clip, then held"),
-    ClassSpec("08_landing_to_buffer_slow", "landing", "buffer", "window", "heel",
-              "soft landing: the same buffering squat spread over 80-100% of the clip"),
-    ClassSpec("09_buffer_to_stand", "buffer", "stand", "window", "heel",
-              "recovery: rise from the buffering squat to upright, arms come down"),
-)
-CLASS_NAMES: list[str] = [spec.name for spec in CLASS_SPECS]
-CLASS_DESCRIPTIONS: dict[str, str] = {spec.name: spec.description for spec in CLASS_SPECS}
-REVERSED_PAIRS: list[tuple[int, int]] = [(spec.reverse_of, i) for i, spec in enumerate(CLASS_SPECS)
-                                         if spec.reverse_of is not None]
-FAST_SLOW_PAIRS: list[tuple[int, int]] = [(7, 8)]
-
+# The wall ends this far (body heights) above the hip: clear of the swinging thigh's width.
+WALL_CLEARANCE = 0.12
+# Chroma of the light's tint (grey levels); the scene is first squeezed into
+# [LIGHT + NOISE_ROOM, 255 - LIGHT - NOISE_ROOM], so no pixel is ever clipped.
+LIGHT = 50.0
+TURN = math.pi  # how far (radians) the light's hue turns over a clip: half the wheel
+NOISE_ROOM = 12.0
+# How far (frames) a jerky clip's frames are shown off their time.
+JITTER = 6.0
+# Hue ranges (OpenCV's 0..180) of the wall's two levels.
+_WALL_HUES = {"red": (-10.0, 8.0), "blue": (100.0, 122.0)}
 _SKIN_BGR = np.array([[170, 195, 235], [140, 170, 225], [105, 140, 195], [80, 110, 160], [60, 80, 120]], float)
 
 
 @dataclasses.dataclass(frozen=True)
 class ClipParams:
-    """Everything random about one clip; its distribution does not depend on the class."""
+    """Everything random about one clip. Only ``wall`` (appearance), ``phases`` (motion) and
+    ``tint`` (order) depend on the class; the rest has one distribution for every class."""
 
     frames: int
     size: int
-    # timing
-    move_slow: float  # length of the motion window, fraction of the clip ("window" classes)
-    move_fast: float  # same for the "fast" class
-    move_start: float  # where the window starts, as a fraction of the free time 1 - length
-    air_from: float  # progress range covered by a "ballistic" clip
-    air_to: float
-    sway: tuple[float, ...]  # (amplitude deg, cycles per clip, phase) x 3: trunk, head, arms
-    # body
-    lengths: dict
-    widths: dict
-    far_arm_offset: float  # degrees between the far and the near arm
-    far_leg_dx: float  # body heights between the far and the near leg
-    jump_distance: float
-    flight_apex: float
-    # placement
+    angles: np.ndarray = dataclasses.field(repr=False)  # (F, len(SEGMENTS)) near side
+    stand_angles: np.ndarray = dataclasses.field(repr=False)  # (len(SEGMENTS),) the standing leg
+    lengths: dict = dataclasses.field(repr=False)
+    widths: dict = dataclasses.field(repr=False)
+    far_arm_offset: float
     height_px: float
     center_x: float
     ground_y: float
     facing: int  # +1 right, -1 left
-    # colours (BGR) and background
     skin: tuple
     shirt: tuple
     pants: tuple
     shoes: tuple
-    background: np.ndarray = dataclasses.field(repr=False)  # (S + 2m, S + 2m, 3) uint8
-    margin: int = 0
-    shake: np.ndarray = dataclasses.field(repr=False, default=None)  # (F, 2) int pixels
+    background: np.ndarray = dataclasses.field(repr=False)  # (S, S, 3) uint8, wall included
+    wall_bottom: int  # first row below the wall
+    phases: np.ndarray = dataclasses.field(repr=False)  # (F,) the free leg's phase per frame
+    tint: np.ndarray = dataclasses.field(repr=False)  # (F, 3) the light's colour offset per frame
     noise_sigma: float = 0.0
     noise_seed: int = 0
 
@@ -196,158 +244,27 @@ def _smooth_noise(rng: np.random.Generator, size: int, cells: int, channels: int
     return (out - lo) / max(hi - lo, 1e-6)
 
 
-def _random_colour(rng: np.random.Generator, lightness: tuple[float, float], saturation: tuple[float, float]):
-    hsv = np.array([[[rng.uniform(0, 180), rng.uniform(*saturation) * 255, rng.uniform(*lightness) * 255]]],
-                   np.float32)
+def _hsv_colour(hue: float, saturation: float, value: float) -> np.ndarray:
+    hsv = np.array([[[hue % 180.0, saturation * 255, value * 255]]], np.float32)
     return cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2BGR)[0, 0].astype(float)
 
 
-def _draw_background(rng: np.random.Generator, size: int, floor_top: int):
-    """A textured backdrop above row ``floor_top`` and a floor below it; also returns its mean colour."""
-    c1 = _random_colour(rng, (0.35, 0.9), (0.0, 0.5))
-    c2 = np.clip(c1 + rng.normal(0, 45, 3), 0, 255)
-    kind = rng.integers(3)
-    if kind == 0:  # smoothed noise
+def _random_colour(rng: np.random.Generator, lightness: tuple[float, float], saturation: tuple[float, float]):
+    return _hsv_colour(rng.uniform(0, 180), rng.uniform(*saturation), rng.uniform(*lightness))
+
+
+def _texture(rng: np.random.Generator, size: int, c1: np.ndarray, c2: np.ndarray) -> np.ndarray:
+    """A (size, size, 3) float image mixing two colours: smoothed noise or soft stripes."""
+    if rng.random() < 0.5:
         mix = _smooth_noise(rng, size, int(rng.integers(3, 9)))
-    elif kind == 1:  # soft stripes
+    else:
         yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
         angle = rng.uniform(0, np.pi)
-        period = rng.uniform(0.08, 0.3) * size
-        phase = rng.uniform(0, 2 * np.pi)
-        mix = 0.5 + 0.5 * np.sin((xx * np.cos(angle) + yy * np.sin(angle)) * 2 * np.pi / period + phase)
+        period = rng.uniform(0.1, 0.35) * size
+        mix = 0.5 + 0.5 * np.sin((xx * np.cos(angle) + yy * np.sin(angle)) * 2 * np.pi / period
+                                 + rng.uniform(0, 2 * np.pi))
         mix = (0.8 * mix + 0.2 * _smooth_noise(rng, size, 5)[..., 0])[..., None]
-    else:  # gradient with blotches
-        yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
-        angle = rng.uniform(0, 2 * np.pi)
-        grad = (xx * np.cos(angle) + yy * np.sin(angle))
-        grad = (grad - grad.min()) / max(float(np.ptp(grad)), 1e-6)
-        mix = (0.6 * grad + 0.4 * _smooth_noise(rng, size, int(rng.integers(4, 12)))[..., 0])[..., None]
-    img = c1 + (c2 - c1) * mix
-    floor = _random_colour(rng, (0.25, 0.75), (0.0, 0.6))
-    grain = _smooth_noise(rng, size, int(rng.integers(12, 30)))
-    floor_img = floor * (0.85 + 0.3 * grain)
-    img[floor_top:] = floor_img[floor_top:]
-    return np.clip(img, 0, 255).astype(np.uint8), img.reshape(-1, 3).mean(0)
-
-
-def draw_clip_params(class_index: int, clip_index: int, seed: int,
-                     frames: int = DEFAULT_FRAMES, size: int = DEFAULT_SIZE) -> ClipParams:
-    """Draw the random parameters of one clip from (seed, class, clip).
-
-    The class only enters the seed: the distribution is the same for every
-    class, which is what makes appearance uninformative about the class.
-    """
-    ss = _clip_seed_sequence(class_index, clip_index, seed)
-    params_ss, noise_ss = ss.spawn(2)
-    rng = np.random.default_rng(params_ss)
-    scale = size / 128.0
-
-    move_slow = rng.uniform(0.8, 1.0)
-    move_fast = rng.uniform(0.4, 0.5)
-    move_start = rng.uniform(0.0, 1.0)
-    air_from = rng.uniform(0.0, 0.08)
-    air_to = rng.uniform(0.92, 1.0)
-    sway = tuple(float(v) for v in np.column_stack([
-        rng.uniform(0.5, 2.0, 3), rng.uniform(0.5, 1.5, 3), rng.uniform(0, 2 * np.pi, 3)]).ravel())
-
-    group = {"trunk": rng.uniform(0.9, 1.1), "arm": rng.uniform(0.88, 1.12),
-             "leg": rng.uniform(0.9, 1.1), "head": rng.uniform(0.85, 1.15)}
-    which = dict(trunk="trunk", neck="head", head_r="head", uarm="arm", farm="arm", hand_r="arm",
-                 thigh="leg", shin="leg", ankle_h="leg", heel="leg", toe="leg")
-    lengths = {k: v * group[which[k]] for k, v in _LENGTHS.items()}
-    bulk = rng.uniform(0.85, 1.2)
-    widths = {k: v * bulk for k, v in _WIDTHS.items()}
-
-    height_px = rng.uniform(0.42, 0.56) * size
-    center_x = (0.5 + rng.uniform(-0.1, 0.1)) * size
-    ground_y = rng.uniform(0.8, 0.9) * size
-    facing = 1 if rng.random() < 0.5 else -1
-
-    margin = max(1, int(math.ceil(2 * scale)))
-    # The far edge of the floor lies a little above where the feet touch it.
-    floor_top = int(round(ground_y - rng.uniform(0.03, 0.12) * size)) + margin
-    background, bg_mean = _draw_background(rng, size + 2 * margin, floor_top)
-
-    def contrasting(lightness, saturation):
-        colour = _random_colour(rng, lightness, saturation)
-        for _ in range(20):  # keep the figure visible against the backdrop
-            if np.abs(colour - bg_mean).sum() > 90:
-                break
-            colour = _random_colour(rng, lightness, saturation)
-        return tuple(float(c) for c in colour)
-
-    skin = tuple(float(c) for c in np.clip(_SKIN_BGR[rng.integers(len(_SKIN_BGR))] + rng.normal(0, 8, 3), 0, 255))
-    shirt = contrasting((0.2, 1.0), (0.3, 1.0))
-    pants = contrasting((0.1, 0.8), (0.0, 0.9))
-    shoes = tuple(float(c) for c in _random_colour(rng, (0.05, 0.5), (0.0, 0.8)))
-
-    # Camera shake: a smoothed random walk, whole pixels, at most `margin`.
-    amplitude = rng.uniform(0.0, 1.0) * margin
-    walk = np.cumsum(rng.normal(0, 1, (frames, 2)), axis=0)
-    walk -= walk.mean(0)
-    walk /= max(np.abs(walk).max(), 1e-6)
-    shake = np.clip(np.rint(walk * amplitude), -margin, margin).astype(int)
-
-    return ClipParams(
-        frames=frames, size=size, move_slow=move_slow, move_fast=move_fast, move_start=move_start,
-        air_from=air_from, air_to=air_to, sway=sway, lengths=lengths, widths=widths,
-        far_arm_offset=rng.uniform(8.0, 18.0) * (1 if rng.random() < 0.5 else -1),
-        far_leg_dx=rng.uniform(-0.05, 0.05),
-        jump_distance=JUMP_DISTANCE * rng.uniform(0.9, 1.1), flight_apex=FLIGHT_APEX * rng.uniform(0.8, 1.2),
-        height_px=height_px, center_x=center_x, ground_y=ground_y, facing=facing,
-        skin=skin, shirt=shirt, pants=pants, shoes=shoes,
-        background=background, margin=margin, shake=shake,
-        noise_sigma=rng.uniform(1.0, 4.0), noise_seed=int(noise_ss.generate_state(1)[0]),
-    )
-
-
-# ---------------------------------------------------------------------------
-# Trajectory: time warp -> joint angles -> forward kinematics -> joint positions
-# ---------------------------------------------------------------------------
-
-def _ease(x: np.ndarray) -> np.ndarray:
-    return 0.5 - 0.5 * np.cos(np.pi * np.clip(x, 0.0, 1.0))
-
-
-def _base_spec(class_index: int) -> tuple[ClassSpec, bool]:
-    spec = CLASS_SPECS[class_index]
-    if spec.reverse_of is not None:
-        return CLASS_SPECS[spec.reverse_of], True
-    return spec, False
-
-
-def clip_times(class_index: int, frames: int) -> np.ndarray:
-    """Normalised time of each frame as the class's base motion sees it (reversed classes run 1 -> 0)."""
-    t = np.linspace(0.0, 1.0, frames)
-    return t[::-1].copy() if _base_spec(class_index)[1] else t
-
-
-def motion_progress(class_index: int, params: ClipParams) -> np.ndarray:
-    """Progress of the motion (0 = start pose, 1 = end pose) at every frame, before easing."""
-    spec, _ = _base_spec(class_index)
-    t = clip_times(class_index, params.frames)
-    if spec.timing == "ballistic":
-        return params.air_from + (params.air_to - params.air_from) * t
-    length = params.move_fast if spec.timing == "fast" else params.move_slow
-    start = params.move_start * (1.0 - length)
-    return np.clip((t - start) / length, 0.0, 1.0)
-
-
-def joint_angles(class_index: int, params: ClipParams) -> np.ndarray:
-    """Segment angles in degrees, shape (F, len(SEGMENTS)), including the small idle sway."""
-    spec, _ = _base_spec(class_index)
-    s = _ease(motion_progress(class_index, params))[:, None]
-    a = np.asarray(KEY_POSES[spec.start])
-    b = np.asarray(KEY_POSES[spec.end])
-    angles = a + (b - a) * s
-    t = clip_times(class_index, params.frames)
-    sway = np.asarray(params.sway).reshape(3, 3)
-    wave = sway[:, 0] * np.sin(2 * np.pi * sway[:, 1] * t[:, None] + sway[:, 2])  # (F, 3)
-    angles[:, _SEG["trunk"]] += wave[:, 0]
-    angles[:, _SEG["head"]] += wave[:, 1]
-    angles[:, _SEG["uarm"]] += wave[:, 2]
-    angles[:, _SEG["farm"]] += 1.5 * wave[:, 2]
-    return angles
+    return c1 + (c2 - c1) * mix
 
 
 def _unit(deg: np.ndarray) -> np.ndarray:
@@ -377,28 +294,112 @@ def _body_points(angles: np.ndarray, lengths: dict, far_arm_offset: float) -> di
     return p
 
 
-def pose_trajectory(class_index: int, params: ClipParams) -> dict[str, np.ndarray]:
-    """World joint positions of the near side, (F, 2) each, in body heights; ground at y = 0."""
-    spec, _ = _base_spec(class_index)
-    angles = joint_angles(class_index, params)
-    pts = _body_points(angles, params.lengths, params.far_arm_offset)
-    if spec.anchor in ("toe", "heel"):
-        root = -pts[spec.anchor]  # the anchored point stays at the origin, on the ground
+def leg_phases(motion: str, frames: int, rng: np.random.Generator) -> np.ndarray:
+    """The free leg's phase per frame. Both levels follow one smooth swing (1.5 to 3 cycles per
+    clip from a random start); ``smooth`` shows it frame by frame, ``jerky`` shows each frame at
+    a time jittered by up to ``JITTER`` frames, so the leg jumps back and forth. Every frame's
+    phase is uniform either way, and frames a segment apart see the same swing."""
+    cycles = rng.uniform(1.5, 3.0)
+    start = rng.uniform(0, 2 * np.pi)
+    jitter = rng.uniform(-JITTER, JITTER, frames)  # drawn for both levels: one random stream
+    if motion == "smooth":
+        times = np.arange(frames, dtype=float)
+    elif motion == "jerky":
+        times = np.arange(frames) + jitter
     else:
-        # In the air the hip follows a parabola from the takeoff pose (toe at the
-        # origin) to the landing pose (heel at jump_distance); flight covers the
-        # first half of it, landing the second.
-        def hip_at(pose: str, anchor: str, at_x: float) -> np.ndarray:
-            key = _body_points(np.asarray(KEY_POSES[pose])[None, :], params.lengths, 0.0)
-            return np.array([at_x, 0.0]) - key[anchor][0]
+        raise MienetError(f"unknown motion level {motion!r}")
+    return start + 2 * np.pi * cycles * times / frames
 
-        hip_takeoff = hip_at("takeoff", "toe", 0.0)
-        hip_landing = hip_at("landing", "heel", params.jump_distance)
-        progress = motion_progress(class_index, params)
-        u = 0.5 * progress if spec.start == "takeoff" else 0.5 + 0.5 * progress
-        root = hip_takeoff + (hip_landing - hip_takeoff) * u[:, None]
-        root[:, 1] += 4.0 * params.flight_apex * u * (1.0 - u)
-    return {name: xy + root for name, xy in pts.items()}
+
+# An orthonormal basis of the colour plane orthogonal to grey (B, G, R): the light's tint turns in it.
+_TINT_BASIS = np.array([[1.0, -1.0, 0.0], [1.0, 1.0, -2.0]]) / np.array([[math.sqrt(2.0)], [math.sqrt(6.0)]])
+
+
+def light_tint(order: str, frames: int, start: float) -> np.ndarray:
+    """The light's colour offset per frame, (F, 3) BGR: a tint of chroma ``LIGHT`` whose hue turns
+    half round the colour wheel over the clip from ``start``, one way or the other. Any frame's
+    hue is uniform either way, and consecutive frames differ by the same chord either way."""
+    turn = {"clockwise": -1.0, "anticlockwise": 1.0}.get(order)
+    if turn is None:
+        raise MienetError(f"unknown order level {order!r}")
+    angle = start + turn * TURN * np.arange(frames) / frames
+    return LIGHT * (np.cos(angle)[:, None] * _TINT_BASIS[0] + np.sin(angle)[:, None] * _TINT_BASIS[1])
+
+
+def draw_clip_params(class_index: int, clip_index: int, seed: int,
+                     frames: int = DEFAULT_FRAMES, size: int = DEFAULT_SIZE) -> ClipParams:
+    """Draw the random parameters of one clip from (seed, class, clip).
+
+    The nuisance draws come first and do not look at the class; then the class's levels
+    pick the wall's hue family, the leg's jitter and the way the light turns.
+    """
+    if not 0 <= class_index < len(CLASS_LEVELS):
+        raise MienetError(f"class index {class_index} out of range 0..{len(CLASS_LEVELS) - 1}")
+    ss = _clip_seed_sequence(class_index, clip_index, seed)
+    params_ss, class_ss, noise_ss = ss.spawn(3)
+    rng = np.random.default_rng(params_ss)
+
+    group = {"trunk": rng.uniform(0.9, 1.1), "arm": rng.uniform(0.88, 1.12),
+             "leg": rng.uniform(0.9, 1.1), "head": rng.uniform(0.85, 1.15)}
+    which = dict(trunk="trunk", neck="head", head_r="head", uarm="arm", farm="arm", hand_r="arm",
+                 thigh="leg", shin="leg", ankle_h="leg", heel="leg", toe="leg")
+    lengths = {k: v * group[which[k]] for k, v in _LENGTHS.items()}
+    widths = {k: v * rng.uniform(0.85, 1.2) for k, v in _WIDTHS.items()}
+
+    # The still body: trunk, head and arms keep one pose for the whole clip.
+    uarm = rng.uniform(-15.0, 25.0)
+    still = np.array([178.0 + rng.uniform(-6, 6), 180.0 + rng.uniform(-8, 8), uarm,
+                      uarm + rng.uniform(5.0, 25.0), 2.0, -2.0, 90.0])
+    # The free (near) leg: thigh base + amplitude * sin(phase), the knee bending as it comes forward.
+    base, amplitude, knee = rng.uniform(10.0, 20.0), rng.uniform(24.0, 34.0), rng.uniform(8.0, 16.0)
+
+    height_px = rng.uniform(0.55, 0.7) * size
+    center_x = (0.5 + rng.uniform(-0.08, 0.08)) * size
+    ground_y = rng.uniform(0.88, 0.94) * size
+    facing = 1 if rng.random() < 0.5 else -1
+    skin = tuple(float(c) for c in np.clip(_SKIN_BGR[rng.integers(len(_SKIN_BGR))] + rng.normal(0, 8, 3), 0, 255))
+    shirt = tuple(float(c) for c in _random_colour(rng, (0.2, 1.0), (0.0, 1.0)))
+    pants = tuple(float(c) for c in _random_colour(rng, (0.1, 0.8), (0.0, 0.9)))
+    shoes = tuple(float(c) for c in _random_colour(rng, (0.05, 0.5), (0.0, 0.8)))
+    lower_a = _random_colour(rng, (0.3, 0.9), (0.0, 0.6))
+    lower = _texture(rng, size, lower_a, np.clip(lower_a + rng.normal(0, 45, 3), 0, 255))
+    noise_sigma = rng.uniform(1.0, 3.0)
+    wall_shades = (rng.uniform(0.45, 0.9), rng.uniform(0.5, 0.9), rng.uniform(0.45, 0.9), rng.uniform(0.5, 0.9))
+    wall_mix = rng.uniform(0.0, 1.0)
+    wall_seed = int(rng.integers(2**31))
+    tint_start = rng.uniform(0, 2 * np.pi)
+
+    # Where the hip is: the standing leg's sole on the ground.
+    stand = _body_points(still[None, :], lengths, 0.0)
+    hip_y = ground_y - (-(stand["heel"][0, 1]) + 0.0) * height_px
+    wall_bottom = int(math.floor(hip_y - WALL_CLEARANCE * height_px))
+
+    # The class.
+    crng = np.random.default_rng(class_ss)
+    hue_lo, hue_hi = _WALL_HUES[class_level(class_index, "appearance")]
+    hue1 = hue_lo + (hue_hi - hue_lo) * wall_mix
+    hue2 = hue_lo + (hue_hi - hue_lo) * ((wall_mix + 0.5) % 1.0)
+    wrng = np.random.default_rng(wall_seed)
+    wall = _texture(wrng, size, _hsv_colour(hue1, wall_shades[0], wall_shades[1]),
+                    _hsv_colour(hue2, wall_shades[2], wall_shades[3]))
+    background = lower.copy()
+    background[:max(wall_bottom, 0)] = wall[:max(wall_bottom, 0)]
+    phases = leg_phases(class_level(class_index, "motion"), frames, crng)
+    tint = light_tint(class_level(class_index, "order"), frames, tint_start)
+
+    swing = np.sin(phases)
+    angles = np.repeat(still[None, :], frames, axis=0)
+    angles[:, _SEG["thigh"]] = base + amplitude * swing
+    angles[:, _SEG["shin"]] = angles[:, _SEG["thigh"]] - knee * (1.0 + swing)
+    angles[:, _SEG["foot"]] = 90.0 + 0.4 * amplitude * swing
+    return ClipParams(
+        frames=frames, size=size, angles=angles, stand_angles=still, lengths=lengths, widths=widths,
+        far_arm_offset=rng.uniform(8.0, 18.0) * (1 if rng.random() < 0.5 else -1),
+        height_px=height_px, center_x=center_x, ground_y=ground_y, facing=facing,
+        skin=skin, shirt=shirt, pants=pants, shoes=shoes,
+        background=np.clip(background, 0, 255).astype(np.uint8), wall_bottom=wall_bottom,
+        phases=phases, tint=tint, noise_sigma=noise_sigma, noise_seed=int(noise_ss.generate_state(1)[0]),
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -408,17 +409,12 @@ def pose_trajectory(class_index: int, params: ClipParams) -> dict[str, np.ndarra
 _SHIFT = 4  # sub-pixel precision of the cv2 drawing calls (1/16 px)
 
 
-def _to_pixels(pts: dict[str, np.ndarray], params: ClipParams) -> dict[str, np.ndarray]:
-    """World points -> fixed-point pixel coordinates (before camera shake), int32 (F, 2)."""
-    # Centre the hip's horizontal range (not its mean), so the placement does not
-    # depend on how long the clip dwells where: a fast clip and a slow clip of
-    # the same motion start and end at the same pixels.
-    hip_x = pts["hip"][:, 0]
-    x_mid = 0.5 * (hip_x.min() + hip_x.max())
+def _to_pixels(pts: dict[str, np.ndarray], params: ClipParams, hip_y: float) -> dict[str, np.ndarray]:
+    """Points relative to the hip (body heights, y up) -> fixed-point pixels, int32 (F, 2)."""
     out = {}
     for name, xy in pts.items():
-        px = params.center_x + params.facing * (xy[:, 0] - x_mid) * params.height_px
-        py = params.ground_y - xy[:, 1] * params.height_px
+        px = params.center_x + params.facing * xy[:, 0] * params.height_px
+        py = hip_y - xy[:, 1] * params.height_px
         out[name] = np.rint(np.stack([px, py], axis=-1) * (1 << _SHIFT)).astype(np.int32)
     return out
 
@@ -426,41 +422,38 @@ def _to_pixels(pts: dict[str, np.ndarray], params: ClipParams) -> dict[str, np.n
 def render_frames(class_index: int, params: ClipParams, clean: bool = False) -> np.ndarray:
     """Draw the clip of ``class_index`` with ``params``: (F, S, S, 3) uint8 BGR.
 
-    ``clean=True`` leaves out camera shake and pixel noise (the only parts that
-    are not a function of the trajectory), so a reversed class renders exactly
-    as its partner's frames in reverse order.
+    ``clean=True`` leaves out the pixel noise (the only part that is not a function of the
+    design), so two clips that share parameters differ exactly by their factors.
     """
-    if not 0 <= class_index < len(CLASS_SPECS):
-        raise MienetError(f"class index {class_index} out of range 0..{len(CLASS_SPECS) - 1}")
-    n, size, m = params.frames, params.size, params.margin
-    pts = pose_trajectory(class_index, params)
-    far_dx = np.array([params.facing * params.far_leg_dx * params.height_px * (1 << _SHIFT), 0]).astype(np.int32)
-    px = _to_pixels(pts, params)
+    if not 0 <= class_index < len(CLASS_LEVELS):
+        raise MienetError(f"class index {class_index} out of range 0..{len(CLASS_LEVELS) - 1}")
+    n, size = params.frames, params.size
+    stand = _body_points(params.stand_angles[None, :], params.lengths, params.far_arm_offset)
+    hip_y = params.ground_y + stand["heel"][0, 1] * params.height_px
+    moving = _body_points(params.angles, params.lengths, params.far_arm_offset)
+    px = _to_pixels(moving, params, hip_y)
+    still = _to_pixels(stand, params, hip_y)
     for name in ("knee", "ankle", "heel", "toe"):
-        px["far_" + name] = px[name] + far_dx
-    px["far_hip"] = px["hip"] + far_dx
+        px["far_" + name] = np.repeat(still[name], n, axis=0)
+    px["far_hip"] = px["hip"]
 
     h = params.height_px
     w = {k: max(1, int(round(v * h))) for k, v in params.widths.items()}
     head_r = max(2, int(round(params.lengths["head_r"] * h * (1 << _SHIFT))))
     hand_r = max(1, int(round(params.lengths["hand_r"] * h * (1 << _SHIFT))))
-    dark = 0.7
 
-    def shade(colour, k=dark):
+    def shade(colour, k=0.7):
         return tuple(c * k for c in colour)
 
     skin, shirt, pants, shoes = params.skin, params.shirt, params.pants, params.shoes
     aa = cv2.LINE_AA
-    shake = np.zeros((n, 2), int) if clean else params.shake
     video = np.empty((n, size, size, 3), np.uint8)
     for i in range(n):
-        dx, dy = int(shake[i, 0]), int(shake[i, 1])
         img = video[i]
-        img[:] = params.background[m + dy:m + dy + size, m + dx:m + dx + size]
-        off = np.array([-dx, -dy], np.int32) << _SHIFT
+        img[:] = params.background
 
         def P(name):
-            x, y = px[name][i] + off
+            x, y = px[name][i]
             return int(x), int(y)
 
         def limb(a, b, colour, width):
@@ -471,7 +464,7 @@ def render_frames(class_index: int, params: ClipParams, clean: bool = False) -> 
             cv2.fillConvexPoly(img, poly, colour, aa, _SHIFT)
             limb(prefix + "heel", prefix + "toe", colour, max(1, w["farm"] - 1))
 
-        # far side first, darker
+        # far side first, darker: the arm and the standing leg
         limb("shoulder", "far_elbow", shade(shirt), w["uarm"])
         limb("far_elbow", "far_wrist", shade(skin), w["farm"])
         cv2.circle(img, P("far_wrist"), hand_r, shade(skin), -1, aa, _SHIFT)
@@ -482,7 +475,7 @@ def render_frames(class_index: int, params: ClipParams, clean: bool = False) -> 
         limb("hip", "shoulder", shirt, w["trunk"])
         limb("shoulder", "neck", skin, w["neck"])
         cv2.circle(img, P("head"), head_r, skin, -1, aa, _SHIFT)
-        # near side
+        # near side: the free leg, then the arm
         limb("hip", "knee", pants, w["thigh"])
         limb("knee", "ankle", pants, w["shin"])
         foot("", shoes)
@@ -490,14 +483,15 @@ def render_frames(class_index: int, params: ClipParams, clean: bool = False) -> 
         limb("elbow", "wrist", skin, w["farm"])
         cv2.circle(img, P("wrist"), hand_r, skin, -1, aa, _SHIFT)
 
+    # The light: squeeze the scene clear of 0 and 255, then add the tint (and the noise).
+    low = LIGHT + NOISE_ROOM
+    out = video.astype(np.float32) * ((255.0 - 2 * low) / 255.0) + low
+    out += params.tint.astype(np.float32)[:, None, None, :]
     if not clean:
         rng = np.random.default_rng(params.noise_seed)
-        noise = rng.standard_normal(video.shape, dtype=np.float32)
-        noise *= params.noise_sigma
-        noise += video
-        np.clip(noise, 0, 255, out=noise)
-        video = np.rint(noise).astype(np.uint8)
-    return video
+        out += rng.standard_normal(video.shape, dtype=np.float32) * params.noise_sigma
+    np.clip(out, 0, 255, out=out)
+    return np.rint(out).astype(np.uint8)
 
 
 def render_clip(class_index: int, clip_index: int, seed: int = DEFAULT_SEED,
@@ -582,7 +576,7 @@ def default_jobs() -> int:
 def validate(classes: int, clips_per_class: int, frames: int, size: int, fps: float, seed: int,
              jobs: int | None) -> None:
     """Raise MienetError naming the option when a value is out of range."""
-    n = len(CLASS_SPECS)
+    n = len(CLASS_LEVELS)
     if not 2 <= classes <= n:
         raise MienetError(f"--classes must be between 2 and {n}, got {classes}")
     if clips_per_class < 1:
@@ -726,6 +720,7 @@ def synthesize(out_dir: str | os.PathLike, classes: int = DEFAULT_CLASSES,
         }
         done = {**settings, "classes": classes, "clips_per_class": clips_per_class,
                 "clips": classes * clips_per_class}
+        write_text_atomic(out / FACTORS_NAME, json.dumps(design(classes), indent=2) + "\n")
         write_text_atomic(done_path, json.dumps(done, indent=2, sort_keys=True) + "\n")
     return summary
 
@@ -737,7 +732,7 @@ def synthesize(out_dir: str | os.PathLike, classes: int = DEFAULT_CLASSES,
 def add_arguments(parser) -> None:
     parser.add_argument("out_dir", metavar="OUT_DIR", help="folder to write OUT_DIR/<class>/<clip>.mp4 into")
     parser.add_argument("--classes", type=int, default=DEFAULT_CLASSES,
-                        help=f"number of classes, the first K of the {len(CLASS_SPECS)} (default: %(default)s)")
+                        help=f"number of classes, the first K of the {len(CLASS_LEVELS)} factor combinations (default: %(default)s)")
     parser.add_argument("--clips-per-class", type=int, default=DEFAULT_CLIPS_PER_CLASS,
                         help="clips per class (default: %(default)s)")
     parser.add_argument("--frames", type=int, default=DEFAULT_FRAMES,

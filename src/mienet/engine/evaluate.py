@@ -89,11 +89,61 @@ def evaluate_model(loaded: LoadedModel, list_file: str | Path, root: str | Path,
     return metrics, scored
 
 
+def choose_checkpoint(checkpoint: str | Path, split: str) -> tuple[Path, str]:
+    """The checkpoint file to score ``split`` with, and what it was selected on.
+
+    A file is taken as given: ``best*.pt`` was selected on val, any other file is taken as
+    selected on nothing (say, ``last.pt``: the last epoch). A run's ``checkpoints`` folder
+    picks for itself: ``best.pt`` unless the scored split is the selection split (val), where
+    choosing the epoch on the very clips reported would bias the number upwards; then
+    ``last.pt``.
+    """
+    from mienet.layout import SELECTION_SPLIT
+
+    path = Path(checkpoint)
+    if path.is_dir():
+        name = "last.pt" if split == SELECTION_SPLIT else "best.pt"
+        path = path / name
+        if not path.is_file():
+            raise MienetError(f"{path} does not exist: is {checkpoint} the checkpoints folder of a finished "
+                              "`mienet train` run?")
+        log.info("scoring %s with %s", split, path)
+    selection = SELECTION_SPLIT if path.name.startswith("best") else "none (last epoch)"
+    if selection == split:
+        log.warning("%s was selected on %s and is scored on %s: the number is optimistically biased; "
+                    "score another split, or pass the run's checkpoints folder to score %s with last.pt",
+                    path, split, split, split)
+    return path, selection
+
+
+def score_factors(design: dict, rows: list[dict], classes: list[str], variant: str, where) -> dict:
+    """Per-factor accuracy of ``rows`` (a ``<factor>_correct`` column each) and ``variant``'s ceiling
+    from a factor design (``factors.json`` of :mod:`mienet.data.synth`); metrics.json's keys."""
+    names = [c["name"] for c in design["classes"]]
+    if names != list(classes):
+        raise MienetError(f"{where} describes the classes {names}, the model has {classes}")
+    factors = [f["name"] for f in design["factors"]]
+    levels = [c["levels"] for c in design["classes"]]
+    accuracy = {}
+    for f in factors:
+        for r in rows:
+            r[f"{f}_correct"] = int(levels[r["label"]][f] == levels[r["prediction"]][f])
+        accuracy[f] = round(100 * sum(r[f"{f}_correct"] for r in rows) / len(rows), 4)
+    out = {"factors": accuracy, "factor_design": {f["name"]: f["description"] for f in design["factors"]}}
+    if variant in design.get("ceilings", {}):
+        out["ceiling"] = design["ceilings"][variant]
+    return out
+
+
 def evaluate(checkpoint: str | Path, annotations: str | Path, split: str = "val", list_file=None,
              root=None, num_clips: int = 1, num_crops: int = 1, out=None, batch_size: int = 8,
              workers: int = 2, device: str = "auto", dense: bool = False, progress: bool = True) -> dict:
-    """Evaluate a ``mienet train`` checkpoint on a split of ``annotations``; returns metrics.json's dict."""
+    """Evaluate a ``mienet train`` checkpoint on a split of ``annotations``; returns metrics.json's dict.
+
+    ``checkpoint`` is a file, or a run's checkpoints folder (:func:`choose_checkpoint`). With a
+    factor design beside the lists (``factors.json``), each factor is scored too."""
     check_views(num_clips, num_crops)
+    checkpoint, selection = choose_checkpoint(checkpoint, Path(list_file).stem if list_file else split)
     loaded = load_model(checkpoint)
     classes = loaded.classes
     annotations = Path(annotations)
@@ -114,6 +164,15 @@ def evaluate(checkpoint: str | Path, annotations: str | Path, split: str = "val"
                                      progress=progress, desc="evaluate")
     if names_match is not None:
         metrics["class_names_match"] = names_match
+    metrics["selection_split"] = selection
+    from mienet.layout import FACTORS_FILE
+
+    design_path = annotations / FACTORS_FILE
+    if design_path.is_file():
+        from mienet.data.synth import read_design
+
+        metrics.update(score_factors(read_design(design_path), scored.rows, classes, metrics["variant"],
+                                     design_path))
     out = Path(out) if out else Path(checkpoint).parent.parent / f"eval-{list_file.stem}"
     train_log = Path(checkpoint).parent.parent / "log.csv"
     extra = {"train_log.csv": train_log.read_text()} if train_log.is_file() else {}  # the curves
@@ -216,14 +275,19 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--checkpoint", required=True, type=Path, help="a checkpoint of `mienet train`")
+    parser.add_argument("--checkpoint", required=True, type=Path,
+                        help="a checkpoint of `mienet train`, or a run's checkpoints folder: best.pt (selected "
+                             "on val), or last.pt when the scored split is val")
     parser.add_argument("--annotations", type=Path,
                         help="annotation folder (classes.txt and the split's list); default with --params: "
                              "the dataset's")
     parser.add_argument("--params", type=Path,
                         help="params.yaml (checked against its schema): the files of --dataset (mienet.layout)")
     parser.add_argument("--dataset", help="with --params: the dataset whose annotations and frames to use")
-    parser.add_argument("--split", default="val", help="list to evaluate: val or test (default val)")
+    parser.add_argument("--split", default="val",
+                        help="list to evaluate: val, test, or with --params/--dataset 'standard': the "
+                             "dataset's protocol (test for synth, folder and SLJD; val for Diving48 and SSv2) "
+                             "(default val)")
     parser.add_argument("--list", dest="list_file", type=Path, help="another frame list instead of --split")
     parser.add_argument("--root", type=Path, help="dataset root (default with --params: the dataset's; "
                                                   "else the parent of --annotations)")
@@ -244,8 +308,20 @@ def data_from_args(args) -> tuple[Path, Path]:
     return data_paths(args.annotations, args.root, args.params, args.dataset)
 
 
+def resolve_split(split: str, params_file, dataset) -> str:
+    """``standard`` -> the dataset's protocol split (:data:`mienet.layout.STANDARD_SPLIT`)."""
+    if split != "standard":
+        return split
+    if params_file is None or not dataset:
+        raise MienetError("--split standard needs --params and --dataset (the protocol is the dataset's)")
+    from mienet.layout import from_params_file
+
+    return from_params_file(params_file, dataset)[1].standard_split
+
+
 def run(args) -> int:
     annotations, root = data_from_args(args)
+    args.split = resolve_split(args.split, args.params, args.dataset)
     m = evaluate(args.checkpoint, annotations, split=args.split, list_file=args.list_file,
                  root=root, num_clips=args.clips, num_crops=args.crops, out=args.out,
                  batch_size=args.batch_size, workers=args.workers, device=args.device, dense=args.dense,

@@ -329,8 +329,8 @@ def build_data(cfg: TrainConfig, rt: Runtime) -> TrainData:
     common = dict(root=cfg.root, num_segments=cfg.segments, frames_per_segment=cfg.frames_per_segment,
                   size=cfg.size, template=cfg.template, skip_missing=cfg.skip_missing,
                   num_classes=len(classes))
-    train_set = ClipDataset(ann / "train.txt", train=True, flip=cfg.flip, **common)
-    val_set = ClipDataset(ann / "val.txt", train=False, **common)
+    train_set = ClipDataset(ann / "train.txt", train=True, flip=cfg.flip, cache_frames=cfg.cache_frames, **common)
+    val_set = ClipDataset(ann / "val.txt", train=False, cache_frames=cfg.cache_frames, **common)
     if len(train_set) == 0:
         raise MienetError(f"{ann / 'train.txt'} lists no clips")
     if len(val_set) == 0:
@@ -759,6 +759,7 @@ def add_arguments(parser) -> None:
     opt(g, "--skip-missing", action="store_true")
     opt(g, "--no-flip", "no horizontal flip (SSv2)", action="store_false", field="flip", dest="flip")
     opt(g, "--workers", type=int)
+    opt(g, "--cache-frames", action="store_true")
     g = parser.add_argument_group("model")
     opt(g, "--variant", ", ".join(VARIANTS), choices=list(VARIANTS))
     opt(g, "--arch", choices=list(TrainConfig.__dataclass_fields__["arch"].metadata["schema"]["enum"]))

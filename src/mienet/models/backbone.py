@@ -46,8 +46,42 @@ def resnet10(*, weights: None = None) -> ResNet:
     return ResNet(BasicBlock, [1, 1, 1, 1])
 
 
+class NarrowResNet(ResNet):
+    """torchvision's ResNet with other stage widths than 64-128-256-512, built with its own
+    ``_make_layer`` (the blocks are torchvision's) and initialised as torchvision does."""
+
+    def __init__(self, block, layers: list[int], widths: tuple[int, int, int, int]) -> None:
+        nn.Module.__init__(self)
+        self._norm_layer = nn.BatchNorm2d
+        self.dilation, self.groups, self.base_width = 1, 1, 64
+        self.inplanes = widths[0]
+        self.conv1 = nn.Conv2d(3, widths[0], kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(widths[0])
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        self.layer1 = self._make_layer(block, widths[0], layers[0])
+        self.layer2 = self._make_layer(block, widths[1], layers[1], stride=2)
+        self.layer3 = self._make_layer(block, widths[2], layers[2], stride=2)
+        self.layer4 = self._make_layer(block, widths[3], layers[3], stride=2)
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(widths[3] * block.expansion, 1000)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+
+def resnet10_half(*, weights: None = None) -> ResNet:
+    """ResNet-10 at half width (32-64-128-256 channels, about a quarter of the FLOPs): the
+    CPU backbone of the embedded synthetic default. No ImageNet weights exist."""
+    return NarrowResNet(BasicBlock, [1, 1, 1, 1], (32, 64, 128, 256))
+
+
 ARCHS: dict[str, ResNetSpec] = {
     "resnet10": ResNetSpec(resnet10, None),
+    "resnet10_half": ResNetSpec(resnet10_half, None),
     "resnet18": ResNetSpec(models.resnet18, models.ResNet18_Weights.IMAGENET1K_V1),
     "resnet34": ResNetSpec(models.resnet34, models.ResNet34_Weights.IMAGENET1K_V1),
     "resnet50": ResNetSpec(models.resnet50, models.ResNet50_Weights.IMAGENET1K_V1),

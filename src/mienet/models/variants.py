@@ -13,6 +13,15 @@ from typing import Literal
 #   afm    - AFM(RGB, PA), 6 channels
 BackboneInput = Literal["rgb", "pa", "concat", "afm"]
 
+# The kinds of evidence a variant can use, by construction (what the synthetic dataset's factors
+# are built from, so that each variant's ceiling is known before training):
+#   frame              - anything visible in one frame (the RGB input)
+#   consecutive_frames - change between consecutive frames (the PA image)
+#   segment_order      - the order of the segments (DPTAM's temporal convolution; average
+#                        consensus alone is blind to it)
+Cue = Literal["frame", "consecutive_frames", "segment_order"]
+CUES: tuple[str, ...] = ("frame", "consecutive_frames", "segment_order")
+
 
 @dataclass(frozen=True)
 class Variant:
@@ -35,6 +44,16 @@ class Variant:
         """Whether RGB and PA are combined, which needs ``L - 1 == 3`` PA channels."""
         return self.backbone_input in ("concat", "afm")
 
+    def sees(self, cue: Cue) -> bool:
+        """Whether the variant can see ``cue`` (see :data:`CUES`), by construction."""
+        if cue == "frame":
+            return self.backbone_input != "pa"
+        if cue == "consecutive_frames":
+            return self.uses_pa
+        if cue == "segment_order":
+            return self.dptam
+        raise ValueError(f"unknown cue {cue!r} (known: {', '.join(CUES)})")
+
     def in_channels(self, frames_per_segment: int) -> int:
         """Input channels of the backbone's first convolution."""
         if self.backbone_input == "rgb":
@@ -44,9 +63,9 @@ class Variant:
         return 6
 
 
-# The backbones (torchvision ResNets; resnet10 has one BasicBlock per stage and no ImageNet
-# weights). mienet.models.backbone maps each name to its constructor.
-ARCH_NAMES: tuple[str, ...] = ("resnet10", "resnet18", "resnet34", "resnet50", "resnet101")
+# The backbones (torchvision ResNets; resnet10 has one BasicBlock per stage, resnet10_half
+# the same at half width; neither has ImageNet weights). mienet.models.backbone maps each name to its constructor.
+ARCH_NAMES: tuple[str, ...] = ("resnet10", "resnet10_half", "resnet18", "resnet34", "resnet50", "resnet101")
 
 VARIANTS: dict[str, Variant] = {
     v.name: v

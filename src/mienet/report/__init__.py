@@ -4,13 +4,19 @@ Reads ``<results>/<dataset>/<variant>/seed<k>/`` (metrics, training log, per-cla
 confusion), ``<dataset>/<variant>/tuned/``, ``<dataset>/search/<variant>/summary.json`` and
 ``bench/*.json``, and writes under ``<out>``:
 
-    tables/ablation_<dataset>.{md,tex,csv}     one row per ablation variant, checks for RGB/PA/AFM/DPTAM
+    tables/ablation_<dataset>.{md,tex,csv}     one row per ablation variant, checks for RGB/PA/AFM/DPTAM,
+                                               top-1 with its 95 % CI and the variant's ceiling
     tables/comparison_<dataset>.{md,tex,csv}   published rows (docs/mie-net.md) beside measured ones
+    tables/effects_<dataset>.{md,tex,csv}      the module effects (:data:`EFFECTS`): paired differences, CIs
+    tables/factors_<dataset>.{md,tex,csv}      accuracy per factor of the dataset's design, with ceilings
     tables/search.{md,tex,csv}                 Optuna studies and the tuned models
     tables/efficiency.{md,tex,csv}             parameters, GFLOPs, training clips/s
     plots/<figure>_<dataset>.{png,pdf}          ablation bars, curves, confusion, per-class, accuracy/GFLOPs
     plots/search_<dataset>_<variant>_<name>.png Optuna's plots, copied (only where a search ran)
     README.md                                  every table and figure with a generated sentence
+
+Every mean over seeds carries a 95 % confidence interval: a hierarchical bootstrap over seeds
+and test clips from ``predictions.csv`` (:mod:`mienet.report.stats`, :mod:`mienet.report.analysis`).
 
 The set of files is fixed by the dataset names alone (:func:`expected_outputs`): a table
 without data is written with dashes and a figure without data as a placeholder. This module
@@ -23,10 +29,21 @@ from pathlib import Path
 
 TABLE_FORMATS = ("md", "tex", "csv")
 FIGURE_FORMATS = ("png", "pdf")
-DATASET_TABLES = ("ablation", "comparison")  # tables/<name>_<dataset>.*
+DATASET_TABLES = ("ablation", "comparison", "effects", "factors")  # tables/<name>_<dataset>.*
 GLOBAL_TABLES = ("search", "efficiency")  # tables/<name>.*
 FIGURES = ("ablation_bars", "curves", "confusion", "per_class", "accuracy_gflops")  # plots/<name>_<dataset>.*
 README = "README.md"
+
+# The module effects the effects table answers, each a paired difference ``variant_a - variant_b``
+# over the seeds and test clips both have: (module, variant_a, variant_b, what changes).
+EFFECTS: tuple[tuple[str, str, str, str], ...] = (
+    ("PA", "pa", "tsn", "PA image instead of the RGB frame"),
+    ("PA", "naive_fusion", "tsn", "PA added to RGB (plain concatenation)"),
+    ("AFM", "afm", "naive_fusion", "AFM instead of plain concatenation"),
+    ("DPTAM", "dptam", "tsn", "DPTAM on the RGB baseline"),
+    ("DPTAM", "mienet", "afm", "DPTAM on AFM (MIE-Net against AFM)"),
+    ("DPTAM", "fusion_dptam", "naive_fusion", "DPTAM on concatenated RGB and PA"),
+)
 
 
 def expected_outputs(datasets: list[str], figures: bool = True) -> list[str]:
@@ -50,4 +67,4 @@ def write_report(results_dir: str | Path, out_dir: str | Path | None = None, dat
     return _write_report(results_dir, out_dir, datasets=datasets, published=published, figures=figures)
 
 
-__all__ = ["expected_outputs", "write_report", "FIGURES", "TABLE_FORMATS", "FIGURE_FORMATS"]
+__all__ = ["expected_outputs", "write_report", "EFFECTS", "FIGURES", "TABLE_FORMATS", "FIGURE_FORMATS"]

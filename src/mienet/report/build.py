@@ -13,7 +13,14 @@ from mienet.report import README, TABLE_FORMATS, expected_outputs
 from mienet.report.collect import collect
 from mienet.report.page import render
 from mienet.report.published import load_published
-from mienet.report.tables import ablation_table, comparison_table, efficiency_table, search_table
+from mienet.report.tables import (
+    ablation_table,
+    comparison_table,
+    effects_table,
+    efficiency_table,
+    factors_table,
+    search_table,
+)
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +77,8 @@ def write_report(results_dir: str | Path, out_dir: str | Path | None = None, dat
 
     tables = {}
     for dataset in datasets:
-        for table in (ablation_table(tree, dataset), comparison_table(tree, dataset, rows)):
+        for table in (ablation_table(tree, dataset), comparison_table(tree, dataset, rows),
+                      effects_table(tree, dataset), factors_table(tree, dataset)):
             tables[table.stem] = table
     tables["search"] = search_table(tree, datasets)
     tables["efficiency"] = efficiency_table(tree, datasets)

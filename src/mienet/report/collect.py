@@ -2,7 +2,8 @@
 
 Layout read (every piece optional)::
 
-    <results>/<dataset>/<variant>/seed<k>/metrics.json, train_log.csv, per_class.csv, confusion.csv
+    <results>/<dataset>/<variant>/seed<k>/metrics.json, train_log.csv, per_class.csv, confusion.csv,
+                                          predictions.csv (read on demand: :meth:`ResultsTree.predictions`)
     <results>/<dataset>/<variant>/tuned/...              the final training with the searched parameters
     <results>/<dataset>/search/<variant>/summary.json    the Optuna study's summary
     <results>/<dataset>/search/<variant>/plots/*.png     Optuna's plots
@@ -51,6 +52,74 @@ class Run:
     def top5(self) -> float | None:
         return as_number(self.metrics.get("top5"))
 
+    @property
+    def split(self) -> str | None:
+        """The split the run was scored on (``metrics.json``'s ``split``)."""
+        return str(self.metrics["split"]) if self.metrics.get("split") not in (None, "") else None
+
+    @property
+    def selection_split(self) -> str | None:
+        """The split its checkpoint was selected on; None in older ``metrics.json`` without it."""
+        value = self.metrics.get("selection_split")
+        return str(value) if value not in (None, "") else None
+
+    @property
+    def factor_design(self) -> dict[str, str]:
+        """``factor_design``: factor name -> one-line description, in display order ({} without)."""
+        design = self.metrics.get("factor_design")
+        if isinstance(design, dict):
+            return {str(k): str(v) for k, v in design.items()}
+        if isinstance(design, list):  # names only
+            return {str(k): "" for k in design}
+        return {}
+
+    @property
+    def factors(self) -> dict[str, float]:
+        """``factors``: per-factor accuracy in percent ({} without)."""
+        return _numbers(self.metrics.get("factors"))
+
+    @property
+    def ceiling_top1(self) -> float | None:
+        """``ceiling.top1``: the best top-1 this variant can reach on the design, by construction."""
+        ceiling = self.metrics.get("ceiling")
+        return as_number(ceiling.get("top1")) if isinstance(ceiling, dict) else None
+
+    @property
+    def ceiling_factors(self) -> dict[str, float]:
+        """``ceiling.factors``: the same per factor ({} without)."""
+        ceiling = self.metrics.get("ceiling")
+        return _numbers(ceiling.get("factors")) if isinstance(ceiling, dict) else {}
+
+    def metric(self, name: str) -> float | None:
+        """``top1``, ``top5`` or a factor's accuracy (percent) from ``metrics.json``."""
+        if name in ("top1", "top5"):
+            return as_number(self.metrics.get(name))
+        return self.factors.get(name)
+
+    def ceiling(self, name: str) -> float | None:
+        """The ceiling of ``top1`` or of a factor; None where ``metrics.json`` gives none."""
+        if name == "top1":
+            return self.ceiling_top1
+        return self.ceiling_factors.get(name) if name != "top5" else None
+
+
+@dataclass
+class Predictions:
+    """``predictions.csv`` of one run: the clips' paths and their 0/1 outcome columns
+    (``correct``, ``in_top5``, ``<factor>_correct``) as float arrays in file order."""
+
+    paths: list[str]
+    columns: dict
+
+    def column(self, name: str):
+        return self.columns.get(name)
+
+
+def prediction_column(metric: str) -> str:
+    """The ``predictions.csv`` column of a metric: ``correct`` for top1, ``in_top5`` for top5,
+    ``<factor>_correct`` for a factor."""
+    return {"top1": "correct", "top5": "in_top5"}.get(metric, f"{metric}_correct")
+
 
 @dataclass
 class Search:
@@ -84,6 +153,24 @@ class SeedStats:
         vals = self.values(key)
         return statistics.stdev(vals) if len(vals) >= 2 else None
 
+    def metric_values(self, name: str) -> list[float]:
+        """``top1``, ``top5`` or a factor's accuracy of every seed that has it (:meth:`Run.metric`)."""
+        return [v for v in (r.metric(name) for r in self.runs) if v is not None]
+
+    def metric_mean(self, name: str) -> float | None:
+        vals = self.metric_values(name)
+        return statistics.fmean(vals) if vals else None
+
+    def ceiling(self, name: str = "top1") -> float | None:
+        """The ceiling of ``top1`` or a factor of the lowest seed that gives one (:meth:`Run.ceiling`)."""
+        return next((c for c in (r.ceiling(name) for r in self.runs) if c is not None), None)
+
+    def splits(self) -> tuple[list[str], list[str]]:
+        """(reported splits, checkpoint-selection splits) of the runs, sorted; a split not recorded
+        is left out."""
+        return (sorted({r.split for r in self.runs} - {None}),
+                sorted({r.selection_split for r in self.runs} - {None}))
+
     def first(self, key: str):
         """The value of ``key`` of the lowest seed that has it (params, GFLOPs, shape)."""
         for r in self.runs:
@@ -105,9 +192,34 @@ class ResultsTree:
     datasets: list[str] = field(default_factory=list)  # found, in display order
     problems: list[str] = field(default_factory=list)
     bench_skipped: list[str] = field(default_factory=list)  # JSON that is not `bench train` output
+    cache: dict = field(default_factory=dict, repr=False)  # predictions and intervals, computed once
 
     def stats(self, dataset: str, variant: str) -> SeedStats:
         return SeedStats(self.runs.get((dataset, variant), []))
+
+    def predictions(self, run: Run) -> Predictions | None:
+        """``predictions.csv`` of ``run`` (read once): None if absent, empty or unreadable (named
+        in :attr:`problems`). Outcome columns that are not all 0/1 numbers are left out."""
+        key = ("predictions", run.path)
+        if key not in self.cache:
+            self.cache[key] = read_predictions(run.path / "predictions.csv", self)
+        return self.cache[key]
+
+    def factor_design(self, dataset: str) -> dict[str, str]:
+        """The factors of ``dataset`` in display order with their descriptions: the
+        ``factor_design`` of its runs (variants in table order, seeds ascending, the first
+        that has one first), then factors only named in ``factors`` or ``ceiling.factors``;
+        {} when no run has a factor design."""
+        design: dict[str, str] = {}
+        runs = [r for v in self.variants(dataset) for r in self.runs.get((dataset, v), [])]
+        for run in runs:
+            for name, desc in run.factor_design.items():
+                if not design.get(name):
+                    design[name] = desc
+        for run in runs:
+            for name in [*run.factors, *run.ceiling_factors]:
+                design.setdefault(name, "")
+        return design
 
     def variants(self, dataset: str) -> list[str]:
         """The seven ablation variants, then any other variant folder found, by name."""
@@ -135,6 +247,13 @@ def as_number(value) -> float | None:
     except (TypeError, ValueError):
         return None
     return x if math.isfinite(x) else None
+
+
+def _numbers(mapping) -> dict[str, float]:
+    """The numeric entries of a JSON object, in its order ({} for anything else)."""
+    if not isinstance(mapping, dict):
+        return {}
+    return {str(k): x for k, x in ((k, as_number(v)) for k, v in mapping.items()) if x is not None}
 
 
 def dataset_order(names) -> list[str]:
@@ -167,6 +286,39 @@ def read_csv_rows(path: Path, tree: ResultsTree | None = None) -> list[dict]:
         if tree is not None:
             tree.problems.append(f"{tree.rel(path)}: unreadable CSV ({exc})")
         return []
+
+
+OUTCOME_COLUMNS = ("correct", "in_top5")  # and every <factor>_correct
+
+
+def read_predictions(path: Path, tree: ResultsTree | None = None) -> Predictions | None:
+    """``predictions.csv`` as :class:`Predictions`; None when absent, without rows or unreadable."""
+    import numpy as np
+
+    rows = read_csv_rows(path, tree)
+    if not rows:
+        return None
+    if "path" not in rows[0] or "correct" not in rows[0]:
+        if tree is not None:
+            tree.problems.append(f"{tree.rel(path)}: no `path` or `correct` column; no confidence interval "
+                                 "from its clips")
+        return None
+    columns = {}
+    for name in rows[0]:
+        if name is None or not (name in OUTCOME_COLUMNS or name.endswith("_correct")):
+            continue
+        try:
+            values = np.array([float(r[name]) for r in rows], dtype=float)
+        except (TypeError, ValueError):
+            values = None
+        if values is None or not np.isin(values, (0.0, 1.0)).all():
+            if tree is not None:
+                tree.problems.append(f"{tree.rel(path)}: column `{name}` is not all 0/1; left out")
+            continue
+        columns[name] = values
+    if "correct" not in columns:
+        return None
+    return Predictions([str(r["path"]) for r in rows], columns)
 
 
 def read_confusion(path: Path, tree: ResultsTree | None = None) -> tuple[list[str], list[list[int]]] | None:

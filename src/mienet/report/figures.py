@@ -22,6 +22,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 from mienet.io import atomic_path  # noqa: E402
 from mienet.models.variants import VARIANTS  # noqa: E402
 from mienet.report import FIGURE_FORMATS, FIGURES  # noqa: E402
+from mienet.report.analysis import accuracy_interval  # noqa: E402
 from mienet.report.collect import (  # noqa: E402
     ResultsTree,
     as_number,
@@ -84,7 +85,9 @@ def _seed_top1(tree: ResultsTree, dataset: str):
 # --------------------------------------------------------------------------- the figures
 
 def ablation_bars(tree: ResultsTree, dataset: str):
-    """Top-1 per variant: bar = mean over seeds, error bar = sample std, dots = the seeds."""
+    """Top-1 per variant: bar = mean over seeds, error bar = its 95 % CI (hierarchical bootstrap,
+    :func:`mienet.report.analysis.accuracy_interval`), dots = the seeds, a black tick = the
+    variant's ceiling where ``metrics.json`` gives one."""
     df = _seed_top1(tree, dataset)
     title = f"{dataset_name(dataset)}: ablation"
     if df.empty:
@@ -93,21 +96,38 @@ def ablation_bars(tree: ResultsTree, dataset: str):
     colours = palette(order)
     fig = new_figure()
     ax = fig.add_subplot()
-    sns.barplot(data=df, x="variant", y="top1", hue="variant", order=order, hue_order=order, palette=colours,
-                errorbar="sd", capsize=0.25, err_kws={"linewidth": 1.2}, legend=False, ax=ax)
+    ran = set(df["variant"])
+    top = float(df["top1"].max())
+    ceiling_drawn = False
+    for i, v in enumerate(order):
+        if v not in ran:
+            ax.text(i, 1.0, "not run", ha="center", va="bottom", rotation=90, fontsize=8, color="0.4")
+            continue
+        mean = float(df.loc[df["variant"] == v, "top1"].mean())
+        ax.bar(i, mean, width=0.8, color=colours[v], zorder=2)
+        iv = accuracy_interval(tree, dataset, v)
+        if iv is not None and iv.has_ci:
+            ax.errorbar(i, mean, yerr=[[max(mean - iv.low, 0.0)], [max(iv.high - mean, 0.0)]], fmt="none",
+                        ecolor="0.25", elinewidth=1.2, capsize=5, zorder=4)
+            top = max(top, iv.high)
+        ceiling = tree.stats(dataset, v).ceiling()
+        if ceiling is not None:
+            ax.hlines(ceiling, i - 0.42, i + 0.42, colors="black", linestyles="--", linewidth=1.4, zorder=5,
+                      label=None if ceiling_drawn else "ceiling")
+            ceiling_drawn = True
+            top = max(top, ceiling)
     for i, v in enumerate(order):  # the seeds as dots, spread evenly (no random jitter: reproducible)
         ys = df.loc[df["variant"] == v, "top1"].tolist()
         xs = np.linspace(-0.12, 0.12, len(ys)) if len(ys) > 1 else np.zeros(len(ys))
-        ax.scatter(i + xs, ys, s=12, color="0.15", zorder=3)
-    top = float(df["top1"].max())
-    for i, v in enumerate(order):
-        if v not in set(df["variant"]):
-            ax.text(i, 1.0, "not run", ha="center", va="bottom", rotation=90, fontsize=8, color="0.4")
-    ax.set_ylim(0, min(100.0, top * 1.12 + 2))
+        ax.scatter(i + xs, ys, s=12, color="0.15", zorder=6)
+    if ceiling_drawn:
+        ax.legend(loc="upper left", fontsize=7, frameon=False)
+    ax.set_xlim(-0.6, len(order) - 0.4)
+    ax.set_ylim(0, min(105.0, top * 1.12 + 2))
     ax.set_xticks(range(len(order)), [variant_name(v) for v in order], rotation=30, ha="right")
     ax.set_xlabel("")
     ax.set_ylabel("top-1 (%)")
-    ax.set_title(f"{title}: top-1, mean ± std over seeds (dots: seeds)")
+    ax.set_title(f"{title}: top-1, mean over seeds with 95 % CI (dots: seeds)")
     return fig
 
 
@@ -204,14 +224,17 @@ def per_class(tree: ResultsTree, dataset: str):
 
 
 def accuracy_gflops(tree: ResultsTree, dataset: str):
-    """Mean top-1 against GFLOPs per clip, one labelled point per variant (error bar: std)."""
+    """Mean top-1 against GFLOPs per clip, one labelled point per variant (error bar: 95 % CI)."""
     title = f"{dataset_name(dataset)}: accuracy against GFLOPs"
     points = []
     for v in tree.variants(dataset):
         stats = tree.stats(dataset, v)
         g, m = as_number(stats.first("gflops")), stats.mean("top1")
         if g is not None and m is not None:
-            points.append((v, g, m, stats.std("top1") or 0.0))
+            iv = accuracy_interval(tree, dataset, v)
+            has_ci = iv is not None and iv.has_ci
+            err = [[max(m - iv.low, 0.0)], [max(iv.high - m, 0.0)]] if has_ci else [[0.0], [0.0]]
+            points.append((v, g, m, err))
     if not points:
         return placeholder(title, "no evaluated runs with GFLOPs")
     colours = palette([p[0] for p in points])
@@ -226,7 +249,7 @@ def accuracy_gflops(tree: ResultsTree, dataset: str):
     ax.set_xlim(min(gs) - 0.15 * span, max(gs) + 0.35 * span)
     ax.set_xlabel("GFLOPs per clip")
     ax.set_ylabel("top-1 (%)")
-    ax.set_title(f"{dataset_name(dataset)}: mean top-1 (± std over seeds) against GFLOPs per clip")
+    ax.set_title(f"{dataset_name(dataset)}: mean top-1 (95 % CI) against GFLOPs per clip")
     return fig
 
 

@@ -6,6 +6,7 @@ from mienet.report import FIGURES
 from mienet.report import summary as say
 from mienet.report.collect import ResultsTree
 from mienet.report.published import PublishedRow
+from mienet.report.stats import REPLICATES
 from mienet.report.tables import Table, dataset_name, variant_name
 
 FIGURE_TITLES = {
@@ -45,7 +46,10 @@ def render(tree: ResultsTree, datasets: list[str], tables: dict[str, Table], pub
         "`tables/` as Markdown, LaTeX (booktabs) and CSV"
         + (", figures in `plots/` as PNG and PDF." if figures else "; figures were not drawn (`--no-figures`).")
         + " Accuracies are percent on the evaluated list (named under each table); a dash is a run that is "
-        "absent, with a footnote.",
+        "absent, with a footnote. A mean over seeds comes with its 95 % confidence interval in brackets: a "
+        "hierarchical bootstrap that resamples the seeds and the test clips (`predictions.csv`, matched by path; "
+        f"{REPLICATES} replicates, fixed random seed); module effects are differences paired by seed and clip, "
+        "resolved when their interval excludes 0.",
         "",
     ]
     if not datasets:
@@ -54,6 +58,9 @@ def render(tree: ResultsTree, datasets: list[str], tables: dict[str, Table], pub
         name = dataset_name(dataset)
         lines += [f"## {name} (`{dataset}`)", ""]
         lines += _table_section("Ablation", say.ablation(tree, dataset), tables[f"ablation_{dataset}"])
+        lines += _table_section("Module effects", say.effects(tree, dataset), tables[f"effects_{dataset}"])
+        lines += _table_section("Per-factor accuracy and ceilings", say.factors(tree, dataset),
+                                tables[f"factors_{dataset}"])
         lines += _table_section("Published and measured", say.comparison(tree, dataset, published),
                                 tables[f"comparison_{dataset}"])
         if figures:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from mienet.models.variants import VARIANTS
+from mienet.report.analysis import Effect, accuracy_interval, at_ceiling, ceiling_delta, effect, module_effects
 from mienet.report.collect import (
     ResultsTree,
-    SeedStats,
     as_number,
     confusion_for,
     curves_frame,
@@ -13,30 +13,57 @@ from mienet.report.collect import (
     per_class_variants,
 )
 from mienet.report.published import PublishedRow
-from mienet.report.tables import dataset_name, variant_name
+from mienet.report.stats import T, Interval
+from mienet.report.tables import (
+    ceiling_text,
+    ci_how,
+    dataset_name,
+    shown_mean,
+    signed_ceiling_text,
+    split_text,
+    variant_name,
+)
 
 
 def _seeds(n: int) -> str:
     return "one seed" if n == 1 else f"{n} seeds"
 
 
-def describe(stats: SeedStats, key: str = "top1", label: str = "top-1") -> str:
-    """``83.40 ± 1.20 top-1 over 3 seeds`` or ``83.40 top-1 from one seed``."""
-    m, s = stats.mean(key), stats.std(key)
-    if s is None:
-        return f"{m:.2f} {label} from one seed"
-    return f"{m:.2f} ± {s:.2f} {label} over {_seeds(stats.n)}"
+def _ci(interval: Interval | None) -> str:
+    """`` [low, high]`` or '' without an interval."""
+    return f" [{interval.low:.2f}, {interval.high:.2f}]" if interval is not None and interval.has_ci else ""
 
 
-def _gap(a: SeedStats, b: SeedStats) -> tuple[float, bool]:
-    """Mean top-1 of ``a`` minus ``b``, and whether that is within the larger seed std."""
-    diff = a.mean("top1") - b.mean("top1")
-    spread = max(a.std("top1") or 0.0, b.std("top1") or 0.0)
-    return diff, abs(diff) <= spread
+def describe(tree: ResultsTree, dataset: str, variant: str, metric: str = "top1", label: str = "top-1") -> str:
+    """``83.40 [80.10, 86.50] top-1 over 3 seeds`` (mean with its 95 % CI) or ``... from one seed``."""
+    stats = tree.stats(dataset, variant)
+    iv = accuracy_interval(tree, dataset, variant, metric)
+    m = shown_mean(stats, iv, metric)
+    how = "from one seed" if stats.n == 1 else f"over {_seeds(stats.n)}"
+    return f"{m:.2f}{_ci(iv)} {label} {how}"
+
+
+def _signed(x: float) -> str:
+    return f"{0.0 if round(x, 2) == 0 else x:+.2f}"
+
+
+def _paired(e: Effect) -> str:
+    """``paired 95 % CI [1.20, 5.30], resolved`` of an effect (over the seeds both ran)."""
+    if e.interval is None or not e.interval.has_ci:
+        return "no interval for the difference"
+    seeds = "one shared seed" if len(e.seeds) == 1 else f"{len(e.seeds)} shared seeds"
+    verdict = "resolved" if e.resolved else "not resolved: the CI includes 0"
+    return f"paired 95 % CI{_ci(e.interval)} over {seeds}, {verdict}"
 
 
 def _points(diff: float, than: str) -> str:
     return f"{abs(diff):.2f} points {'above' if diff >= 0 else 'below'} {than}"
+
+
+def split_clause(tree: ResultsTree, dataset: str) -> str:
+    """`` (checkpoint selected on `val`; scored on `test`)`` or '' without runs."""
+    text = split_text(tree, dataset)
+    return f" ({text})" if text else ""
 
 
 def ran_variants(tree: ResultsTree, dataset: str) -> list[str]:
@@ -59,28 +86,128 @@ def ablation(tree: ResultsTree, dataset: str) -> str:
     best = best_variant(tree, dataset)
     parts = []
     lead = "mienet" if "mienet" in stats else best
-    sentence = f"On {name}, {variant_name(lead)} reaches {describe(stats[lead])}"
+    sentence = (f"On {name}{split_clause(tree, dataset)}, {variant_name(lead)} reaches "
+                f"{describe(tree, dataset, lead)} (mean with its 95 % CI)")
     if "tsn" in stats and lead != "tsn":
-        diff, within = _gap(stats[lead], stats["tsn"])
-        sentence += (f", {_points(diff, 'the TSN baseline')} ({describe(stats['tsn'])})"
-                     + (", within the seed-to-seed spread" if within else ""))
+        diff = stats[lead].mean("top1") - stats["tsn"].mean("top1")
+        sentence += (f", {_points(diff, 'the TSN baseline')} ({describe(tree, dataset, 'tsn')}; "
+                     f"{_paired(effect(tree, dataset, lead, 'tsn'))})")
     parts.append(sentence + ".")
     if len(ran) > 1:
         if best == lead:
             runner = min((v for v in ran if v != best), key=lambda v: (-stats[v].mean("top1"), ran.index(v)))
-            diff, within = _gap(stats[best], stats[runner])
+            diff = stats[best].mean("top1") - stats[runner].mean("top1")
             parts.append(f"It is the best of the {len(ran)} variants run, {diff:.2f} points ahead of "
-                         f"{variant_name(runner)} ({describe(stats[runner])})"
-                         + (", within the seed-to-seed spread." if within else "."))
+                         f"{variant_name(runner)} ({describe(tree, dataset, runner)}; "
+                         f"{_paired(effect(tree, dataset, best, runner))}).")
         else:
-            diff, within = _gap(stats[best], stats[lead])
+            diff = stats[best].mean("top1") - stats[lead].mean("top1")
             parts.append(f"The best of the {len(ran)} variants run is {variant_name(best)} with "
-                         f"{describe(stats[best])}, {diff:.2f} points above {variant_name(lead)}"
-                         + (", within the seed-to-seed spread." if within else "."))
+                         f"{describe(tree, dataset, best)}, {diff:.2f} points above {variant_name(lead)} "
+                         f"({_paired(effect(tree, dataset, best, lead))}).")
+    at, below = ceiling_split(tree, dataset, ran)
+    if at or below:
+        parts.append(ceiling_sentence(at, below))
     missing = [v for v in VARIANTS if v not in stats]
     if missing:
         parts.append(f"{len(missing)} of the {len(VARIANTS)} variants have no run yet "
                      f"({', '.join(variant_name(v) for v in missing)}): dashes.")
+    return " ".join(parts)
+
+
+def ceiling_split(tree: ResultsTree, dataset: str, variants: list[str], metric: str = "top1"):
+    """([(variant, mean, ceiling)] at their ceiling, [...] below it) of the variants with a ceiling."""
+    at, below = [], []
+    for v in variants:
+        stats = tree.stats(dataset, v)
+        ceiling, iv = stats.ceiling(metric), accuracy_interval(tree, dataset, v, metric)
+        reached = at_ceiling(iv, ceiling)
+        if reached is None:
+            continue
+        (at if reached else below).append((v, shown_mean(stats, iv, metric), ceiling))
+    return at, below
+
+
+def ceiling_sentence(at, below) -> str:
+    def items(rows):
+        return ", ".join(f"{variant_name(v)} ({m:.2f} of {ceiling_text(c)})" for v, m, c in rows)
+
+    parts = []
+    if at:
+        parts.append(f"At their top-1 ceiling (the 95 % CI reaches what the design allows): {items(at)}")
+    if below:
+        parts.append(f"{'b' if at else 'B'}elow it: {items(below)}")
+    return "; ".join(parts) + "."
+
+
+def effects(tree: ResultsTree, dataset: str) -> str:
+    """Which module effects are resolved (95 % CI excludes 0), which not, which cannot be computed."""
+    name = dataset_name(dataset)
+    all_effects = module_effects(tree, dataset)
+    if not any(e.interval is not None for e in all_effects):
+        return f"No module effect can be computed on {name} yet: every pair lacks a variant; dashes."
+
+    def item(e: Effect) -> str:
+        how = []
+        if e.interval.method == T:
+            how.append(f"t-interval over {_seeds(len(e.seeds))}, no predictions")
+        elif len(e.seeds) == 1:
+            how.append("one shared seed")
+        allowed = ceiling_delta(tree, dataset, e.variant_a, e.variant_b)
+        if allowed is not None:
+            how.append(f"the design allows {signed_ceiling_text(allowed)}")
+        return (f"{e.explanation} (`{e.variant_a}` − `{e.variant_b}`) {_signed(e.delta)}"
+                f"{_ci(e.interval)}" + (f" ({'; '.join(how)})" if how else ""))
+
+    resolved = [item(e) for e in all_effects if e.resolved]
+    unresolved = [item(e) for e in all_effects if e.resolved is False]
+    no_ci = [item(e) for e in all_effects if e.interval is not None and e.resolved is None]
+    absent = [f"`{e.variant_a}` − `{e.variant_b}`" for e in all_effects if e.interval is None]
+    parts = [f"Top-1 differences on {name}{split_clause(tree, dataset)}, paired by seed and clip."]
+    if resolved:
+        parts.append(f"Resolved (95 % CI excludes 0): {'; '.join(resolved)}.")
+    if unresolved:
+        parts.append(f"Not resolved (CI includes 0): {'; '.join(unresolved)}.")
+    if no_ci:
+        parts.append(f"Without an interval: {'; '.join(no_ci)}.")
+    if absent:
+        parts.append(f"Not computable yet (a variant not run): {', '.join(absent)}.")
+    return " ".join(parts)
+
+
+def factors(tree: ResultsTree, dataset: str) -> str:
+    """Which variants sit at their ceiling, and each other variant's weakest factor."""
+    name = dataset_name(dataset)
+    design = tree.factor_design(dataset)
+    if not design:
+        return f"No factor design for {name}: the per-factor table is a single row of dashes."
+    ran = ran_variants(tree, dataset)
+    if not ran:
+        return f"No runs of {name} yet: every row of the table is a dash."
+    parts = [f"Accuracy per factor ({', '.join(design)}) on {name}{split_clause(tree, dataset)}."]
+    _, below = ceiling_split(tree, dataset, ran)
+    weakest = []
+    for v, _, _ in below:
+        stats = tree.stats(dataset, v)
+        gaps = []
+        for f in design:
+            ceiling, iv = stats.ceiling(f), accuracy_interval(tree, dataset, v, f)
+            mean = shown_mean(stats, iv, f)
+            if ceiling is not None and mean is not None and not at_ceiling(iv, ceiling):
+                gaps.append((-(ceiling - mean), list(design).index(f), f, mean, ceiling))
+        if gaps:
+            _, _, f, mean, ceiling = min(gaps)
+            weakest.append(f"{variant_name(v)} on {f} ({mean:.2f} of {ceiling_text(ceiling)})")
+    if weakest:
+        parts.append(f"Below the top-1 ceiling, the factor furthest below its own: {'; '.join(weakest)}.")
+    blind = []
+    for v in ran:
+        stats = tree.stats(dataset, v)
+        chance = [f for f in design if (stats.ceiling(f) or 100.0) < 100.0]
+        if chance:
+            blind.append(f"{variant_name(v)} ({', '.join(chance)})")
+    if blind:
+        parts.append(f"Factors a variant cannot see by construction (ceiling at chance): {'; '.join(blind)}.")
     return " ".join(parts)
 
 
@@ -90,8 +217,11 @@ def ablation_bars(tree: ResultsTree, dataset: str) -> str:
         return f"No runs of {dataset_name(dataset)} yet: a placeholder figure."
     best = best_variant(tree, dataset)
     missing = [v for v in VARIANTS if v not in ran]
-    text = (f"Bars: mean top-1 over seeds, error bars one sample standard deviation, dots the single seeds; "
-            f"the highest bar is {variant_name(best)} ({describe(tree.stats(dataset, best))})")
+    ceilings = any(tree.stats(dataset, v).ceiling() is not None for v in ran)
+    text = (f"Bars: mean top-1 over seeds{split_clause(tree, dataset)}, error bars the 95 % CI "
+            f"({ci_how(tree, dataset)}), dots the single seeds"
+            + (", dashed black lines each variant's ceiling" if ceilings else "")
+            + f"; the highest bar is {variant_name(best)} ({describe(tree, dataset, best)})")
     if missing:
         text += f"; {len(missing)} variant{'s' * (len(missing) != 1)} not run (no bar)"
     return text + "."
@@ -102,8 +232,8 @@ def comparison(tree: ResultsTree, dataset: str, published: tuple[PublishedRow, .
     reported = [p for p in published if p.dataset == dataset]
     if not reported:
         return (f"No published numbers exist for {name}; the table shows this project's measurements only"
-                + (f": {variant_name('mienet')} {describe(tree.stats(dataset, 'mienet'))}."
-                   if tree.stats(dataset, "mienet").n else "."))
+                + (f": {variant_name('mienet')} {describe(tree, dataset, 'mienet')}"
+                   f"{split_clause(tree, dataset)}." if tree.stats(dataset, "mienet").n else "."))
     parts, absent = [], []
     for p in reported:
         if not p.counterpart:
@@ -113,12 +243,12 @@ def comparison(tree: ResultsTree, dataset: str, published: tuple[PublishedRow, .
             absent.append(p.model)
             continue
         diff = stats.mean("top1") - float(p.top1)
-        parts.append(f"{p.model} ({p.counterpart}) measures {describe(stats)} against {p.top1} reported "
-                     f"({diff:+.2f} points)")
+        parts.append(f"{p.model} ({p.counterpart}) measures {describe(tree, dataset, p.counterpart)} against "
+                     f"{p.top1} reported ({diff:+.2f} points)")
     text = "; ".join(parts) + "." if parts else f"None of the reported models has been run on {name} yet."
     if parts and absent:
         text += f" Not run yet: {', '.join(absent)}."
-    return f"On {name}: {text}" if parts else text
+    return f"On {name}{split_clause(tree, dataset)}: {text}" if parts else text
 
 
 def curves(tree: ResultsTree, dataset: str) -> str:
@@ -223,7 +353,7 @@ def search(tree: ResultsTree, datasets: list[str]) -> str:
         if tuned is not None and tuned.top1 is not None:
             text += (";" if s is not None else "") + f" the tuned model reaches {tuned.top1:.2f} top-1"
             if default.n:
-                text += (f" against {describe(default)} for the defaults "
+                text += (f" against {describe(tree, dataset, v)} for the defaults "
                          f"({tuned.top1 - default.mean('top1'):+.2f} points)")
         parts.append(text + ".")
     return " ".join(parts) if parts else "No hyper-parameter search results yet."

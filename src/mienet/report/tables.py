@@ -2,8 +2,9 @@
 
 Every number has a fixed format (accuracies two decimals), rows come in a fixed order (the
 seven ablation variants in the order of ``docs/mie-net.md``, datasets in the paper's order)
-and nothing depends on time or machine: the same results give the same bytes. A run that is
-absent is a dash with a footnote, never a dropped row.
+and nothing depends on time or machine: the same results give the same bytes (the bootstrap
+has a fixed random seed). A run that is absent is a dash with a footnote, never a dropped row.
+A mean over seeds is written ``mean [low, high]`` with its 95 % CI (:mod:`mienet.report.analysis`).
 """
 
 from __future__ import annotations
@@ -15,8 +16,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mienet.models.variants import VARIANTS
+from mienet.report.analysis import (
+    Effect,
+    accuracy_interval,
+    at_ceiling,
+    ceiling_delta,
+    effect,
+    method_text,
+    module_effects,
+)
 from mienet.report.collect import ResultsTree, SeedStats, as_number
 from mienet.report.published import SOURCE, PublishedRow
+from mienet.report.stats import CLIPS, NONE, REPLICATES, T, Interval
 
 DATASET_NAMES = {
     "synthetic": "Synthetic SLJ",
@@ -42,7 +53,7 @@ def variant_name(variant: str) -> str:
 _TEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                 "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
                 "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}",
-                "±": r"$\pm$", "×": r"$\times$", "—": "--", "Δ": r"$\Delta$"}
+                "±": r"$\pm$", "×": r"$\times$", "—": "--", "Δ": r"$\Delta$", "−": r"$-$"}
 
 
 def tex_escape(text: str) -> str:
@@ -95,14 +106,146 @@ def signed(x: float | None, digits: int = 2) -> Cell:
     return Cell(s, s.replace("-", "$-$", 1) if s.startswith("-") else s)
 
 
-def mean_std(stats: SeedStats, key: str) -> Cell:
-    """``mean ± std`` over seeds; just the mean for one seed; a dash for none."""
-    m, s = stats.mean(key), stats.std(key)
-    if m is None:
+def _minus(cell_text: str) -> Cell:
+    """A number's text; LaTeX gets a proper minus sign."""
+    return Cell(md_escape(cell_text), tex_escape(cell_text).replace("-", "$-$"))
+
+
+def ci(mean: float | None, interval: Interval | None, sign: bool = False) -> Cell:
+    """``mean [low, high]`` (two decimals); just the mean without an interval; a dash without a mean.
+    ``sign``: a difference, written with its sign (``+3.75 [-1.25, 8.75]``)."""
+    if mean is None:
         return DASH
-    if s is None:
-        return text(fmt(m))
-    return Cell(f"{m:.2f} ± {s:.2f}", rf"{m:.2f} $\pm$ {s:.2f}")
+    head = (f"{0.0 if round(mean, 2) == 0 else mean:+.2f}" if sign else fmt(mean))
+    if interval is None or not interval.has_ci:
+        return _minus(head)
+    return _minus(f"{head} [{fmt(interval.low)}, {fmt(interval.high)}]")
+
+
+def ceiling_text(x: float | None) -> str:
+    """A ceiling without trailing zeros: ``100``, ``25``, ``33.33``; '' for None."""
+    return "" if x is None else fmt(x).rstrip("0").rstrip(".")
+
+
+def signed_ceiling_text(x: float) -> str:
+    """A difference of ceilings with its sign: ``+50``, ``-25``, ``±0``."""
+    c = ceiling_text(x)
+    return c if c.startswith("-") else ("±0" if c == "0" else f"+{c}")
+
+
+def with_ceiling(cell: Cell, ceiling: float | None, sign: bool = False) -> Cell:
+    """``cell / ceiling`` (``+50`` for a difference of ceilings); the cell alone without one."""
+    if ceiling is None or cell == DASH:
+        return cell
+    return cell + _minus(f" / {signed_ceiling_text(ceiling) if sign else ceiling_text(ceiling)}")
+
+
+def ci_bounds(interval: Interval | None) -> list[str]:
+    """``[low, high]`` for a CSV (four decimals), empty without an interval."""
+    if interval is None or not interval.has_ci:
+        return ["", ""]
+    return [fmt(interval.low, 4), fmt(interval.high, 4)]
+
+
+CI_WORDS = f"95 % CI: hierarchical bootstrap over seeds and test clips ({REPLICATES} replicates)"
+
+
+def _single_seeds(tree: ResultsTree, dataset: str) -> bool:
+    """Whether every variant run on ``dataset`` has exactly one seed."""
+    return {tree.stats(dataset, v).n for v in tree.variants(dataset)} - {0} == {1}
+
+
+def ci_how(tree: ResultsTree, dataset: str) -> str:
+    """How the intervals of ``dataset`` are computed: over seeds and clips, or over clips only
+    when every variant run has a single seed."""
+    if _single_seeds(tree, dataset):
+        return "bootstrap over test clips; one seed, no seed-to-seed variation"
+    return "hierarchical bootstrap over seeds and test clips"
+
+
+def ci_words(tree: ResultsTree, dataset: str) -> str:
+    """:data:`CI_WORDS`, or its clip-only form when every variant run has a single seed."""
+    if _single_seeds(tree, dataset):
+        return f"95 % CI: bootstrap over test clips ({REPLICATES} replicates; one seed, no seed-to-seed variation)"
+    return CI_WORDS
+
+
+def seeds_phrase(tree: ResultsTree, dataset: str) -> str:
+    """``mean over 3 seeds`` when every variant run has that many, else ``mean over each variant's seeds``."""
+    counts = {tree.stats(dataset, v).n for v in tree.variants(dataset)} - {0}
+    if len(counts) == 1:
+        n = counts.pop()
+        return "a single seed per variant" if n == 1 else f"mean over {n} seeds"
+    return "mean over each variant's seeds (column seeds)"
+
+
+def split_text(tree: ResultsTree, dataset: str) -> str:
+    """``checkpoint selected on `val`; scored on `test``` from the runs' metrics ('' without runs).
+
+    A selection split starting with ``none`` (``mienet evaluate`` on ``last.pt``) is the last
+    epoch; a run scored on the split it was selected on is said to be optimistic."""
+    runs = [r for (d, _), rs in sorted(tree.runs.items()) if d == dataset for r in rs]
+    if not runs:
+        return ""
+    scored_splits = sorted({r.split for r in runs} - {None})
+    scored = "`, `".join(scored_splits) or "?"
+    chosen = sorted({r.selection_split for r in runs} - {None})
+    if not chosen:
+        return f"scored on `{scored}`; the checkpoint's selection split is not recorded"
+    selected = [c for c in chosen if not c.startswith("none")]
+    how = []
+    if selected:
+        how.append(f"checkpoint selected on `{'`, `'.join(selected)}`")
+    if len(selected) < len(chosen):
+        how.append("last epoch's checkpoint (no selection)" if selected else
+                   "the last epoch's checkpoint (no selection)")
+    partly = "" if all(r.selection_split for r in runs) else " (not recorded for every run)"
+    text_ = f"{' or '.join(how)}{partly}; scored on `{scored}`"
+    if any(r.selection_split == r.split for r in runs):
+        text_ += " (runs scored on the split their checkpoint was selected on: optimistically biased)"
+    return text_
+
+
+def _sentence(text_: str) -> str:
+    return text_[:1].upper() + text_[1:] + "." if text_ else ""
+
+
+def shown_mean(stats: SeedStats, interval: Interval | None, metric: str) -> float | None:
+    """The mean a table shows: over the seeds' ``metrics.json`` values, else the interval's estimate."""
+    if stats.metric_values(metric):
+        return stats.metric_mean(metric)
+    return interval.estimate if interval is not None else None
+
+
+def accuracy_cells(t, tree: ResultsTree, dataset: str, variant: str, label: Cell, missing: str,
+                   metrics: tuple[str, ...] = ("top1", "top5"),
+                   ceilings: bool = False) -> tuple[Cell, list[Cell], str, dict]:
+    """(label, one cell per metric, CSV note, intervals by metric) of a variant's row: a variant
+    without runs gets the ``missing`` footnote on its label; an interval that is not the
+    hierarchical bootstrap (one seed, no predictions.csv) a footnote on its cells.
+    ``ceilings``: each cell is ``mean [CI] / ceiling`` where the runs give a ceiling."""
+    stats = tree.stats(dataset, variant)
+    intervals = {m: accuracy_interval(tree, dataset, variant, m) for m in metrics}
+    cells = [ci(shown_mean(stats, intervals[m], m), intervals[m]) for m in metrics]
+    if ceilings:
+        cells = [with_ceiling(c, stats.ceiling(m)) for c, m in zip(cells, metrics)]
+    if stats.n == 0:
+        return label + t.notes.mark("missing", missing), cells, "not run", intervals
+    marks = {
+        CLIPS: ("single", "one seed: the 95 % CI is a bootstrap over test clips only (no seed-to-seed "
+                          "variation)."),
+        T: ("tci", "no usable `predictions.csv`: the 95 % CI is a t-interval over the seeds' accuracies."),
+        NONE: ("noci", "one seed and no usable `predictions.csv`: no interval."),
+    }
+    out = []
+    for m, cell in zip(metrics, cells):
+        iv = intervals[m]
+        method = iv.method if iv is not None else NONE
+        out.append(cell + t.notes.mark(*marks[method]) if method in marks and cell != DASH else cell)
+    note = "one seed" if stats.n == 1 else ""
+    if any(iv is not None and iv.method in (T, NONE) for iv in intervals.values()):
+        note = "; ".join(x for x in (note, "no predictions") if x)
+    return label, out, note, intervals
 
 
 class Notes:
@@ -132,18 +275,6 @@ class Notes:
         for key, (i, note) in sorted(self.marked.items(), key=lambda kv: kv[1][0]):
             out.append((self.mark(key, note), note))
         return out + [(Cell("", ""), note) for note in self.plain]
-
-
-def mark_seeds(t, stats: SeedStats, label: Cell, missing: str, single: str) -> tuple[Cell, Cell, Cell, str]:
-    """(label, top-1, top-5, CSV note) of a variant's row: a variant without runs gets the
-    ``missing`` footnote on its label, one with a single seed the ``single`` one on its accuracies."""
-    top1, top5 = mean_std(stats, "top1"), mean_std(stats, "top5")
-    if stats.n == 0:
-        return label + t.notes.mark("missing", missing), top1, top5, "not run"
-    if stats.n == 1:
-        mark = t.notes.mark("single", single)
-        return label, top1 + mark, top5 + mark, "one seed"
-    return label, top1, top5, ""
 
 
 def _tex_inline(note: str) -> str:
@@ -290,42 +421,235 @@ def _protocol_note(tree: ResultsTree, dataset: str) -> str | None:
 
 def ablation_table(tree: ResultsTree, dataset: str) -> Table:
     name = dataset_name(dataset)
+    factors = list(tree.factor_design(dataset))
+    shown = [v for v in tree.variants(dataset) if v in VARIANTS or tree.stats(dataset, v).n]
+    has_ceiling = any(tree.stats(dataset, v).ceiling() is not None for v in shown)
+    splits = split_text(tree, dataset)
     t = Table(
         stem=f"ablation_{dataset}",
-        caption=f"Ablation on {name}: top-1 and top-5 accuracy, mean ± sample standard deviation over seeds.",
+        caption=f"Ablation on {name}: top-1 and top-5 accuracy, {seeds_phrase(tree, dataset)}; "
+                f"{ci_words(tree, dataset)}." + (f" {_sentence(splits)}" if splits else ""),
         header=[text("variant"), text("RGB"), text("PA"), text("AFM"), text("DPTAM"), text("seeds"),
-                text("top-1 (%)"), text("top-5 (%)"), text("params (M)"), text("GFLOPs")],
-        align="lccccrrrrr",
+                text("top-1 (%) [95 % CI]"), *([text("ceiling (%)")] if has_ceiling else []),
+                text("top-5 (%) [95 % CI]"), text("params (M)"), text("GFLOPs")],
+        align="lccccrr" + ("r" if has_ceiling else "") + "rrr",
         csv_header=["dataset", "variant", "model", "rgb", "pa", "afm", "dptam", "seeds", "n_seeds",
-                    "top1_mean", "top1_std", "top5_mean", "top5_std", "params_m", "gflops", "note"],
+                    "top1_mean", "top1_std", "top1_ci95_low", "top1_ci95_high", "ceiling_top1",
+                    "top5_mean", "top5_std", "top5_ci95_low", "top5_ci95_high", "params_m", "gflops",
+                    "split", "selection_split", "ci_method",
+                    *[f"{f}_{col}" for f in factors for col in ("top1", "ci95_low", "ci95_high", "ceiling")],
+                    "note"],
     )
-    for variant in tree.variants(dataset):
+    for variant in shown:
         stats = tree.stats(dataset, variant)
         sw = switches(variant)
         flags = [CHECK if sw[k] else CROSS for k in ("rgb", "pa", "afm", "dptam")] if sw else [text("?")] * 4
-        if variant not in VARIANTS and stats.n == 0:
-            continue  # a folder with only a search or a tuned run of an unknown variant
-        label, top1, top5, note = mark_seeds(
-            t, stats, variant_cell(variant),
-            missing=f"not run: no `{dataset}/<variant>/seed<k>/metrics.json` for this variant; shown as a dash.",
-            single="one seed: the mean of a single run, no standard deviation.")
+        label, (top1, top5), note, iv = accuracy_cells(
+            t, tree, dataset, variant, variant_cell(variant),
+            missing=f"not run: no `{dataset}/<variant>/seed<k>/metrics.json` for this variant; shown as a dash.")
         if sw is None:
             label = label + t.notes.mark("unknown", "not one of the seven ablation variants of `docs/mie-net.md`; "
                                                     "switches unknown (?).")
         params, gflops = as_number(stats.first("params_m")), as_number(stats.first("gflops"))
+        ceiling = stats.ceiling()
         seeds = " ".join(str(r.seed) for r in stats.runs)
-        t.rows.append([label, *flags, text(stats.n) if stats.n else DASH, top1, top5, num(params), num(gflops)])
+        scored, chosen = stats.splits()
+        t.rows.append([label, *flags, text(stats.n) if stats.n else DASH, top1,
+                       *([text(ceiling_text(ceiling)) if ceiling is not None else DASH] if has_ceiling else []),
+                       top5, num(params), num(gflops)])
+        factor_cols = []
+        for f in factors:
+            fi = accuracy_interval(tree, dataset, variant, f)
+            factor_cols += [fmt(shown_mean(stats, fi, f), 4), *ci_bounds(fi), fmt(stats.ceiling(f), 4)]
         t.csv_rows.append([
             dataset, variant, variant_name(variant),
             *([str(int(sw[k])) for k in ("rgb", "pa", "afm", "dptam")] if sw else [""] * 4),
-            seeds, str(stats.n), fmt(stats.mean("top1"), 4), fmt(stats.std("top1"), 4),
-            fmt(stats.mean("top5"), 4), fmt(stats.std("top5"), 4), fmt(params, 4), fmt(gflops, 4), note,
+            seeds, str(stats.n), fmt(stats.mean("top1"), 4), fmt(stats.std("top1"), 4), *ci_bounds(iv["top1"]),
+            fmt(ceiling, 4), fmt(stats.mean("top5"), 4), fmt(stats.std("top5"), 4), *ci_bounds(iv["top5"]),
+            fmt(params, 4), fmt(gflops, 4), " ".join(scored), " ".join(chosen),
+            method_text(iv["top1"].method) if iv["top1"] is not None else "", *factor_cols, note,
         ])
+    if has_ceiling:
+        t.notes.add("Ceiling: the best top-1 the variant can reach on this dataset's design, by construction "
+                    "(`ceiling` of `metrics.json`; the factor table breaks it down).")
     protocol = _protocol_note(tree, dataset)
     if protocol:
         t.notes.add(protocol)
     else:
         t.notes.add(f"No runs of {name} found: every row is a dash.")
+    return t
+
+
+# --------------------------------------------------------------------------- module effects
+
+def effects_table(tree: ResultsTree, dataset: str) -> Table:
+    """:data:`mienet.report.EFFECTS` on ``dataset``: paired top-1 differences with their 95 % CI,
+    and, with a factor design, the difference of the ceilings and the per-factor differences."""
+    name = dataset_name(dataset)
+    factors = list(tree.factor_design(dataset))
+    effects = module_effects(tree, dataset)
+    splits = split_text(tree, dataset)
+    header = [text("module"), text("a − b"), text("what changes"), text("seeds"),
+              text("Δ top-1 (points) [95 % CI]"), text("resolved")]
+    if factors:
+        header += [text("Δ ceiling"), *[text(f"Δ {f} [95 % CI] / Δ ceiling") for f in factors]]
+    t = Table(
+        stem=f"effects_{dataset}",
+        caption=f"Module effects on {name}: Δ = top-1 of variant a minus variant b in points, paired by seed "
+                f"and test clip (the seeds both ran); 95 % CI: hierarchical bootstrap over the shared seeds and "
+                f"test clips ({REPLICATES} replicates); resolved: the CI excludes 0."
+                + (f" {_sentence(splits)}" if splits else ""),
+        header=header,
+        align="lllcrc" + ("r" * (1 + len(factors)) if factors else ""),
+        csv_header=["effect", "variant_a", "variant_b", "delta_top1", "ci95_low", "ci95_high", "resolved",
+                    "n_seeds", "split",
+                    *(["delta_ceiling"] if factors else []),
+                    *[f"{f}_{col}" for f in factors
+                      for col in ("delta", "ci95_low", "ci95_high", "resolved", "delta_ceiling")],
+                    "seeds", "n_clips", "ci_method", "explanation", "note"],
+    )
+    previous = None
+    for e in effects:
+        if e.effect != previous and previous is not None:
+            t.rule_before.add(len(t.rows))
+        previous = e.effect
+        label = code(e.variant_a) + text(" − ") + code(e.variant_b)
+        note = ""
+        if e.missing:
+            label = label + t.notes.mark("missing", "a variant of the pair has no seed runs on this dataset: "
+                                                    "no effect (dashes).")
+            note = "not run: " + " ".join(e.missing)
+        elif not e.seeds:
+            label = label + t.notes.mark("noshared", "the two variants share no seed: no paired effect.")
+            note = "no shared seed"
+        delta = _effect_cell(t, e)
+        runs = [r for v in (e.variant_a, e.variant_b) for r in tree.runs.get((dataset, v), []) if r.seed in e.seeds]
+        scored = sorted({r.split for r in runs} - {None})
+        row = [text(e.effect), label, text(e.explanation), text(len(e.seeds)) if e.seeds else DASH, delta,
+               _resolved_cell(e.resolved)]
+        csv_row = [e.effect, e.variant_a, e.variant_b, fmt(e.delta, 4), *ci_bounds(e.interval),
+                   _resolved_text(e.resolved), str(len(e.seeds)), " ".join(scored)]
+        if factors:
+            dc = ceiling_delta(tree, dataset, e.variant_a, e.variant_b)
+            row.append(_signed_ceiling(dc))
+            csv_row.append(fmt(dc, 4))
+            for f in factors:
+                fe = module_effect(tree, dataset, e, f)
+                fdc = ceiling_delta(tree, dataset, e.variant_a, e.variant_b, f)
+                row.append(with_ceiling(_effect_cell(t, fe), fdc, sign=True))
+                csv_row += [fmt(fe.delta, 4), *ci_bounds(fe.interval), _resolved_text(fe.resolved), fmt(fdc, 4)]
+        iv = e.interval
+        csv_row += [" ".join(map(str, e.seeds)), str(iv.n_clips) if iv is not None and iv.n_clips else "",
+                    method_text(iv.method) if iv is not None else "", e.explanation, note]
+        t.rows.append(row)
+        t.csv_rows.append(csv_row)
+    if factors:
+        t.notes.add("Δ ceiling: the ceiling of a minus that of b, the largest difference the dataset's design "
+                    "allows; a factor's cell: its paired Δ [95 % CI] / Δ of its ceilings.")
+    if not any(e.interval is not None for e in effects):
+        t.notes.add(f"No effect can be computed on {name} yet: every row is a dash.")
+    protocol = _protocol_note(tree, dataset)
+    if protocol:
+        t.notes.add(protocol)
+    return t
+
+
+def module_effect(tree: ResultsTree, dataset: str, e: Effect, metric: str) -> Effect:
+    """The effect ``e`` on another metric (a factor)."""
+    return effect(tree, dataset, e.variant_a, e.variant_b, metric, e.effect, e.explanation)
+
+
+def _effect_cell(t: Table, e: Effect) -> Cell:
+    cell = ci(e.delta, e.interval, sign=True)
+    iv = e.interval
+    if iv is None or cell == DASH:
+        return cell
+    if iv.method == CLIPS:
+        cell = cell + t.notes.mark("single", "one shared seed: the 95 % CI is a bootstrap over test clips only.")
+    elif iv.method == T:
+        cell = cell + t.notes.mark("tci", "no usable `predictions.csv`: the 95 % CI is a paired t-interval over "
+                                          "the shared seeds.")
+    elif iv.method == NONE:
+        cell = cell + t.notes.mark("noci", "one shared seed and no usable `predictions.csv`: no interval.")
+    return cell
+
+
+def _resolved_text(resolved: bool | None) -> str:
+    return "" if resolved is None else ("yes" if resolved else "no")
+
+
+def _resolved_cell(resolved: bool | None) -> Cell:
+    if resolved is None:
+        return DASH
+    return Cell("**resolved**", r"\textbf{resolved}") if resolved else text("unresolved")
+
+
+def _signed_ceiling(x: float | None) -> Cell:
+    return DASH if x is None else _minus(signed_ceiling_text(x))
+
+
+# --------------------------------------------------------------------------- per-factor breakdown
+
+def factors_table(tree: ResultsTree, dataset: str) -> Table:
+    """Per variant: top-1 and the accuracy of every factor of the dataset's design, each with its
+    95 % CI and ceiling; a one-line table when no run has a factor design."""
+    name = dataset_name(dataset)
+    design = tree.factor_design(dataset)
+    factors = list(design)
+    splits = split_text(tree, dataset)
+    base_csv = ["dataset", "variant", "n_seeds", "split", "selection_split", "top1_mean", "top1_ci95_low",
+                "top1_ci95_high", "ceiling_top1"]
+    if not factors:
+        t = Table(
+            stem=f"factors_{dataset}",
+            caption=f"Per-factor accuracy on {name}: no factor design for this dataset.",
+            header=[text("variant"), text("top-1 (%) [95 % CI] / ceiling"), text("factors")],
+            align="lrl",
+            csv_header=[*base_csv, "ci_method", "note"],
+        )
+        t.notes.add(f"No factor design for this dataset: no run of {name} has `factor_design` or `factors` "
+                    "in its `metrics.json`.")
+        return t
+    t = Table(
+        stem=f"factors_{dataset}",
+        caption=f"Per-factor accuracy on {name}: a factor counts as right when the predicted class has the true "
+                f"class's level of it; {seeds_phrase(tree, dataset)}; {ci_words(tree, dataset)}; after the slash the "
+                "variant's ceiling." + (f" {_sentence(splits)}" if splits else ""),
+        header=[text("variant"), text("seeds"), text("top-1 (%) [95 % CI] / ceiling"),
+                *[text(f"{f} (%) [95 % CI] / ceiling") for f in factors]],
+        align="lr" + "r" * (1 + len(factors)),
+        csv_header=[*base_csv, *[f"{f}_{col}" for f in factors for col in ("top1", "ci95_low", "ci95_high",
+                                                                            "ceiling")],
+                    "ci_method", "note"],
+    )
+    metrics = ("top1", *factors)
+    for variant in tree.variants(dataset):
+        stats = tree.stats(dataset, variant)
+        if variant not in VARIANTS and stats.n == 0:
+            continue
+        label, cells, note, iv = accuracy_cells(
+            t, tree, dataset, variant, variant_cell(variant), metrics=metrics, ceilings=True,
+            missing=f"not run: no `{dataset}/<variant>/seed<k>/metrics.json` for this variant; shown as a dash.")
+        row, csv_cols = [label, text(stats.n) if stats.n else DASH], []
+        for m, cell in zip(metrics, cells):
+            ceiling = stats.ceiling(m)
+            if at_ceiling(iv[m], ceiling):
+                cell = cell + t.notes.mark("at", "at the ceiling: the 95 % CI reaches what the design allows "
+                                                 "this variant.")
+            row.append(cell)
+            csv_cols += [fmt(shown_mean(stats, iv[m], m), 4), *ci_bounds(iv[m]), fmt(ceiling, 4)]
+        scored, chosen = stats.splits()
+        t.rows.append(row)
+        t.csv_rows.append([dataset, variant, str(stats.n), " ".join(scored), " ".join(chosen), *csv_cols,
+                           method_text(iv["top1"].method) if iv["top1"] is not None else "", note])
+    for f, desc in design.items():
+        if desc:
+            t.notes.add(f"`{f}`: {desc.rstrip('.')}.")
+    t.notes.add("Ceiling: the best accuracy the variant can reach on this design by construction (`ceiling` of "
+                "`metrics.json`); chance on a factor the variant cannot see.")
+    protocol = _protocol_note(tree, dataset)
+    if protocol:
+        t.notes.add(protocol)
     return t
 
 
@@ -337,10 +661,11 @@ def comparison_table(tree: ResultsTree, dataset: str, published: tuple[Published
         stem=f"comparison_{dataset}",
         caption=f"{name}: the published numbers next to what this project measured.",
         header=[text("source"), text("model"), text("variant"), text("frames"), text("seeds"),
-                text("top-1 (%)"), text("top-5 (%)"), text("Δ top-1 vs reported")],
+                text("top-1 (%) [95 % CI]"), text("top-5 (%) [95 % CI]"), text("Δ top-1 vs reported")],
         align="lllcrrrr",
         csv_header=["dataset", "source", "model", "variant", "frames", "n_seeds", "top1", "top1_std",
-                    "top5", "top5_std", "delta_top1_vs_reported", "note"],
+                    "top1_ci95_low", "top1_ci95_high", "top5", "top5_std", "top5_ci95_low", "top5_ci95_high",
+                    "delta_top1_vs_reported", "note"],
     )
     reported = [p for p in published if p.dataset == dataset]
     for p in reported:
@@ -355,8 +680,8 @@ def comparison_table(tree: ResultsTree, dataset: str, published: tuple[Published
         source = REPORTED if p.source == "paper/README" else f"reported ({p.source})"
         t.rows.append([text(source), text(p.model), variant, text(p.frames), DASH, text(p.top1),
                        text(p.top5) if p.top5 else DASH, DASH])
-        t.csv_rows.append([dataset, source, p.model, p.counterpart or "", p.frames, "", p.top1, "",
-                           p.top5, "", "", ""])
+        t.csv_rows.append([dataset, source, p.model, p.counterpart or "", p.frames, "", p.top1, "", "", "",
+                           p.top5, "", "", "", "", ""])
     t.rule_before.add(len(t.rows))
     wanted = {p.counterpart for p in reported if p.counterpart} | {"mienet"}
     for variant in tree.variants(dataset):
@@ -366,21 +691,24 @@ def comparison_table(tree: ResultsTree, dataset: str, published: tuple[Published
         ref = next((p for p in reported if p.counterpart == variant), None)
         m1 = stats.mean("top1")
         delta = m1 - float(ref.top1) if ref is not None and m1 is not None else None
-        label, top1, top5, note = mark_seeds(
-            t, stats, code(variant),
-            missing=f"not run: no `{dataset}/<variant>/seed<k>/metrics.json` for this variant.",
-            single="one seed: no standard deviation.")
+        label, (top1, top5), note, iv = accuracy_cells(
+            t, tree, dataset, variant, code(variant),
+            missing=f"not run: no `{dataset}/<variant>/seed<k>/metrics.json` for this variant.")
         frames = stats_frames(stats, variant)
         t.rows.append([text(MEASURED), text(variant_name(variant)), label, text(frames) if frames else DASH,
                        text(stats.n) if stats.n else DASH, top1, top5, signed(delta)])
         t.csv_rows.append([dataset, MEASURED, variant_name(variant), variant, frames, str(stats.n),
-                           fmt(m1, 4), fmt(stats.std("top1"), 4), fmt(stats.mean("top5"), 4),
-                           fmt(stats.std("top5"), 4), fmt(delta, 4), note])
+                           fmt(m1, 4), fmt(stats.std("top1"), 4), *ci_bounds(iv["top1"]),
+                           fmt(stats.mean("top5"), 4), fmt(stats.std("top5"), 4), *ci_bounds(iv["top5"]),
+                           fmt(delta, 4), note])
+    measured = (f"Measured rows: {seeds_phrase(tree, dataset)}; {ci_words(tree, dataset)}"
+                + (f"; {split_text(tree, dataset)}" if split_text(tree, dataset) else "") + ".")
     if reported:
-        t.notes.add(f"Reported rows: {SOURCE}. Measured rows: mean ± sample standard deviation over seeds; "
-                    "Δ is the measured mean minus the reported top-1 of the same variant.")
+        t.notes.add(f"Reported rows: {SOURCE}. {measured} Δ is the measured mean minus the reported top-1 of "
+                    "the same variant.")
     else:
-        t.notes.add(f"No published numbers exist for {name}: only this project's measurements are shown.")
+        t.notes.add(f"No published numbers exist for {name}: only this project's measurements are shown. "
+                    + measured)
     t.notes.add("Frames in the paper's notation: T+T*L is T RGB frames plus the T×L frames PA looks at; "
                 "a variant without PA shows T.")
     protocol = _protocol_note(tree, dataset)
@@ -407,12 +735,13 @@ def search_table(tree: ResultsTree, datasets: list[str]) -> Table:
         caption="Hyper-parameter search (Optuna): the best trial, the trials' fate, the epochs pruning saved, "
                 "and the final training with the best parameters against the untuned seed runs.",
         header=[text("dataset"), text("variant"), text("trials (complete/pruned/failed)"), text("best value"),
-                text("best parameters"), text("epochs saved (%)"), text("default top-1"),
+                text("best parameters"), text("epochs saved (%)"), text("default top-1 [95 % CI]"),
                 text("tuned top-1"), text("Δ top-1")],
         align="llrrlrrrr",
         csv_header=["dataset", "variant", "study", "n_trials", "complete", "pruned", "failed", "best_value",
                     "default_value", "best_params", "epochs_trained", "epochs_without_pruning",
-                    "epochs_saved_pct", "default_top1_mean", "default_n_seeds", "tuned_top1", "delta_top1"],
+                    "epochs_saved_pct", "default_top1_mean", "default_top1_ci95_low",
+                    "default_top1_ci95_high", "default_n_seeds", "tuned_top1", "delta_top1"],
     )
     for dataset, variant, search, tuned in tree.searched(datasets):
         s = search.summary if search else {}
@@ -429,10 +758,12 @@ def search_table(tree: ResultsTree, datasets: list[str]) -> Table:
         best = as_number(s.get("best_value"))
         params = s.get("best_params") if isinstance(s.get("best_params"), dict) else None
         saved = as_number(s.get("epochs_saved_pct"))
-        default_cell = mean_std(stats, "top1")
-        if default is not None and stats.n == 1:
-            default_cell = default_cell + t.notes.mark("single", "one seed: no standard deviation.")
-        elif default is None and tuned_top1 is not None:
+        default_iv = accuracy_interval(tree, dataset, variant)
+        if stats.n:
+            _, (default_cell,), _, _ = accuracy_cells(t, tree, dataset, variant, label, "", metrics=("top1",))
+        else:
+            default_cell = DASH
+        if default is None and tuned_top1 is not None:
             default_cell = default_cell + t.notes.mark(
                 "nodefault", "no seed runs with the default parameters to compare with.")
         t.rows.append([text(dataset_name(dataset)), label, text(trials) if trials else DASH, num(best),
@@ -444,7 +775,7 @@ def search_table(tree: ResultsTree, datasets: list[str]) -> Table:
             fmt(best, 4), fmt(as_number(s.get("default_value")), 4),
             json.dumps(params, sort_keys=True) if params else "",
             str(s.get("epochs_trained", "")), str(s.get("epochs_without_pruning", "")), fmt(saved, 2),
-            fmt(default, 4), str(stats.n), fmt(tuned_top1, 4), fmt(delta, 4),
+            fmt(default, 4), *ci_bounds(default_iv), str(stats.n), fmt(tuned_top1, 4), fmt(delta, 4),
         ])
     if not t.rows:
         t.notes.add("No search results found (`<dataset>/search/<variant>/summary.json`).")
@@ -453,7 +784,8 @@ def search_table(tree: ResultsTree, datasets: list[str]) -> Table:
                           if k[0] in datasets})
         t.notes.add(f"Best value: the study's objective (`{'`, `'.join(metrics or ['val_top1'])}`, validation "
                     "top-1 in percent) of its best trial. Default top-1: "
-                    "top-1 of the seed runs with the default parameters (mean ± sample std); tuned top-1: "
+                    f"top-1 of the seed runs with the default parameters (mean over seeds; {CI_WORDS}); "
+                    "tuned top-1: "
                     "the final training with the best parameters (`<variant>/tuned`). Epochs saved: epochs pruning "
                     "did not train, out of the epochs every trial would have trained unpruned.")
     return t
