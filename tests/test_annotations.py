@@ -232,3 +232,30 @@ def test_packaged_class_lists_are_the_published_ones(name):
     assert len(set(lines)) == count, "class names are unique"
     assert packaged_classes(name) == lines
     assert hashlib.sha256(data).hexdigest() == sha256
+
+
+def test_synth_design_travels_with_the_lists_and_the_test_split_is_disjoint(tmp_path, capsys):
+    """`mienet synth` writes factors.json beside its videos; make-annotations copies it beside the
+    lists (checked to name the same classes), and the three splits never share a clip."""
+    from mienet.data.synth import synthesize
+
+    videos, dataset = tmp_path / "videos", tmp_path / "ds"
+    synthesize(videos, classes=2, clips_per_class=10, frames=16, size=32, jobs=1, progress=False)
+    extract_frames(videos, dataset / "frames", jobs=1, progress=False)
+    ann = dataset / "annotations"
+    assert annotate("--format", "folder", "--videos", videos, "--frames", dataset / "frames", "-o", ann,
+                    "--val-ratio", "0.2", "--test-ratio", "0.5") == 0
+    assert "2 classes; train 6, val 4, test 10 clips" in capsys.readouterr().out
+    assert (ann / "factors.json").read_text() == (videos / "factors.json").read_text()
+    splits = {s: {c.path for c in read_frame_list(ann / f"{s}.txt")} for s in ("train", "val", "test")}
+    assert sum(map(len, splits.values())) == 20 == len(set().union(*splits.values()))
+    # a stale design that names other classes is refused, naming the file
+    design = json.loads((videos / "factors.json").read_text())
+    design["classes"][0]["name"] = "something_else"
+    (videos / "factors.json").write_text(json.dumps(design))
+    assert annotate("--format", "folder", "--videos", videos, "--frames", dataset / "frames", "-o", ann) == 2
+    assert f"{videos / 'factors.json'} describes the classes ['something_else', " in capsys.readouterr().err
+    # without a design the copy beside the lists goes too
+    (videos / "factors.json").unlink()
+    assert annotate("--format", "folder", "--videos", videos, "--frames", dataset / "frames", "-o", ann) == 0
+    assert not (ann / "factors.json").exists() and not (ann / "test.txt").exists()

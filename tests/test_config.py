@@ -55,7 +55,7 @@ def test_one_default_for_the_model_and_the_trainer():
     from mienet.config import SYNTH_DEFAULTS
     assert (synth.DEFAULT_CLASSES, synth.DEFAULT_FRAMES, synth.MIN_FRAMES) == (
         SYNTH_DEFAULTS.classes, SYNTH_DEFAULTS.frames, 16)
-    assert len(synth.CLASS_SPECS) == synth.SYNTH_CLASSES
+    assert len(synth.CLASS_LEVELS) == synth.SYNTH_CLASSES
 
 
 def _source_files():

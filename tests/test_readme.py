@@ -113,19 +113,20 @@ def check_full_synth(work: Path, out: str) -> None:
     import cv2
 
     classes = sorted(p for p in (work / "synth-full" / "videos").iterdir() if p.is_dir())
-    assert len(classes) == 10  # "10 classes"
+    assert len(classes) == 8  # "8 classes"
     cap = cv2.VideoCapture(str(next(classes[0].glob("*.mp4"))))
     frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
     size = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
-    assert (frames, size) == (40, (128, 128))  # "40 frames, 128x128"
+    assert (frames, size) == (40, (64, 64))  # "40 frames, 64x64"
     helptext = run([BIN / "mienet", "synth", "--help"], work).stdout
-    assert "clips per class (default: 40)" in helptext  # "x 40 clips"
+    assert "clips per class (default: 150)" in helptext  # "x 150 clips"
+    assert (work / "synth-full" / "videos" / "factors.json").is_file()
 
 
 def check_small_synth(work: Path, out: str) -> None:
     videos = work / "datasets" / "small" / "videos"
-    assert len([p for p in videos.iterdir() if p.is_dir()]) == 5
-    assert len(list(videos.rglob("*.mp4"))) == 40
+    assert len([p for p in videos.iterdir() if p.is_dir()]) == 4
+    assert len(list(videos.rglob("*.mp4"))) == 32
 
 
 def check_frames(name: str, short_side: int | None = None) -> Callable[[Path, str], None]:
@@ -226,8 +227,9 @@ def check_ddp(work: Path, out: str) -> None:
 
 
 def check_evaluated(work: Path, out: str) -> None:
-    metrics = json.loads((work / "runs" / "x" / "eval-val" / "metrics.json").read_text())
+    metrics = json.loads((work / "runs" / "x" / "eval-test" / "metrics.json").read_text())
     assert metrics["variant"] == "mienet" and 0 <= metrics["top1"] <= 100
+    assert (metrics["split"], metrics["selection_split"], metrics["views"]) == ("test", "val", 6)
 
 
 def standin_diving48(work: Path) -> None:
@@ -267,10 +269,10 @@ EXERCISES: dict[str, Exercise] = {
     "mienet synth datasets/synthetic/videos": Exercise(
         "run", subs=(("datasets/synthetic/videos", "synth-full/videos --clips-per-class 1"),),
         check=check_full_synth,
-        why="400 clips take ~25 s on 2 cores: one clip per class, outside datasets/synthetic (the "
-            "workflow's); the comment's 10 classes, 40 frames, 128x128 and the default of 40 clips "
+        why="1200 clips take ~15 s on 2 cores: one clip per class, outside datasets/synthetic (the "
+            "workflow's); the comment's 8 classes, 40 frames, 64x64 and the default of 150 clips "
             "per class are checked"),
-    "mienet synth datasets/small/videos --classes 5 --clips-per-class 8 --frames 24 --size 64 --seed 1 -j 2":
+    "mienet synth datasets/small/videos --classes 4 --clips-per-class 8 --frames 24 --size 64 --seed 1 -j 2":
         Exercise("run", check=check_small_synth),
     "mienet extract-frames datasets/small/videos -o datasets/small/frames -j 2":
         Exercise("run", check=check_frames("small")),
@@ -279,8 +281,8 @@ EXERCISES: dict[str, Exercise] = {
     "mienet extract-frames data/sthv2/videos -o datasets/sthv2/frames -j 2 --short-side 256 --quality 90":
         Exercise("run", check=check_frames("sthv2", short_side=256), why="data/sthv2: tests/minidata.py"),
     "mienet make-annotations --format folder --videos datasets/small/videos --frames datasets/small/frames "
-    "-o datasets/small/annotations --val-ratio 0.2 --test-ratio 0 --seed 0":
-        Exercise("run", check=check_annotations("small")),
+    "-o datasets/small/annotations --val-ratio 0.25 --test-ratio 0.25 --seed 0":
+        Exercise("run", check=check_annotations("small", ("train", "val", "test"))),
     "mienet make-annotations --format sljd --source data/SLJD/lists --root data/SLJD -o datasets/sljd/annotations":
         Exercise("run", check=check_annotations("sljd", ("train", "val", "test")),
                  why="data/SLJD: tests/minidata.py"),
@@ -340,8 +342,8 @@ EXERCISES: dict[str, Exercise] = {
                      "that each rank's 3 micro training clips make a batch"),
     "mienet train --params params.yaml --dataset synthetic --variant mienet --seed 0 --out runs/x --resume":
         Exercise("run", check=check_run("runs/x")),
-    "mienet evaluate --checkpoint runs/x/checkpoints/best.pt --params params.yaml --dataset synthetic "
-    "--crops 3 --clips 2": Exercise("run", check=check_evaluated),
+    "mienet evaluate --checkpoint runs/x/checkpoints --params params.yaml --dataset synthetic "
+    "--split standard --crops 3 --clips 2": Exercise("run", check=check_evaluated),
     "mienet predict video.mp4 --checkpoint runs/x/checkpoints/best.pt":
         Exercise("run", subs=(("video.mp4", SAMPLE_CLIP),), why="a sample clip of tests/fixtures/videos"),
     "mienet bench train --variant mienet --arch resnet50 --segments 3 --size 112 --batch 8":

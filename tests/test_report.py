@@ -297,7 +297,7 @@ def test_no_results_still_give_every_output(tmp_path, kind):
     assert md.count("—") >= 7 * 5 and "† not run" in md
     diving = (out / "tables/comparison_diving48.md").read_text()
     assert "80.2" in diving and "77.61" in diving and "`mienet`‡" in diving
-    assert "No runs of Synthetic SLJ yet" in (out / "README.md").read_text()
+    assert "No runs of Synthetic factors yet" in (out / "README.md").read_text()
 
 
 def test_unreadable_inputs_are_skipped_and_named(tmp_path):

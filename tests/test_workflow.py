@@ -18,6 +18,7 @@ from mienet.data.annotations import read_frame_list
 
 BIN = Path(sys.executable).parent
 MICRO_SYNTH = {"classes": 3, "clips_per_class": 3, "frames": 16, "size": 48, "fps": 25, "seed": 0}
+MICRO_ANNOTATIONS = {"val_ratio": 0.34, "test_ratio": 0.34, "seed": 0}  # one train, val, test clip per class
 MICRO_TRAIN = {"arch": "resnet10", "segments": 2, "frames_per_segment": 4, "size": 32, "epochs": 1,
                "batch_size": 4, "lr": 0.001, "lr_steps": [5], "schedule": "step", "dropout": 0.0,
                "flip": True, "pretrained": "none", "workers": 0}
@@ -32,6 +33,7 @@ def project_copy(tmp_path: Path, variants=("tsn", "mienet"), seeds=(0,), vcs=Fal
         (shutil.copytree if src.is_dir() else shutil.copy)(src, work / name)
     params = yaml.safe_load((work / "params.yaml").read_text())
     params["synth"].update(MICRO_SYNTH)
+    params["annotations"].update(MICRO_ANNOTATIONS)
     params["datasets"]["synthetic"]["train"] = dict(MICRO_TRAIN)
     params["ablation"] = {"variants": list(variants), "seeds": list(seeds)}
     params["search"].update(variants=["mienet"], n_trials=2)
@@ -59,8 +61,10 @@ def run(cmd, cwd, check=True, env_extra=None):
 def check_dataset(root: Path) -> None:
     ann = root / "annotations"
     assert (ann / "classes.txt").read_text().count("\n") == 3
-    clips = read_frame_list(ann / "train.txt") + read_frame_list(ann / "val.txt")
-    assert len(clips) == 9
+    splits = [read_frame_list(ann / f"{split}.txt") for split in ("train", "val", "test")]
+    assert [len(s) for s in splits] == [3, 3, 3]  # one clip of each class in each split
+    clips = [c for s in splits for c in s]
+    assert len({c.path for c in clips}) == 9  # disjoint
     for clip in clips:
         assert len(list((root / clip.path).glob("img_*.jpg"))) == clip.frames == 16
 
@@ -79,11 +83,19 @@ def test_reproduce_all_runs_everything(reproduced):
     for variant in ("tsn", "mienet"):
         metrics = json.loads((work / "results" / "synthetic" / variant / "seed0" / "metrics.json").read_text())
         assert metrics["variant"] == variant and metrics["epochs"] == 1 and metrics["seed"] == 0
+        # the protocol: selected on val, reported on test, each factor scored against its ceiling
+        assert (metrics["split"], metrics["selection_split"], metrics["clips"]) == ("test", "val", 3)
+        assert set(metrics["factors"]) == {"appearance", "motion", "order"} and "top1" in metrics["ceiling"]
         assert (work / "runs" / "synthetic" / variant / "seed0" / "checkpoints" / "best.pt").is_file()
         assert json.loads((work / "results" / "bench" / f"train_synthetic_{variant}.json").read_text())[
             "clips_per_s"] > 0
     table = (work / "results" / "tables" / "ablation_synthetic.md").read_text()
-    assert "MIE-Net" in table and "TSN" in table
+    assert "MIE-Net" in table and "TSN" in table and "95 % CI" in table
+    header = (work / "results" / "tables" / "ablation_synthetic.csv").read_text().splitlines()[0].split(",")
+    assert {"top1_ci95_low", "top1_ci95_high", "ceiling_top1"} <= set(header)
+    effects = (work / "results" / "tables" / "effects_synthetic.csv").read_text().splitlines()
+    assert effects[0].startswith("effect,variant_a,variant_b,delta_top1,ci95_low,ci95_high")
+    assert any(",mienet,afm," in row for row in effects)
     assert (work / "results" / "README.md").is_file()
     summary = json.loads((work / "results" / "synthetic" / "search" / "mienet" / "summary.json").read_text())
     assert summary["complete"] + summary["pruned"] + summary["failed"] == 2

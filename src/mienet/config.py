@@ -147,7 +147,7 @@ class Synth:
     """``synth``: the embedded default dataset (``mienet synth``)."""
 
     classes: int = setting(8, minimum=2, maximum=SYNTH_CLASSES, help="number of classes (the first K factor combinations)")
-    clips_per_class: int = setting(100, minimum=1, help="clips per class")
+    clips_per_class: int = setting(150, minimum=1, help="clips per class")
     frames: int = setting(40, minimum=16, help="frames per clip (T=3 segments x L=4 frames need room)")
     size: int = setting(64, minimum=32, multipleOf=2, help="frame width and height (even: the mp4v codec)")
     fps: float = setting(25.0, exclusiveMinimum=0, help="frame rate")

@@ -1,14 +1,14 @@
 """``mienet synth``: the embedded default dataset, a diagnostic benchmark built from named factors.
 
-Every clip shows a procedurally drawn figure (side view) standing on one leg and swinging the
-other, in front of a wall, under a light that changes over the clip. A class is one combination
+Every clip shows a procedurally drawn figure (side view) swinging its legs in antiphase, in
+front of a wall, under a light that changes over the clip. A class is one combination
 of three factors with two levels each (8 classes), and each factor is built to be visible
 through exactly one kind of evidence (:data:`mienet.models.variants.CUES`):
 
 - ``appearance`` (red / blue wall): the hue family of the wall above the hip line. It is
   static and nothing that moves ever touches it, so it is visible in any single frame and
   invisible in frame differences (no camera shake).
-- ``motion`` (smooth / jerky leg): the free leg swings 1.5 to 3 times per clip from a random
+- ``motion`` (smooth / jerky legs): the legs swing in antiphase 1.5 to 3 times per clip from a random
   start, shown frame by frame (smooth) or with every frame taken up to 6 frames off its time
   (jerky: the leg jumps back and forth). Each single frame draws the leg from the same pose
   distribution either way, and frames a segment apart see the same swing up to that jitter
@@ -188,7 +188,7 @@ _LENGTHS = dict(
     thigh=0.245, shin=0.235, ankle_h=0.04, heel=0.035, toe=0.10,
 )
 # Line thicknesses in body heights.
-_WIDTHS = dict(trunk=0.105, uarm=0.058, farm=0.048, thigh=0.078, shin=0.062, neck=0.04)
+_WIDTHS = dict(trunk=0.105, uarm=0.058, farm=0.048, thigh=0.11, shin=0.09, neck=0.04)
 # The wall ends this far (body heights) above the hip: clear of the swinging thigh's width.
 WALL_CLEARANCE = 0.12
 # Chroma of the light's tint (grey levels); the scene is first squeezed into
@@ -197,7 +197,7 @@ LIGHT = 50.0
 TURN = math.pi  # how far (radians) the light's hue turns over a clip: half the wheel
 NOISE_ROOM = 12.0
 # How far (frames) a jerky clip's frames are shown off their time.
-JITTER = 6.0
+JITTER = 8.0
 # Hue ranges (OpenCV's 0..180) of the wall's two levels.
 _WALL_HUES = {"red": (-10.0, 8.0), "blue": (100.0, 122.0)}
 _SKIN_BGR = np.array([[170, 195, 235], [140, 170, 225], [105, 140, 195], [80, 110, 160], [60, 80, 120]], float)
@@ -211,7 +211,8 @@ class ClipParams:
     frames: int
     size: int
     angles: np.ndarray = dataclasses.field(repr=False)  # (F, len(SEGMENTS)) near side
-    stand_angles: np.ndarray = dataclasses.field(repr=False)  # (len(SEGMENTS),) the standing leg
+    far_angles: np.ndarray = dataclasses.field(repr=False)  # (F, len(SEGMENTS)) the far leg, in antiphase
+    stand_angles: np.ndarray = dataclasses.field(repr=False)  # (len(SEGMENTS),) legs straight: sets the hip
     lengths: dict = dataclasses.field(repr=False)
     widths: dict = dataclasses.field(repr=False)
     far_arm_offset: float
@@ -299,7 +300,7 @@ def leg_phases(motion: str, frames: int, rng: np.random.Generator) -> np.ndarray
     clip from a random start); ``smooth`` shows it frame by frame, ``jerky`` shows each frame at
     a time jittered by up to ``JITTER`` frames, so the leg jumps back and forth. Every frame's
     phase is uniform either way, and frames a segment apart see the same swing."""
-    cycles = rng.uniform(1.5, 3.0)
+    cycles = rng.uniform(1.0, 2.0)
     start = rng.uniform(0, 2 * np.pi)
     jitter = rng.uniform(-JITTER, JITTER, frames)  # drawn for both levels: one random stream
     if motion == "smooth":
@@ -387,13 +388,16 @@ def draw_clip_params(class_index: int, clip_index: int, seed: int,
     phases = leg_phases(class_level(class_index, "motion"), frames, crng)
     tint = light_tint(class_level(class_index, "order"), frames, tint_start)
 
+    def leg(swing):
+        out = np.repeat(still[None, :], frames, axis=0)
+        out[:, _SEG["thigh"]] = base + amplitude * swing
+        out[:, _SEG["shin"]] = out[:, _SEG["thigh"]] - knee * (1.0 + swing)
+        out[:, _SEG["foot"]] = 90.0 + 0.4 * amplitude * swing
+        return out
+
     swing = np.sin(phases)
-    angles = np.repeat(still[None, :], frames, axis=0)
-    angles[:, _SEG["thigh"]] = base + amplitude * swing
-    angles[:, _SEG["shin"]] = angles[:, _SEG["thigh"]] - knee * (1.0 + swing)
-    angles[:, _SEG["foot"]] = 90.0 + 0.4 * amplitude * swing
     return ClipParams(
-        frames=frames, size=size, angles=angles, stand_angles=still, lengths=lengths, widths=widths,
+        frames=frames, size=size, angles=leg(swing), far_angles=leg(-swing), stand_angles=still, lengths=lengths, widths=widths,
         far_arm_offset=rng.uniform(8.0, 18.0) * (1 if rng.random() < 0.5 else -1),
         height_px=height_px, center_x=center_x, ground_y=ground_y, facing=facing,
         skin=skin, shirt=shirt, pants=pants, shoes=shoes,
@@ -432,9 +436,9 @@ def render_frames(class_index: int, params: ClipParams, clean: bool = False) -> 
     hip_y = params.ground_y + stand["heel"][0, 1] * params.height_px
     moving = _body_points(params.angles, params.lengths, params.far_arm_offset)
     px = _to_pixels(moving, params, hip_y)
-    still = _to_pixels(stand, params, hip_y)
+    far = _to_pixels(_body_points(params.far_angles, params.lengths, params.far_arm_offset), params, hip_y)
     for name in ("knee", "ankle", "heel", "toe"):
-        px["far_" + name] = np.repeat(still[name], n, axis=0)
+        px["far_" + name] = far[name]
     px["far_hip"] = px["hip"]
 
     h = params.height_px

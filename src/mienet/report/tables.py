@@ -30,7 +30,7 @@ from mienet.report.published import SOURCE, PublishedRow
 from mienet.report.stats import CLIPS, NONE, REPLICATES, T, Interval
 
 DATASET_NAMES = {
-    "synthetic": "Synthetic SLJ",
+    "synthetic": "Synthetic factors",
     "sljd": "SLJD",
     "diving48": "Diving48",
     "sthv2": "Something-Something V2",
