@@ -40,6 +40,10 @@ def paper(tmp_path_factory) -> Path:
     return work
 
 
+STANDARD = {"sljd": ("test", "val"), "diving48": ("val", "none (last epoch)"),
+            "sthv2": ("val", "none (last epoch)")}
+
+
 def test_the_paper_profile_runs_every_format_to_the_report(paper):
     for name in PAPER:
         ann = paper / "datasets" / name / "annotations"
@@ -47,10 +51,15 @@ def test_the_paper_profile_runs_every_format_to_the_report(paper):
         for variant in ("tsn", "mienet"):
             m = json.loads((paper / "results" / name / variant / "seed0" / "metrics.json").read_text())
             assert m["dataset"] == name and m["variant"] == variant and m["test_clips"] >= 1
+            # each dataset's protocol: SLJD's test list (best epoch on val); Diving48 and SSv2 report
+            # val, scored with the last epoch so that no epoch is chosen on the reported clips
+            assert (m["split"], m["selection_split"]) == STANDARD[name], (name, variant)
+            assert "factors" not in m  # no factor design for real datasets
         summary = json.loads((paper / "results" / name / "search" / "mienet" / "summary.json").read_text())
         assert summary["finished"] == 1
         assert (paper / "results" / name / "mienet" / "tuned" / "metrics.json").is_file()
-        assert "MIE-Net" in (paper / "results" / "tables" / f"ablation_{name}.md").read_text()
+        ablation = (paper / "results" / "tables" / f"ablation_{name}.md").read_text()
+        assert "MIE-Net" in ablation and f"scored on `{STANDARD[name][0]}`" in ablation
     # the frames of SLJD are read where its root says, never copied into datasets/
     assert not (paper / "datasets" / "sljd" / "frames").exists()
     # SSv2 came as VP9 .webm files and was decoded into frames
