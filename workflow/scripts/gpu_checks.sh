@@ -27,7 +27,7 @@ nvidia-smi -L || { echo "no NVIDIA GPU here"; exit 1; }
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name(0))"
 
 step data
-check synth "${M[@]}" synth "$D/videos" --classes 10 --clips-per-class 40 --frames 40 --size 128 -j 8
+check synth "${M[@]}" synth "$D/videos" --classes 8 --clips-per-class 40 --frames 40 --size 128 -j 8
 check extract "${M[@]}" extract-frames "$D/videos" -o "$D/frames" -j 8 --no-progress
 check annotations "${M[@]}" make-annotations --format folder --videos "$D/videos" --frames "$D/frames" -o "$D/annotations"
 
