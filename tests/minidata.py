@@ -37,7 +37,7 @@ import cv2
 import numpy as np
 
 from mienet.data.annotations import packaged_classes
-from mienet.data.synth import render_clip, write_video
+from mienet.data.synth import CLASS_LEVELS, render_clip, write_video
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE_VIDEOS = REPO / "tests" / "fixtures" / "videos"
@@ -84,7 +84,7 @@ def build_sljd(root: str | Path) -> dict:
         for rel, frames, label in clips:
             folder = sljd / rel
             folder.mkdir(parents=True, exist_ok=True)
-            video = render_clip(label, index, SEED, frames, SLJD_SIZE)
+            video = render_clip(label % len(CLASS_LEVELS), index, SEED, frames, SLJD_SIZE)
             for i, frame in enumerate(video, start=1):
                 if not cv2.imwrite(str(folder / f"img_{i:05d}.jpg"), frame):
                     raise MiniDataError(f"could not write {folder / f'img_{i:05d}.jpg'}")
@@ -139,7 +139,8 @@ def build_diving48(root: str | Path) -> dict:
             if entry["vid_name"] == DIVING48_REAL[1]:
                 shutil.copyfile(FIXTURE_VIDEOS / DIVING48_REAL[0], path)
                 continue
-            video = render_clip(synth_class[entry["label"]], index, SEED, entry["end_frame"], DIVING48_SIZE)
+            video = render_clip(synth_class[entry["label"]] % len(CLASS_LEVELS), index, SEED, entry["end_frame"],
+                                DIVING48_SIZE)
             write_video(path, video, DIVING48_FPS)  # mp4v through OpenCV, checked by decoding
             index += 1
         (base / name).write_text(json.dumps(entries))
@@ -265,7 +266,7 @@ def build_sthv2(root: str | Path) -> dict:
         for n, entry in enumerate(entries):
             t = STHV2_SPLITS[split][n]
             frames = sthv2_frames(entry["id"])
-            square = render_clip(t, index, SEED, frames, STHV2_WIDTH)
+            square = render_clip(t % len(CLASS_LEVELS), index, SEED, frames, STHV2_WIDTH)
             top = (STHV2_WIDTH - STHV2_HEIGHT) // 2
             path = videos / f"{entry['id']}.webm"
             encode_vp9(ffmpeg, path, square[:, top:top + STHV2_HEIGHT], STHV2_FPS)

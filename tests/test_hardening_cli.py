@@ -18,11 +18,11 @@ def mienet(*args, cwd=None):
 
 def test_train_checks_its_params_file_against_the_schema(tmp_path):
     params = tmp_path / "params.yaml"
-    params.write_text((REPO / "params.yaml").read_text().replace("      lr: 0.001", "      lr: 1e-3"))
+    params.write_text((REPO / "params.yaml").read_text().replace("      lr: 0.003", "      lr: 3e-3"))
     proc = mienet("train", "--params", params, "--dataset", "synthetic", "--out", tmp_path / "run")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert "datasets.synthetic.train.lr: '1e-3' is not of type 'number'" in proc.stderr
-    assert "write it with a dot and a signed exponent, e.g. 1.0e-3" in proc.stderr
+    assert "datasets.synthetic.train.lr: '3e-3' is not of type 'number'" in proc.stderr
+    assert "write it with a dot and a signed exponent, e.g. 3.0e-3" in proc.stderr
     params.write_text("profile: default\ndatasets: {synthetic: {format: synth\n")
     proc = mienet("train", "--params", params, "--dataset", "synthetic", "--out", tmp_path / "run")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr

@@ -276,8 +276,8 @@ def test_synth_keeps_exactly_the_requested_clips(tmp_path):
     smaller = synthesize(tmp_path, classes=2, clips_per_class=2, **small)
     assert (smaller["written"], smaller["skipped"], smaller["removed"]) == (0, 4, 5)
     assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.mp4")) == [
-        "00_prep_to_armswing_back/clip_0000.mp4", "00_prep_to_armswing_back/clip_0001.mp4",
-        "01_armswing_back_to_prep/clip_0000.mp4", "01_armswing_back_to_prep/clip_0001.mp4"]
+        "00_red_smooth_clockwise/clip_0000.mp4", "00_red_smooth_clockwise/clip_0001.mp4",
+        "01_red_smooth_anticlockwise/clip_0000.mp4", "01_red_smooth_anticlockwise/clip_0001.mp4"]
     with pytest.raises(MienetError, match="size: 32 there, 48 now.*--restart-if-changed"):
         synthesize(tmp_path, classes=2, clips_per_class=2, **{**small, "size": 48})
     assert (tmp_path / DONE_NAME).exists()  # a refused run changes nothing

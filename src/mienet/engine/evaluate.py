@@ -101,13 +101,14 @@ def choose_checkpoint(checkpoint: str | Path, split: str) -> tuple[Path, str]:
     from mienet.layout import SELECTION_SPLIT
 
     path = Path(checkpoint)
-    if path.is_dir():
+    if path.is_dir() and any((path / n).is_file() for n in ("best.pt", "last.pt")):
         name = "last.pt" if split == SELECTION_SPLIT else "best.pt"
         path = path / name
         if not path.is_file():
             raise MienetError(f"{path} does not exist: is {checkpoint} the checkpoints folder of a finished "
                               "`mienet train` run?")
         log.info("scoring %s with %s", split, path)
+    # any other folder: load_model names it and suggests the run's checkpoint
     selection = SELECTION_SPLIT if path.name.startswith("best") else "none (last epoch)"
     if selection == split:
         log.warning("%s was selected on %s and is scored on %s: the number is optimistically biased; "
