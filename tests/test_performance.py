@@ -193,3 +193,27 @@ def test_bench_loader_reports_clips_per_second_and_the_ratio_to_the_step(tmp_pat
     assert result["loader_over_train"] == pytest.approx(
         result["clips_per_s"] / result["train_clips_per_s"]
     )
+
+
+def test_bf16_peaks_by_device_name_and_the_cuda_only_levers_on_cpu():
+    from mienet.engine.bench import bf16_peak_tflops, unavailable_reason
+    from mienet.engine.performance import precision_flags
+
+    assert bf16_peak_tflops("NVIDIA H200") == 989.0
+    assert bf16_peak_tflops("NVIDIA H100 80GB HBM3") == 989.0
+    assert bf16_peak_tflops("NVIDIA H100 PCIe") == 756.0
+    assert bf16_peak_tflops("NVIDIA A100-SXM4-80GB") == 312.0
+    assert bf16_peak_tflops("NVIDIA L4") == 121.0
+    assert bf16_peak_tflops("NVIDIA L40S") is None and bf16_peak_tflops("AMD EPYC 9B14") is None
+    assert unavailable_reason(SpeedConfig(tf32=True), CPU).startswith("CUDA only")
+    assert unavailable_reason(SpeedConfig(cuda_graphs=True), CPU).startswith("CUDA only")
+    assert unavailable_reason(default_speed_config(CPU), CPU) is None
+    with pytest.raises(MienetError, match="CUDA"):
+        prepare_model(torch.nn.Linear(2, 2), CPU, SpeedConfig(tf32=True))
+    flags = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    with precision_flags(CPU, SpeedConfig(tf32=True)):  # nothing on CPU
+        assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == flags
+    assert SpeedConfig(amp="bf16", channels_last=True, cuda_graphs=True).describe() == \
+        "bf16+channels-last+cuda-graphs+lighter-PA"
+    assert default_speed_config(CPU).describe() in ("fp32+channels-last+lighter-PA",
+                                                     "bf16+channels-last+lighter-PA")

@@ -96,6 +96,10 @@ class TrainConfig:
     amp: Amp = setting("auto", role="recipe", help="mixed precision")
     channels_last: Switch = setting("auto", role="recipe", help="channels-last memory layout")
     compile: Switch = setting("auto", role="recipe", help="torch.compile")
+    cuda_graphs: Switch = setting("auto", role="recipe",
+                                  help="CUDA graphs for the training forward and backward (auto: tried on "
+                                       "one CUDA device at batch 16 or less, kept when measured faster; "
+                                       "never on CPU)")
     seed: int = setting(0, role="run", minimum=0, help="seed of everything random")
     device: str = setting("auto", role="run", help="auto (CUDA when present), cpu or cuda")
     debug_nan_at_step: int | None = None  # fault injection for the tests: a NaN loss here

@@ -3,13 +3,21 @@
 # with a CUDA GPU: CUDA training with bf16 and fp16 autocast (GradScaler), evaluation,
 # two trainings started at once on one GPU (the second waits for the first: never two
 # on one device), DistributedDataParallel under torchrun (NCCL with 2+ GPUs, else 2
-# processes with gloo on the one GPU), and the training
-# speed benchmark (default path vs eager float32) at the paper's input size.
+# processes with gloo on the one GPU), the training
+# speed benchmark (default path vs eager float32) at the paper's input size, and the
+# throughput check: in one run of at most 8 minutes, every speed lever (the released eager
+# float32 path, TF32, channels-last, bf16, torch.compile, CUDA graphs) at the released batch
+# (8) and at a batch that fills the GPU (64) with clips/s, TFLOP/s and the share of the bf16
+# peak, then one end-to-end epoch with the real loader (data-wait and GPU-busy shares),
+# summarised in results/bench/gpu_summary.json and .md (the report's efficiency table reads
+# the JSON).
 #
 #   bash workflow/scripts/gpu_checks.sh [WORK_DIR]     # default: /tmp/mienet-gpu-checks
+#   GPU_CHECKS=throughput bash workflow/scripts/gpu_checks.sh   # only the data and the throughput check
 #
-# Uses `mienet` when it is on PATH, else `python3 -m mienet` with src/ on PYTHONPATH.
-# Prints one line per check; the logs stay in WORK_DIR. Takes about 3 minutes on an H100.
+# Uses `mienet` when it is on PATH, else `python3 -m mienet` with src/ on PYTHONPATH. Run it
+# from the repository root (the summary goes to results/bench/).
+# Prints one line per check; the logs stay in WORK_DIR. Takes about 11 minutes on an H200.
 set -uo pipefail
 W=${1:-/tmp/mienet-gpu-checks}
 mkdir -p "$W"
@@ -18,6 +26,10 @@ if command -v mienet >/dev/null; then M=(mienet); else export PYTHONPATH="$PWD/s
 D="$W/data"
 step() { echo "== $*"; }
 fail=0
+to_file() { # out, command...: the command's standard output into out (its errors in the check's log)
+    local out=$1; shift
+    "$@" >"$out"
+}
 check() { # name, command...
     local name=$1; shift
     local t0=$SECONDS
@@ -31,6 +43,7 @@ check synth "${M[@]}" synth "$D/videos" --classes 8 --clips-per-class 40 --frame
 check extract "${M[@]}" extract-frames "$D/videos" -o "$D/frames" -j 8 --no-progress
 check annotations "${M[@]}" make-annotations --format folder --videos "$D/videos" --frames "$D/frames" -o "$D/annotations"
 
+if [ "${GPU_CHECKS:-all}" != throughput ]; then
 TRAIN=("${M[@]}" train --annotations "$D/annotations" --root "$D" --variant mienet --arch resnet18 --segments 3
        --size 112 --epochs 3 --lr-steps 2 --batch-size 16 --lr 0.002 --workers 4 --device cuda --no-progress)
 step "CUDA training"
@@ -68,4 +81,23 @@ unset MIENET_DIST_BACKEND
 step "speed: mienet ResNet-50, T=3, 224 px, batch 8"
 check bench_r50 timeout 240 "${M[@]}" bench train --variant mienet --arch resnet50 --segments 3 --size 224 --batch 8 --steps 20 --warmup 5 --device cuda --compare --no-compile
 cat "$W/bench_r50.log" | tail -15
+fi
+
+step "throughput: every lever at batch 8 and 64, end to end with the loader (at most 8 minutes)"
+B="$W/bench"
+mkdir -p "$B" results/bench
+SHAPE=(--variant mienet --arch resnet50 --segments 3 --size 224)
+check bench_compare to_file "$B/train.json" timeout 400 "${M[@]}" bench train "${SHAPE[@]}" --batch 8 \
+    --fill-batch 64 --steps 8 --warmup 3 --device cuda --compare --json
+check bench_e2e to_file "$B/e2e.json" timeout 60 "${M[@]}" bench e2e --list "$D/annotations/train.txt" \
+    --root "$D" --variant mienet --arch resnet50 --segments 3 --size 112 --batch 8 --workers 0 2 4 8 \
+    --trial-batches 8 --max-steps 40 --device cuda --json
+E2E=()
+[ -s "$B/e2e.json" ] && E2E=(--e2e "$B/e2e.json")
+if [ -s "$B/train.json" ]; then
+    check bench_summary "${M[@]}" bench summary --train "$B/train.json" ${E2E[@]+"${E2E[@]}"} --out results/bench/gpu_summary
+    cat results/bench/gpu_summary.md
+else
+    echo "FAIL bench_summary: no $B/train.json"; fail=1
+fi
 exit $fail

@@ -6,14 +6,27 @@
   and for plain eager float32 in the channels-first layout with PA convolving every
   frame (how the released code runs), measured in the same run, interleaved step by
   step so that other load on the machine hits both alike. ``--compare`` measures
-  every speed lever on its own and together.
+  every speed lever on its own and together (:func:`compare_configs`: TF32,
+  channels-last, bf16, ``torch.compile``, CUDA graphs; the CUDA-only ones reported as
+  skipped, with the reason, elsewhere); ``--fill-batch B`` measures them again at a batch
+  that fills the GPU. Every row has its ratio to the released path of the same batch,
+  the achieved model TFLOP/s (3 x the forward's FlopCounterMode FLOPs per clip, times
+  clips/s) and, on a GPU of :data:`BF16_PEAK_TFLOPS`, the share of its dense bf16 peak.
 - ``mienet bench loader``: clips per second the data loader delivers
   (:func:`mienet.engine.data.measure_loader`); ``--compare-train`` also measures the
   training step of the same shape, since the loader should deliver at least twice
   what the step consumes.
+- ``mienet bench e2e``: training with the real loader on a frame-list dataset
+  (:func:`end_to_end`): workers and pinned memory chosen by measuring, the page cache
+  dropped (root) before one timed epoch; clips/s and the shares of the time spent
+  waiting for data and computing (GPU busy time from CUDA events on a GPU).
+- ``mienet bench summary``: ``bench train`` and ``bench e2e`` JSON combined into
+  ``gpu_summary.json`` / ``.md`` (``workflow/scripts/gpu_checks.sh``), which the
+  report's efficiency table reads.
 
 Each figure is ``batch / median step time`` over the timed steps, after warm-up
-steps (which also absorb ``torch.compile``'s compilation).
+steps (which also absorb ``torch.compile``'s compilation; CUDA-graph capture is
+counted in the warm-up time).
 """
 
 from __future__ import annotations
@@ -31,6 +44,8 @@ from mienet.models.backbone import ARCHS
 from mienet.models.variants import VARIANTS
 
 LOADER_GOAL = 2.0  # the loader should deliver this many times what the training step consumes
+E2E_WORKERS = (0, 2, 4, 8)  # loader worker counts `bench e2e` tries
+DROP_CACHES = "/proc/sys/vm/drop_caches"
 
 
 @dataclass(frozen=True)
@@ -48,13 +63,14 @@ class TrainShape:
 
 @dataclass
 class StepTiming:
-    """Timed steps of one speed configuration."""
+    """Timed steps of one speed configuration; ``skipped``: why it did not run here."""
 
     name: str
     speed: object  # SpeedConfig
     batch: int
     step_times_s: list[float] = field(default_factory=list)
     warmup_s: float = 0.0
+    skipped: str | None = None
 
     @property
     def median_step_s(self) -> float:
@@ -75,10 +91,14 @@ class StepTiming:
         return max(self.step_times_s) / min(self.step_times_s)
 
     def as_dict(self) -> dict:
+        if self.skipped is not None:
+            return {"name": self.name, "speed": self.speed.as_dict(), "speed_name": self.speed.describe(),
+                    "batch": self.batch, "skipped": self.skipped, "clips_per_s": None}
         return {
             "name": self.name,
             "speed": self.speed.as_dict(),
             "speed_name": self.speed.describe(),
+            "batch": self.batch,
             "clips_per_s": self.clips_per_s,
             "best_clips_per_s": self.best_clips_per_s,
             "median_step_s": self.median_step_s,
@@ -86,6 +106,39 @@ class StepTiming:
             "step_times_s": self.step_times_s,
             "warmup_s": self.warmup_s,
         }
+
+
+# Dense bfloat16 tensor-core peaks (TFLOP/s, without sparsity), by a pattern of the device's
+# name (torch.cuda.get_device_name), first match wins.
+BF16_PEAK_TFLOPS = (
+    (r"\bH200\b", 989.0),
+    (r"\bH100\b.*\bPCIe\b", 756.0),
+    (r"\bH100\b.*\b(SXM|HBM3)\b", 989.0),  # the SXM part reports itself as "H100 80GB HBM3"
+    (r"\bA100\b", 312.0),
+    (r"\bL4\b", 121.0),
+)
+
+
+def bf16_peak_tflops(device_name: str) -> float | None:
+    """The device's dense bfloat16 peak from :data:`BF16_PEAK_TFLOPS`; None when unknown."""
+    import re
+
+    for pattern, peak in BF16_PEAK_TFLOPS:
+        if re.search(pattern, str(device_name), flags=re.IGNORECASE):
+            return peak
+    return None
+
+
+def unavailable_reason(speed, device) -> str | None:
+    """Why ``speed`` cannot run on ``device`` (None when it can)."""
+    if device.type != "cuda":
+        if speed.tf32:
+            return "CUDA only: TF32 is an NVIDIA tensor-core format"
+        if speed.cuda_graphs:
+            return "CUDA only: CUDA graphs replay GPU kernels"
+        if speed.amp == "fp16":
+            return "CUDA only: float16 autocast with loss scaling"
+    return None
 
 
 def resolve_device(name: str):
@@ -101,18 +154,23 @@ def resolve_device(name: str):
 
 def compare_configs(device, with_compile: bool = True) -> dict:
     """Every lever on its own and together: name -> SpeedConfig. The first entry is the
-    released code's eager float32 path; the lighter PA is on in every other row.
-    ``with_compile=False`` leaves out the two ``torch.compile`` rows (minutes of compiling)."""
+    released code's eager float32 path (strict float32, channels-first, PA convolving every
+    frame); the lighter PA is on in every other row. The TF32 and CUDA-graph rows are kept
+    on every device and reported as skipped where they cannot run (:func:`unavailable_reason`).
+    ``with_compile=False`` leaves out the ``torch.compile`` rows (minutes of compiling)."""
     from mienet.engine.performance import EAGER_FP32, SpeedConfig, default_speed_config
 
     amp = "bf16" if device.type == "cpu" else (default_speed_config(device).amp or "bf16")
     configs = {
         "eager fp32 (released)": EAGER_FP32,
         "+lighter PA": SpeedConfig(),
+        "+TF32": SpeedConfig(tf32=True),
         "+channels-last": SpeedConfig(channels_last=True),
         f"+{amp} autocast": SpeedConfig(amp=amp),
         "+compile": SpeedConfig(compile=True),
+        "+CUDA graphs": SpeedConfig(cuda_graphs=True),
         f"{amp}+channels-last": SpeedConfig(amp=amp, channels_last=True),
+        f"{amp}+channels-last+CUDA graphs": SpeedConfig(amp=amp, channels_last=True, cuda_graphs=True),
         "all": SpeedConfig(amp=amp, channels_last=True, compile=True),
     }
     return {name: c for name, c in configs.items() if with_compile or not c.compile}
@@ -135,7 +193,8 @@ def measure_train_steps(
     """
     import torch
 
-    from mienet.engine.performance import make_grad_scaler, prepare_model, synchronize, to_device, train_step
+    from mienet.engine.performance import (EAGER_FP32, capture_cuda_graphs, make_grad_scaler, precision_flags,
+                                           prepare_model, synchronize, to_device, train_step)
     from mienet.models import build_model
 
     if steps < 1 or warmup < 0:
@@ -148,8 +207,12 @@ def measure_train_steps(
     labels = torch.randint(0, shape.num_classes, (shape.batch,), generator=generator)
     if device.type == "cuda":
         clips = clips.pin_memory()
-    runs = []
+    runs, skipped = [], {}
     for name, speed in configs.items():
+        reason = unavailable_reason(speed, device)
+        if reason is not None:
+            skipped[name] = StepTiming(name, speed, shape.batch, skipped=reason)
+            continue
         torch.manual_seed(seed)
         model = build_model(
             shape.variant, shape.arch, shape.num_classes, shape.segments,
@@ -159,22 +222,43 @@ def measure_train_steps(
         optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, weight_decay=1e-4)
         scaler = make_grad_scaler(device, speed)
         timing = StepTiming(name, speed, shape.batch)
+        if speed.cuda_graphs:
+            start = time.perf_counter()
+            try:
+                capture_cuda_graphs(model, device, speed, tuple(clips.shape))
+            except Exception as exc:  # noqa: BLE001 - reported in its row, the others still measured
+                skipped[name] = StepTiming(name, speed, shape.batch, skipped=_failure(exc))
+                continue
+            timing.warmup_s += time.perf_counter() - start
         runs.append((timing, model, optimizer, scaler))
 
     def one_step(timing, model, optimizer, scaler) -> float:
         synchronize(device)
         start = time.perf_counter()
-        batch = to_device(clips, device, timing.speed)
-        train_step(model, optimizer, scaler, batch, labels.to(device), device, timing.speed)
+        with precision_flags(device, timing.speed):
+            batch = to_device(clips, device, timing.speed)
+            train_step(model, optimizer, scaler, batch, labels.to(device), device, timing.speed)
         synchronize(device)
         return time.perf_counter() - start
 
-    for run in runs:
-        run[0].warmup_s = sum(one_step(*run) for _ in range(warmup))
+    for run in list(runs):
+        try:  # the warm-up also compiles: a lever that fails here is reported, not fatal
+            run[0].warmup_s += sum(one_step(*run) for _ in range(warmup))
+        except Exception as exc:  # noqa: BLE001
+            if run[0].speed == EAGER_FP32 or not (run[0].speed.compile or run[0].speed.cuda_graphs):
+                raise
+            skipped[run[0].name] = StepTiming(run[0].name, run[0].speed, shape.batch, skipped=_failure(exc))
+            runs.remove(run)
     for _ in range(steps):
         for run in runs:
             run[0].step_times_s.append(one_step(*run))
-    return [run[0] for run in runs]
+    measured = {run[0].name: run[0] for run in runs}
+    return [measured.get(name) or skipped[name] for name in configs]
+
+
+def _failure(exc: Exception) -> str:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"failed: {type(exc).__name__}: {first[:300]}"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -195,7 +279,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     train.add_argument("--no-compile", action="store_true",
                        help="with --compare: leave out the torch.compile rows (minutes of compiling)")
+    train.add_argument("--fill-batch", type=int, default=None,
+                       help="measure the same configurations again at this batch (one that fills the GPU, "
+                            "e.g. 64), in the same run")
     train.add_argument("--json", action="store_true", help="print one JSON object")
+
+    e2e = modes.add_parser(
+        "e2e", help="clips/s of training with the real data loader, and its data-wait share",
+        description="End-to-end training throughput on a frame-list dataset: the loader's worker "
+        "count (and pinned memory on CUDA) chosen by measuring, the page cache dropped where "
+        "permitted (root), then one timed epoch of the default training path: clips/s, the share "
+        "of the time spent waiting for data and the device's busy share.",
+    )
+    e2e.add_argument("--list", required=True, help="annotation list, e.g. ANN/train.txt")
+    e2e.add_argument("--root", required=True, help="root of the frame folders")
+    _add_shape_arguments(e2e, required=False)
+    e2e.set_defaults(variant="mienet", arch="resnet50", segments=3, size=224, batch=8)
+    e2e.add_argument("--workers", type=int, nargs="+", default=list(E2E_WORKERS),
+                     help="worker counts to try; the fastest is used (default 0 2 4 8)")
+    e2e.add_argument("--trial-batches", type=int, default=10,
+                     help="batches timed per worker count (default 10)")
+    e2e.add_argument("--max-steps", type=int, default=None,
+                     help="time at most this many steps of the epoch (default: the whole epoch)")
+    e2e.add_argument("--no-drop-cache", action="store_true",
+                     help="do not drop the page cache before the timed epoch")
+    e2e.add_argument("--warmup", type=int, default=2,
+                     help="untimed training steps before the timed epoch (default 2)")
+    e2e.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                     help="where to run (default: CUDA when present, else CPU)")
+    e2e.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch")
+    e2e.add_argument("--json", action="store_true", help="print one JSON object")
+
+    summary = modes.add_parser(
+        "summary", help="one JSON and Markdown summary of `bench train` and `bench e2e` JSON",
+        description="Combine `mienet bench train --compare --json` (and `bench e2e --json`) output "
+        "into OUT.json (read by the report's efficiency table) and OUT.md.",
+    )
+    summary.add_argument("--train", required=True, help="JSON of `mienet bench train --compare --json`")
+    summary.add_argument("--e2e", default=None, help="JSON of `mienet bench e2e --json`")
+    summary.add_argument("--out", required=True, help="output path without suffix, e.g. results/bench/gpu_summary")
 
     loader = modes.add_parser(
         "loader", help="clips/s the data loader delivers",
@@ -258,6 +380,8 @@ def _add_timing_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.mode == "summary":
+        return run_summary(args)
     import torch
 
     if args.threads is not None:
@@ -270,6 +394,8 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     if args.mode == "train":
         return run_train(args, device)
+    if args.mode == "e2e":
+        return run_e2e(args, device)
     return run_loader(args, device)
 
 
@@ -290,6 +416,8 @@ def _environment(device) -> dict:
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name(),
         "cpu_native_bf16": cpu_has_native_bf16(),
         "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if device.type == "cuda" else None,
         "threads": torch.get_num_threads(),
     }
 
@@ -305,9 +433,44 @@ def _cpu_name() -> str:
     return platform.processor() or "cpu"
 
 
+def train_flops_per_clip(shape: TrainShape) -> float:
+    """Model FLOPs of one training clip: 3 x the forward's (backward ~ 2 x forward), from
+    :func:`mienet.models.flops.model_stats` (FLOPs = 2 x multiply-accumulates)."""
+    from mienet.models.flops import model_stats
+
+    stats = model_stats(shape.variant, shape.arch, shape.segments, shape.size,
+                        shape.frames_per_segment, shape.num_classes)
+    return 3.0 * float(stats["flops"])
+
+
+def annotate_runs(timings: list, flops_per_clip: float, peak_tflops: float | None) -> list[dict]:
+    """Each run as a dict with ``vs_released`` (clips/s over the released eager float32 path's,
+    measured in the same run), ``tflops`` (achieved model TFLOP/s) and ``share_of_peak``
+    (over ``peak_tflops``; None when the peak is unknown)."""
+    from mienet.engine.performance import EAGER_FP32
+
+    released = next((t for t in timings if t.skipped is None and t.speed == EAGER_FP32), None)
+    rows = []
+    for t in timings:
+        row = t.as_dict()
+        if t.skipped is None:
+            row["vs_released"] = t.clips_per_s / released.clips_per_s if released else None
+            row["tflops"] = t.clips_per_s * flops_per_clip / 1e12
+            row["share_of_peak"] = row["tflops"] / peak_tflops if peak_tflops else None
+        else:
+            row.update(vs_released=None, tflops=None, share_of_peak=None)
+        rows.append(row)
+    return rows
+
+
 def train_speed(shape: TrainShape, device, steps: int, warmup: int, compare: bool = False,
-                with_compile: bool = True) -> dict:
-    """The ``bench train`` measurement as a JSON-ready dict (see :func:`run_train`)."""
+                with_compile: bool = True, fill_batch: int | None = None) -> dict:
+    """The ``bench train`` measurement as a JSON-ready dict (see :func:`run_train`).
+    ``fill_batch``: the same configurations again at that batch (``fill``)."""
+    import dataclasses
+
+    import torch
+
     from mienet.engine.performance import EAGER_FP32, default_speed_config
 
     default = default_speed_config(device)
@@ -316,7 +479,10 @@ def train_speed(shape: TrainShape, device, steps: int, warmup: int, compare: boo
     if compare and default not in configs.values():
         configs["default"] = default
     timings = measure_train_steps(configs, shape, device, steps, warmup)
-    by_speed = {t.speed: t for t in reversed(timings)}  # first name wins for a repeated config
+    environment = _environment(device)
+    flops = train_flops_per_clip(shape)
+    peak = bf16_peak_tflops(environment["device_name"]) if device.type == "cuda" else None
+    by_speed = {t.speed: t for t in reversed(timings) if t.skipped is None}  # first name wins
     default_timing, eager_timing = by_speed[default], by_speed[EAGER_FP32]
     result = {
         "clips_per_s": default_timing.clips_per_s,
@@ -326,41 +492,61 @@ def train_speed(shape: TrainShape, device, steps: int, warmup: int, compare: boo
         "eager_fp32_best_clips_per_s": eager_timing.best_clips_per_s,
         "best_speedup": default_timing.best_clips_per_s / eager_timing.best_clips_per_s,
         "load_average_1min": _load_average(),
-        **_environment(device),
+        **environment,
         "speed": default.as_dict(),
         "speed_name": default.describe(),
         **shape.__dict__,
         "steps": steps,
         "warmup": warmup,
         "statistic": "batch / median step time (best_*: batch / fastest step time)",
-        "runs": [t.as_dict() for t in timings],
+        "train_flops_per_clip": flops,
+        "flops_note": "3 x forward model FLOPs (FlopCounterMode, FLOPs = 2 x MACs) per clip",
+        "peak_bf16_tflops": peak,
+        "tflops": default_timing.clips_per_s * flops / 1e12,
+        "runs": annotate_runs(timings, flops, peak),
     }
+    if fill_batch:
+        if fill_batch < 1:
+            raise MienetError(f"--fill-batch must be positive, got {fill_batch}")
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        fill = measure_train_steps(configs, dataclasses.replace(shape, batch=fill_batch), device, steps, warmup)
+        result["fill"] = {"batch": fill_batch, "runs": annotate_runs(fill, flops, peak)}
     return result
+
+
+def _print_runs(runs: list[dict], default_speed: dict | None = None) -> None:
+    width = max(len(r["name"]) for r in runs)
+    print(f"{'configuration':<{width}}  {'clips/s':>8}  {'vs rel.':>7}  {'best':>7}  {'spread':>6}  "
+          f"{'TFLOP/s':>8}  {'of peak':>7}  warm-up s")
+    for r in runs:
+        if r.get("skipped"):
+            print(f"{r['name']:<{width}}  skipped: {r['skipped']}")
+            continue
+        mark = "  <- default" if default_speed is not None and r["speed"] == default_speed else ""
+        vs = f"{r['vs_released']:6.2f}x" if r.get("vs_released") else "      -"
+        share = f"{100 * r['share_of_peak']:6.1f}%" if r.get("share_of_peak") is not None else "      -"
+        print(f"{r['name']:<{width}}  {r['clips_per_s']:8.2f}  {vs}  {r['best_clips_per_s']:7.2f}  "
+              f"{r['spread']:6.2f}  {r['tflops']:8.3f}  {share}  {r['warmup_s']:9.1f}{mark}")
 
 
 def run_train(args: argparse.Namespace, device) -> int:
     shape = _shape(args)
     result = train_speed(shape, device, args.steps, args.warmup, compare=args.compare,
-                         with_compile=not args.no_compile)
+                         with_compile=not args.no_compile, fill_batch=args.fill_batch)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
     print(_shape_line(result))
-    if args.compare:
-        eager = result["eager_fp32_clips_per_s"]
-        width = max(len(r["name"]) for r in result["runs"])
-        best_eager = result["eager_fp32_best_clips_per_s"]
-        print(
-            f"{'configuration':<{width}}  {'clips/s':>8}  {'vs eager':>8}  {'best':>7}  "
-            f"{'vs eager':>8}  {'spread':>6}  warm-up s"
-        )
-        for r in result["runs"]:
-            mark = "  <- default" if r["speed"] == result["speed"] else ""
-            print(
-                f"{r['name']:<{width}}  {r['clips_per_s']:8.2f}  {r['clips_per_s'] / eager:7.2f}x  "
-                f"{r['best_clips_per_s']:7.2f}  {r['best_clips_per_s'] / best_eager:7.2f}x  "
-                f"{r['spread']:6.2f}  {r['warmup_s']:9.1f}{mark}"
-            )
+    peak = result["peak_bf16_tflops"]
+    print(f"model FLOPs per training clip: {result['train_flops_per_clip'] / 1e9:.2f} G (3 x forward); "
+          f"bf16 dense peak of {result['device_name']}: {f'{peak:g} TFLOP/s' if peak else 'unknown (not shown)'}")
+    if args.compare or args.fill_batch:
+        print(f"batch {result['batch']}:")
+        _print_runs(result["runs"], result["speed"])
+        if "fill" in result:
+            print(f"batch {result['fill']['batch']}:")
+            _print_runs(result["fill"]["runs"], result["speed"])
     print(
         f"default path ({result['speed_name']}): {result['clips_per_s']:.2f} clips/s "
         f"(fastest step: {result['best_clips_per_s']:.2f})"
@@ -370,7 +556,8 @@ def run_train(args: argparse.Namespace, device) -> int:
         f"(fastest step: {result['eager_fp32_best_clips_per_s']:.2f})"
     )
     print(f"speedup: {result['speedup']:.2f}x (fastest steps: {result['best_speedup']:.2f}x)")
-    worst = max(r["spread"] for r in result["runs"])
+    measured = [r for r in result["runs"] + result.get("fill", {}).get("runs", []) if not r.get("skipped")]
+    worst = max(r["spread"] for r in measured)
     if worst > 1.5:
         print(
             f"note: step times varied up to {worst:.1f}x (load average {result['load_average_1min']}); "
@@ -455,4 +642,273 @@ def run_loader(args: argparse.Namespace, device) -> int:
         ratio = result["loader_over_train"]
         verdict = "meets" if ratio >= LOADER_GOAL else "misses"
         print(f"loader / training step: {ratio:.2f}x ({verdict} the goal of {LOADER_GOAL:g}x)")
+    return 0
+
+
+# --------------------------------------------------------------------------- end to end
+
+def drop_page_cache() -> tuple[bool, str]:
+    """``sync; echo 3 > /proc/sys/vm/drop_caches``: the frames are then read from the disk, as
+    in the first epoch of a dataset larger than memory. ``(dropped, how or why not)``; only
+    root may, and containers often mount ``/proc/sys`` read-only."""
+    os.sync()
+    try:
+        with open(DROP_CACHES, "w", encoding="ascii") as fh:
+            fh.write("3\n")
+    except OSError as exc:
+        return False, f"not dropped ({DROP_CACHES}: {exc.strerror or exc})"
+    return True, f"dropped (sync; echo 3 > {DROP_CACHES})"
+
+
+def _choose_pin_memory(dataset, batch: int, workers: int, device, batches: int) -> tuple[bool, dict]:
+    """On CUDA: loader + host-to-device copy timed with and without pinned memory; the faster."""
+    import torch
+
+    from mienet.engine.data import build_loader
+
+    if device.type != "cuda":
+        return False, {"note": "no CUDA device: nothing to pin for"}
+    times = {}
+    for pin in (True, False):
+        loader = build_loader(dataset, batch, shuffle=True, workers=workers, device="cuda" if pin else "cpu")
+        it = iter(loader)
+        next(it)
+        torch.cuda.synchronize(device)
+        start, n = time.perf_counter(), 0
+        for clips, *_ in it:
+            clips.to(device, non_blocking=pin)
+            n += 1
+            if n >= batches:
+                break
+        torch.cuda.synchronize(device)
+        times[pin] = (time.perf_counter() - start) / max(n, 1)
+        del it, loader
+    return times[True] <= times[False], {"pinned_s_per_batch": times[True], "unpinned_s_per_batch": times[False]}
+
+
+def end_to_end(list_file, root, shape: TrainShape, device, workers=E2E_WORKERS, trial_batches: int = 10,
+               warmup: int = 2, max_steps: int | None = None, drop_cache: bool = True) -> dict:
+    """Training throughput with the real loader (see ``mienet bench e2e``) as a JSON-ready dict.
+
+    Each step waits for its batch (``data wait``), then copies it, runs the default training
+    step (forward, cross-entropy, backward, SGD; CUDA graphs by the ``auto`` rule) and
+    synchronises, as the training loop's ``loss.item()`` does. ``compute_share``: the rest of
+    the time; on CUDA ``gpu_busy_share``: the device's time between CUDA events around each step
+    over the wall time.
+    """
+    import torch
+
+    from mienet.engine.data import ClipDataset, build_loader, measure_loader
+    from mienet.engine.performance import (default_speed_config, make_grad_scaler, prepare_model,
+                                           setup_cuda_graphs, synchronize, to_device, train_step)
+    from mienet.models import build_model
+
+    workers = sorted(set(int(w) for w in workers))
+    if not workers or workers[0] < 0 or trial_batches < 1 or warmup < 0 or (max_steps is not None and max_steps < 1):
+        raise MienetError("--workers must be counts >= 0, --trial-batches and --max-steps positive, "
+                          "--warmup not negative")
+    dataset = ClipDataset(list_file, root=root, num_segments=shape.segments,
+                          frames_per_segment=shape.frames_per_segment, size=shape.size, train=True)
+    if len(dataset) < shape.batch:
+        raise MienetError(f"{list_file} has {len(dataset)} clips, fewer than one batch of {shape.batch}")
+    trials = []
+    for w in workers:
+        measured = measure_loader(dataset, shape.batch, w, trial_batches)
+        trials.append({"workers": w, "clips_per_s": measured["clips_per_s"]})
+    best_workers = max(trials, key=lambda t: t["clips_per_s"])["workers"]
+    pin, pin_trial = _choose_pin_memory(dataset, shape.batch, best_workers, device, trial_batches)
+
+    num_classes = max(shape.num_classes, dataset.num_classes)
+    torch.manual_seed(0)
+    model = build_model(shape.variant, shape.arch, num_classes, shape.segments,
+                        frames_per_segment=shape.frames_per_segment).train()
+    speed = default_speed_config(device)
+    model = prepare_model(model, device, speed)
+    graphs = setup_cuda_graphs(model, device, speed, "auto",
+                               (shape.batch, shape.segments, shape.frames_per_segment, 3, shape.size, shape.size),
+                               num_classes)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, weight_decay=1e-4)
+    scaler = make_grad_scaler(device, speed)
+    loader = build_loader(dataset, shape.batch, shuffle=True, seed=0, workers=best_workers,
+                          device="cuda" if pin else "cpu", drop_last=True)
+
+    def step(clips, labels):
+        train_step(model, optimizer, scaler, to_device(clips[:, 0], device, speed),
+                   labels.to(device, non_blocking=pin), device, speed)
+
+    loader.sampler.set_epoch(0)
+    done = 0
+    for clips, labels, _, _ in loader:  # warm-up: workers started, kernels chosen
+        if done >= warmup:
+            break
+        step(clips, labels)
+        done += 1
+    synchronize(device)
+    dropped, cache_note = drop_page_cache() if drop_cache else (False, "not asked (--no-drop-cache)")
+
+    loader.sampler.set_epoch(1)
+    events = []
+    wait_s = compute_s = 0.0
+    clips_done = steps = 0
+    start = time.perf_counter()
+    it = iter(loader)
+    while max_steps is None or steps < max_steps:
+        t0 = time.perf_counter()
+        try:
+            clips, labels, _, _ = next(it)
+        except StopIteration:
+            break
+        t1 = time.perf_counter()
+        if device.type == "cuda":
+            begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            begin.record()
+        step(clips, labels)
+        if device.type == "cuda":
+            end.record()
+            events.append((begin, end))
+        synchronize(device)
+        t2 = time.perf_counter()
+        wait_s += t1 - t0
+        compute_s += t2 - t1
+        clips_done += labels.numel()
+        steps += 1
+    seconds = time.perf_counter() - start
+    del it
+    if steps == 0:
+        raise MienetError(f"{list_file}: no timed step (one batch of {shape.batch} per epoch, used by the warm-up)")
+    busy = sum(b.elapsed_time(e) for b, e in events) / 1e3 if events else None
+    return {
+        "mode": "e2e",
+        "clips_per_s": clips_done / seconds,
+        "data_wait_share": wait_s / seconds,
+        "compute_share": compute_s / seconds,
+        "gpu_busy_share": busy / seconds if busy is not None else None,
+        "clips": clips_done,
+        "steps": steps,
+        "seconds": seconds,
+        "warmup": warmup,
+        "workers": best_workers,
+        "worker_trials": trials,
+        "pin_memory": pin,
+        "pin_memory_trial": pin_trial,
+        "page_cache_dropped": dropped,
+        "page_cache": cache_note,
+        "cuda_graphs": graphs,
+        "speed": speed.as_dict(),
+        "speed_name": speed.describe(),
+        "list": str(list_file),
+        "root": str(root),
+        "dataset_clips": len(dataset),
+        **shape.__dict__,
+        "num_classes": num_classes,
+        **_environment(device),
+    }
+
+
+def run_e2e(args: argparse.Namespace, device) -> int:
+    shape = _shape(args)
+    result = end_to_end(args.list, args.root, shape, device, workers=args.workers,
+                        trial_batches=args.trial_batches, warmup=args.warmup, max_steps=args.max_steps,
+                        drop_cache=not args.no_drop_cache)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    trials = ", ".join(f"{t['workers']}: {t['clips_per_s']:.1f}" for t in result["worker_trials"])
+    print(f"{shape.variant}/{shape.arch}: batch {shape.batch} x {shape.segments} segments x "
+          f"{shape.frames_per_segment} frames of {shape.size} px from {result['list']} "
+          f"({result['dataset_clips']} clips); {result['device']} ({result['device_name']}), torch {result['torch']}")
+    print(f"loader clips/s by workers: {trials} -> {result['workers']} workers, "
+          f"pin_memory {'on' if result['pin_memory'] else 'off'}")
+    print(f"page cache: {result['page_cache']}; CUDA graphs: {result['cuda_graphs']['reason']}")
+    busy = result["gpu_busy_share"]
+    print(f"end to end ({result['speed_name']}): {result['clips_per_s']:.2f} clips/s over {result['steps']} "
+          f"steps ({result['seconds']:.1f} s); waiting for data {100 * result['data_wait_share']:.1f} %, "
+          f"computing {100 * result['compute_share']:.1f} %"
+          + (f", GPU busy {100 * busy:.1f} %" if busy is not None else ""))
+    return 0
+
+
+# --------------------------------------------------------------------------- summary
+
+def gpu_summary(train: dict, e2e: dict | None = None) -> dict:
+    """One record of a GPU check: ``bench train --compare [--fill-batch]`` and ``bench e2e``.
+    Its top level is a ``bench train`` record (the report's efficiency table reads it), plus
+    ``configurations``: every configuration at every batch with clips/s, the ratio to the
+    released path of the same batch, TFLOP/s and the share of the bf16 peak."""
+    keep = ("variant", "arch", "segments", "frames_per_segment", "size", "batch", "num_classes", "device",
+            "device_name", "torch", "cuda", "cudnn", "clips_per_s", "eager_fp32_clips_per_s", "speedup",
+            "speed_name", "speed", "tflops", "peak_bf16_tflops", "train_flops_per_clip", "steps", "warmup")
+    out = {k: train.get(k) for k in keep}
+    out["kind"] = "gpu_summary"
+    configurations = []
+    for runs in (train.get("runs", []), train.get("fill", {}).get("runs", [])):
+        for r in runs:
+            configurations.append({k: r.get(k) for k in ("name", "batch", "speed_name", "clips_per_s",
+                                                         "vs_released", "tflops", "share_of_peak", "skipped")})
+    out["configurations"] = configurations
+    measured = [c for c in configurations if c["clips_per_s"] is not None]
+    if measured:
+        best = max(measured, key=lambda c: c["clips_per_s"])
+        out["fastest"] = {"name": best["name"], "batch": best["batch"], "clips_per_s": best["clips_per_s"],
+                          "vs_released": best["vs_released"], "tflops": best["tflops"]}
+    if e2e is not None:
+        out["e2e"] = {k: e2e.get(k) for k in ("clips_per_s", "data_wait_share", "compute_share", "gpu_busy_share",
+                                              "workers", "pin_memory", "page_cache_dropped", "page_cache",
+                                              "arch", "size", "batch", "steps",
+                                              "speed_name", "cuda_graphs")}
+        out["data_wait_share"] = e2e.get("data_wait_share")
+    return out
+
+
+def _cell(value, pattern: str) -> str:
+    return "-" if value is None else pattern.format(value)
+
+
+def gpu_summary_markdown(summary: dict) -> str:
+    lines = [
+        f"# Training throughput on {summary.get('device_name')}",
+        "",
+        f"{summary.get('variant')}/{summary.get('arch')}, {summary.get('segments')} segments x "
+        f"{summary.get('frames_per_segment')} frames of {summary.get('size')} px; torch {summary.get('torch')}, "
+        f"CUDA {summary.get('cuda')}, cuDNN {summary.get('cudnn')}; bf16 dense peak "
+        f"{_cell(summary.get('peak_bf16_tflops'), '{:g} TFLOP/s')}; model FLOPs per training clip "
+        f"{_cell((summary.get('train_flops_per_clip') or 0) / 1e9 or None, '{:.1f} G')} (3 x forward).",
+        "",
+        "| configuration | batch | clips/s | vs released | TFLOP/s | of peak |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for c in summary.get("configurations", []):
+        if c.get("skipped"):
+            lines.append(f"| {c['name']} | {c['batch']} | skipped: {c['skipped']} | | | |")
+            continue
+        lines.append(f"| {c['name']} | {c['batch']} | {c['clips_per_s']:.1f} | {_cell(c['vs_released'], '{:.2f}x')} "
+                     f"| {_cell(c['tflops'], '{:.3g}')} | {_cell(c['share_of_peak'], '{:.1%}')} |")
+    e2e = summary.get("e2e")
+    if e2e:
+        lines += ["", f"End to end with the real loader (batch {e2e.get('batch')}, {e2e.get('workers')} workers, "
+                      f"pin_memory {e2e.get('pin_memory')}, page cache dropped: {e2e.get('page_cache_dropped')}): "
+                      f"{_cell(e2e.get('clips_per_s'), '{:.1f}')} clips/s, waiting for data "
+                      f"{_cell(e2e.get('data_wait_share'), '{:.1%}')}, "
+                      + (f"GPU busy {e2e['gpu_busy_share']:.1%}." if e2e.get("gpu_busy_share") is not None
+                         else f"computing {_cell(e2e.get('compute_share'), '{:.1%}')} (no GPU).")]
+    return "\n".join(lines) + "\n"
+
+
+def run_summary(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    def read(path):
+        try:
+            return json.loads(Path(path).read_text())
+        except (OSError, ValueError) as exc:
+            raise MienetError(f"cannot read the benchmark JSON {path}: {exc}") from None
+
+    summary = gpu_summary(read(args.train), read(args.e2e) if args.e2e else None)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
+    markdown = gpu_summary_markdown(summary)
+    out.with_suffix(".md").write_text(markdown)
+    print(markdown, end="")
+    print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.md')}")
     return 0

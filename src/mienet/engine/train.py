@@ -173,7 +173,7 @@ def restore_best(ckpt_dir: Path, best_epoch: int, last_state: dict | None = None
 
 
 # Settings that may differ when a run is resumed: where and how it runs, not what it computes.
-RUN_ONLY = {"out", "workers", "device", "channels_last", "compile", "debug_nan_at_step",
+RUN_ONLY = {"out", "workers", "device", "channels_last", "compile", "cuda_graphs", "debug_nan_at_step",
             "debug_exit_at_step", "annotations", "root"}  # the lists are compared by their hash
 
 
@@ -649,7 +649,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
     an exception it raises (an Optuna ``TrialPruned``, say) ends the run after the epoch's
     checkpoints are written.
     """
-    from mienet.engine.performance import prepare_model
+    from mienet.engine.performance import prepare_model, setup_cuda_graphs
 
     check_config(cfg)
     rt = setup_runtime(cfg.device)
@@ -660,6 +660,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
     learner = build_learner(cfg, rt, len(data.classes), steps_per_epoch, speed)
     point = start_point(cfg, rt, learner, resume, restart_if_changed, data.hash)
     learner.model = prepare_model(learner.model, rt.device, speed)
+    graphs = setup_cuda_graphs(learner.model, rt.device, speed, cfg.cuda_graphs,  # CPU: nothing happens
+                               (cfg.batch_size, cfg.segments, cfg.frames_per_segment, 3, cfg.size, cfg.size),
+                               len(data.classes), rt.world_size, accumulating=bool(learner.outside))
     if rt.world_size > 1:
         learner.model = torch.nn.parallel.DistributedDataParallel(
             learner.model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
@@ -667,8 +670,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
         run_dir.mkdir(parents=True, exist_ok=True)
         _write_json(run_dir / "config.json", {**asdict(cfg), "dataset_hash": data.hash})
         write_log(run_dir / "log.csv", point.rows)
-        log.info("training %s/%s on %s (world size %d), %d train / %d val clips, speed %s",
-                 cfg.variant, cfg.arch, rt.device, rt.world_size, len(data.train_set), len(data.val_set), speed)
+        log.info("training %s/%s on %s (world size %d), %d train / %d val clips, speed %s, CUDA graphs %s (%s)",
+                 cfg.variant, cfg.arch, rt.device, rt.world_size, len(data.train_set), len(data.val_set), speed,
+                 "on" if graphs["cuda_graphs"] else "off", graphs["reason"])
     live = LiveCurves(run_dir, resume=point.start_epoch > 0, enabled=rt.main)
     step = point.start_epoch * steps_per_epoch
     try:
@@ -796,6 +800,7 @@ def add_arguments(parser) -> None:
     opt(g, "--amp")
     opt(g, "--channels-last")
     opt(g, "--compile")
+    opt(g, "--cuda-graphs")
     g.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: PyTorch's choice)")
     g.add_argument("--no-progress", action="store_true")
     g.add_argument("--debug-nan-at-step", type=int, default=unset, help=unset)

@@ -812,11 +812,12 @@ def efficiency_table(tree: ResultsTree, datasets: list[str]) -> Table:
                 "second from `mienet bench train` where it was run.",
         header=[text("dataset"), text("variant"), text("frames"), text("size"), text("params (M)"),
                 text("GFLOPs"), text("device"), text("batch"), text("train clips/s"),
-                text("eager fp32 clips/s"), text("speedup"), text("inference clips/s")],
-        align="llcrrrlrrrrr",
+                text("eager fp32 clips/s"), text("speedup"), text("TFLOP/s"), text("data wait"),
+                text("inference clips/s")],
+        align="llcrrrlrrrrrrr",
         csv_header=["dataset", "variant", "arch", "frames", "size", "params_m", "gflops", "device",
                     "device_name", "speed_name", "batch", "clips_per_s", "eager_fp32_clips_per_s", "speedup",
-                    "inference_clips_per_s", "bench_file", "note"],
+                    "tflops", "data_wait_share", "inference_clips_per_s", "bench_file", "note"],
     )
     bench = sorted(tree.bench, key=bench_order)
     used: set[str] = set()
@@ -828,16 +829,19 @@ def efficiency_table(tree: ResultsTree, datasets: list[str]) -> Table:
         r = record or {}
         clips, eager = as_number(r.get("clips_per_s")), as_number(r.get("eager_fp32_clips_per_s"))
         speedup, infer = as_number(r.get("speedup")), as_number(r.get("inference_clips_per_s"))
+        tflops, wait = as_number(r.get("tflops")), as_number(r.get("data_wait_share"))  # gpu_summary.json
         device = str(r.get("device_name") or r.get("device") or "")
         t.rows.append([dataset_cell, label, text(frames) if frames else DASH,
                        text(size) if size not in (None, "") else DASH, num(params), num(gflops),
                        text(device) if device else DASH, text(r["batch"]) if r.get("batch") else DASH,
                        num(clips), num(eager), Cell(f"{speedup:.2f}×", rf"{speedup:.2f}$\times$")
-                       if speedup is not None else DASH, num(infer)])
+                       if speedup is not None else DASH, num(tflops),
+                       Cell(f"{100 * wait:.1f} %", rf"{100 * wait:.1f}\,\%") if wait is not None else DASH,
+                       num(infer)])
         t.csv_rows.append([dataset, variant, str(arch or ""), frames, "" if size in (None, "") else str(size),
                            fmt(params, 4), fmt(gflops, 4), str(r.get("device", "")), str(r.get("device_name", "")),
                            str(r.get("speed_name", "")), str(r.get("batch", "")), fmt(clips, 2), fmt(eager, 2),
-                           fmt(speedup, 3), fmt(infer, 2), r.get("_file", ""), note])
+                           fmt(speedup, 3), fmt(tflops, 3), fmt(wait, 4), fmt(infer, 2), r.get("_file", ""), note])
 
     for dataset in datasets:
         for variant in tree.variants(dataset):
@@ -869,8 +873,10 @@ def efficiency_table(tree: ResultsTree, datasets: list[str]) -> Table:
             record.get("size"), None, None, record, label, "benchmark only")
     notes = ("Clips per second: batch over the median training-step time of `mienet bench train` "
              "(forward, backward, SGD) on the default speed path; eager fp32: the released code's plain "
-             "float32 path measured in the same run; speedup: their ratio. Inference clips/s: a dash "
-             "unless a benchmark reports it.")
+             "float32 path measured in the same run; speedup: their ratio. TFLOP/s: achieved model FLOPs "
+             "(3 x forward per clip) per second on the default path. Data wait: the share of an end-to-end "
+             "training epoch spent waiting for the loader (`mienet bench e2e`, in `gpu_summary.json`). "
+             "Inference clips/s: a dash unless a benchmark reports it.")
     t.notes.add(notes)
     if not tree.bench:
         t.notes.add("No training benchmarks found (`bench/*.json`): the speed columns are dashes.")
