@@ -45,8 +45,14 @@ def test_a_checkpoints_folder_never_scores_the_split_it_was_selected_on(run_with
     for split in set(STANDARD_SPLIT.values()):
         _, selection = choose_checkpoint(ckpts, split)
         assert selection != split
-    with pytest.raises(MienetError, match="does not exist"):
-        choose_checkpoint(tmp_path, "test")
+    # a checkpoints folder without the file the split needs is an error naming it
+    partial = tmp_path / "checkpoints"
+    partial.mkdir()
+    shutil.copy(ckpts / "last.pt", partial / "last.pt")
+    with pytest.raises(MienetError, match=r"best.pt does not exist"):
+        choose_checkpoint(partial, "test")
+    # any other folder is passed on as it is (load_model names it and suggests the checkpoint)
+    assert choose_checkpoint(run, "test") == (run, "none (last epoch)")
 
 
 def test_evaluate_reports_test_selected_on_val_with_factor_scores(run_with_test_split, tmp_path):

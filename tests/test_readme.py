@@ -336,10 +336,10 @@ EXERCISES: dict[str, Exercise] = {
                      "error naming the weights file and where to put it"),
     "python -m torch.distributed.run --standalone --nproc_per_node 4 -m mienet train --params params.yaml "
     "--dataset synthetic --variant mienet --seed 0 --out runs/ddp":
-        Exercise("run", subs=(("--nproc_per_node 4", "--nproc_per_node 2"), ("runs/ddp", "runs/ddp --batch-size 2")),
+        Exercise("run", subs=(("--nproc_per_node 4", "--nproc_per_node 2"), ("runs/ddp", "runs/ddp --batch-size 1")),
                  check=check_ddp,
-                 why="two CPU processes (gloo) on this 2-core machine instead of 4 GPUs; batches of 2 so "
-                     "that each rank's 3 micro training clips make a batch"),
+                 why="two CPU processes (gloo) on this 2-core machine instead of 4 GPUs; batches of 1 so "
+                     "that the 3 micro training clips (one a class) make a step on both ranks"),
     "mienet train --params params.yaml --dataset synthetic --variant mienet --seed 0 --out runs/x --resume":
         Exercise("run", check=check_run("runs/x")),
     "mienet evaluate --checkpoint runs/x/checkpoints --params params.yaml --dataset synthetic "
