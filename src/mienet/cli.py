@@ -16,7 +16,7 @@ from mienet.errors import MienetError
 
 # command name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "synth": ("mienet.data.synth", "write the synthetic standing-long-jump videos"),
+    "synth": ("mienet.data.synth", "write the synthetic diagnostic videos (three factors, known ceilings)"),
     "extract-frames": ("mienet.data.frames", "decode videos into numbered image folders"),
     "make-annotations": ("mienet.data.annotations", "write TSN frame-list annotations"),
     "bench-extract": ("mienet.data.bench", "measure frame extraction speed against ffmpeg"),
