@@ -212,13 +212,13 @@ class ClipParams:
     size: int
     angles: np.ndarray = dataclasses.field(repr=False)  # (F, len(SEGMENTS)) near side
     far_angles: np.ndarray = dataclasses.field(repr=False)  # (F, len(SEGMENTS)) the far leg, in antiphase
-    stand_angles: np.ndarray = dataclasses.field(repr=False)  # (len(SEGMENTS),) legs straight: sets the hip
     lengths: dict = dataclasses.field(repr=False)
     widths: dict = dataclasses.field(repr=False)
     far_arm_offset: float
     height_px: float
     center_x: float
     ground_y: float
+    hip_y: float  # pixel row of the hip: the straight-legged stance's heel on the ground
     facing: int  # +1 right, -1 left
     skin: tuple
     shirt: tuple
@@ -372,7 +372,7 @@ def draw_clip_params(class_index: int, clip_index: int, seed: int,
 
     # Where the hip is: the standing leg's sole on the ground.
     stand = _body_points(still[None, :], lengths, 0.0)
-    hip_y = ground_y - (-(stand["heel"][0, 1]) + 0.0) * height_px
+    hip_y = ground_y + stand["heel"][0, 1] * height_px
     wall_bottom = int(math.floor(hip_y - WALL_CLEARANCE * height_px))
 
     # The class.
@@ -397,9 +397,9 @@ def draw_clip_params(class_index: int, clip_index: int, seed: int,
 
     swing = np.sin(phases)
     return ClipParams(
-        frames=frames, size=size, angles=leg(swing), far_angles=leg(-swing), stand_angles=still, lengths=lengths, widths=widths,
+        frames=frames, size=size, angles=leg(swing), far_angles=leg(-swing), lengths=lengths, widths=widths,
         far_arm_offset=rng.uniform(8.0, 18.0) * (1 if rng.random() < 0.5 else -1),
-        height_px=height_px, center_x=center_x, ground_y=ground_y, facing=facing,
+        height_px=height_px, center_x=center_x, ground_y=ground_y, hip_y=hip_y, facing=facing,
         skin=skin, shirt=shirt, pants=pants, shoes=shoes,
         background=np.clip(background, 0, 255).astype(np.uint8), wall_bottom=wall_bottom,
         phases=phases, tint=tint, noise_sigma=noise_sigma, noise_seed=int(noise_ss.generate_state(1)[0]),
@@ -413,12 +413,12 @@ def draw_clip_params(class_index: int, clip_index: int, seed: int,
 _SHIFT = 4  # sub-pixel precision of the cv2 drawing calls (1/16 px)
 
 
-def _to_pixels(pts: dict[str, np.ndarray], params: ClipParams, hip_y: float) -> dict[str, np.ndarray]:
+def _to_pixels(pts: dict[str, np.ndarray], params: ClipParams) -> dict[str, np.ndarray]:
     """Points relative to the hip (body heights, y up) -> fixed-point pixels, int32 (F, 2)."""
     out = {}
     for name, xy in pts.items():
         px = params.center_x + params.facing * xy[:, 0] * params.height_px
-        py = hip_y - xy[:, 1] * params.height_px
+        py = params.hip_y - xy[:, 1] * params.height_px
         out[name] = np.rint(np.stack([px, py], axis=-1) * (1 << _SHIFT)).astype(np.int32)
     return out
 
@@ -432,11 +432,9 @@ def render_frames(class_index: int, params: ClipParams, clean: bool = False) -> 
     if not 0 <= class_index < len(CLASS_LEVELS):
         raise MienetError(f"class index {class_index} out of range 0..{len(CLASS_LEVELS) - 1}")
     n, size = params.frames, params.size
-    stand = _body_points(params.stand_angles[None, :], params.lengths, params.far_arm_offset)
-    hip_y = params.ground_y + stand["heel"][0, 1] * params.height_px
     moving = _body_points(params.angles, params.lengths, params.far_arm_offset)
-    px = _to_pixels(moving, params, hip_y)
-    far = _to_pixels(_body_points(params.far_angles, params.lengths, params.far_arm_offset), params, hip_y)
+    px = _to_pixels(moving, params)
+    far = _to_pixels(_body_points(params.far_angles, params.lengths, params.far_arm_offset), params)
     for name in ("knee", "ankle", "heel", "toe"):
         px["far_" + name] = far[name]
     px["far_hip"] = px["hip"]

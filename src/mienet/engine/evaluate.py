@@ -302,27 +302,24 @@ def add_arguments(parser) -> None:
     parser.add_argument("--no-progress", action="store_true")
 
 
-def data_from_args(args) -> tuple[Path, Path]:
-    """(annotations, root) from --annotations/--root, or from --params with --dataset."""
-    from mienet.layout import data_paths
-
-    return data_paths(args.annotations, args.root, args.params, args.dataset)
-
-
-def resolve_split(split: str, params_file, dataset) -> str:
-    """``standard`` -> the dataset's protocol split (:data:`mienet.layout.STANDARD_SPLIT`)."""
+def resolve_split(split: str, lay) -> str:
+    """``standard`` -> the split the dataset's layout reports (:data:`mienet.layout.STANDARD_SPLIT`)."""
     if split != "standard":
         return split
-    if params_file is None or not dataset:
+    if lay is None:
         raise MienetError("--split standard needs --params and --dataset (the protocol is the dataset's)")
-    from mienet.layout import from_params_file
-
-    return from_params_file(params_file, dataset)[1].standard_split
+    return lay.standard_split
 
 
 def run(args) -> int:
-    annotations, root = data_from_args(args)
-    args.split = resolve_split(args.split, args.params, args.dataset)
+    from mienet.layout import data_paths, from_params_file
+
+    # the params file is read (and validated) once, and only when something needs it
+    lay = None
+    if args.params is not None and args.dataset and (args.annotations is None or args.split == "standard"):
+        lay = from_params_file(args.params, args.dataset)[1]
+    annotations, root = data_paths(args.annotations, args.root, args.params, args.dataset, lay=lay)
+    args.split = resolve_split(args.split, lay)
     m = evaluate(args.checkpoint, annotations, split=args.split, list_file=args.list_file,
                  root=root, num_clips=args.clips, num_crops=args.crops, out=args.out,
                  batch_size=args.batch_size, workers=args.workers, device=args.device, dense=args.dense,
