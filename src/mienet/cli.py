@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 from mienet.errors import MienetError
@@ -29,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("mienet.report.cli", "paper tables and figures from the results"),
     "zoo": ("mienet.zoo", "evaluate the authors' released checkpoints"),
     "generate": ("mienet.generate", "write dvc.yaml and the params schema from their one definition"),
+    "devices": ("mienet.engine.runtime", "the GPUs a training here would use (PyTorch, CUDA_VISIBLE_DEVICES, SLURM)"),
 }
 
 
@@ -76,6 +78,10 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    if os.environ.get("SLURM_JOB_ID"):  # each rule's log names the SLURM job that ran it
+        from mienet.slurm import describe_slurm_job
+
+        logging.getLogger("mienet").info("%s", describe_slurm_job())
     try:
         return int(module.run(args) or 0)
     except MienetError as exc:

@@ -20,9 +20,7 @@ rule search:
         f"{RESULTS}/benchmarks/{{dataset}}/search_{{variant}}.tsv"
     threads: config["resources"]["train_threads"]
     resources:
-        gpu=1,
-        mem_mb=config["resources"]["train_mem_mb"],
-        runtime=config["resources"]["train_runtime_min"],
+        gpu=1,  # memory and time: profiles/slurm (per rule family)
     conda:
         MIENET_ENV
     shell:
@@ -46,9 +44,7 @@ rule train_tuned:
         f"{RESULTS}/benchmarks/{{dataset}}/train_{{variant}}_tuned.tsv"
     threads: config["resources"]["train_threads"]
     resources:
-        gpu=1,
-        mem_mb=config["resources"]["train_mem_mb"],
-        runtime=config["resources"]["train_runtime_min"],
+        gpu=1,  # memory and time: profiles/slurm (per rule family)
     conda:
         MIENET_ENV
     shell:

@@ -16,6 +16,7 @@ import torch
 import torch.distributed as dist
 
 from mienet.errors import MienetError
+from mienet.slurm import describe_slurm_job, slurm_job
 
 log = logging.getLogger(__name__)
 
@@ -62,18 +63,29 @@ def setup_runtime(requested: str, exclusive_gpu: bool = True) -> Runtime:
     return Runtime(device, rank, world, local)
 
 
-_GPU_CLAIM: tuple | None = None  # (open lock file, device index) of the GPU this process holds
+_GPU_CLAIM: tuple | None = None  # (open lock file, device index, physical id) of the GPU this process holds
+
+
+def _visible_devices() -> list[str]:
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").strip()
+    return [d.strip() for d in visible.split(",") if d.strip()] if visible else []
 
 
 def claim_gpu(poll_s: float = 5.0, count: int | None = None) -> int:
-    """The index of a GPU no other `mienet` process on this machine is using.
+    """The index of a GPU no other `mienet` process is using.
 
     Each process holds an exclusive lock on one file per GPU for its lifetime, so that
     several trainings started at once (Snakemake with ``--resources gpu=N``, or two
     commands typed on a one-GPU workstation) each get their own device, never two on
     one. Waits while every GPU is taken. A process that already holds one (the trials
     of a search run one after another in one process) gets the same one again.
-    ``count``: the number of GPUs (default: what PyTorch sees).
+    ``count``: the number of GPUs (default: what PyTorch sees, i.e. ``CUDA_VISIBLE_DEVICES``).
+
+    The index is among the visible devices; the lock is named after the physical GPU
+    (the entry of ``CUDA_VISIBLE_DEVICES``). In a SLURM job the devices are the job's own:
+    SLURM has already given them to this job alone, so the locks are the job's too
+    (``slurm<job id>-gpu<N>``). Two jobs on one node then never wait for each other, even
+    where SLURM's device cgroups make every job see its GPU as ``CUDA_VISIBLE_DEVICES=0``.
     """
     global _GPU_CLAIM
     import fcntl
@@ -83,20 +95,26 @@ def claim_gpu(poll_s: float = 5.0, count: int | None = None) -> int:
     if _GPU_CLAIM is not None:
         return _GPU_CLAIM[1]
     count = torch.cuda.device_count() if count is None else count
+    if count < 1:
+        raise MienetError("no GPU to claim: CUDA_VISIBLE_DEVICES is empty or PyTorch sees no CUDA device")
     lock_dir = Path(os.environ.get("MIENET_GPU_LOCK_DIR", Path(tempfile.gettempdir()) / "mienet-gpu-locks"))
     lock_dir.mkdir(parents=True, exist_ok=True)
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+    visible = _visible_devices()
+    job = slurm_job()
+    owner = f"slurm{job['job_id']}" if job else socket.gethostname()
     waited = False
     while True:
         for i in range(count):
-            physical = visible.split(",")[i] if visible else str(i)
-            fh = open(lock_dir / f"{socket.gethostname()}-gpu{physical}.lock", "w")
+            physical = visible[i] if i < len(visible) else str(i)
+            fh = open(lock_dir / f"{owner}-gpu{physical}.lock", "w")
             try:
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 fh.close()
                 continue
-            _GPU_CLAIM = (fh, i)
+            _GPU_CLAIM = (fh, i, physical)
+            log.info("GPU claim: cuda:%d = GPU %s of CUDA_VISIBLE_DEVICES=%s%s", i, physical,
+                     ",".join(visible) or "(unset)", f" (SLURM job {job['job_id']})" if job else "")
             if waited:
                 log.info("GPU %s is free now; training on it", physical)
             return i
@@ -104,6 +122,48 @@ def claim_gpu(poll_s: float = 5.0, count: int | None = None) -> int:
             log.info("all %d GPUs are in use by other mienet processes; waiting", count)
             waited = True
         time.sleep(poll_s)
+
+
+def claimed_gpu() -> tuple[int, str] | None:
+    """(index, physical id) of the GPU this process holds, or None."""
+    return None if _GPU_CLAIM is None else (_GPU_CLAIM[1], _GPU_CLAIM[2])
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--claim", action="store_true",
+                        help="claim a GPU as a training would, and say which (without CUDA: among CUDA_VISIBLE_DEVICES)")
+    parser.add_argument("--hold", type=float, default=0.0, metavar="S", help="keep the claim S seconds before exiting")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def run(args) -> int:
+    """``mienet devices``: what a training here would run on (PyTorch's devices, the SLURM job,
+    the GPU it would claim)."""
+    import json
+
+    visible = _visible_devices()
+    cuda = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    info = {"torch_cuda_devices": cuda, "cuda_visible_devices": ",".join(visible), "slurm": slurm_job(),
+            "device_names": [torch.cuda.get_device_name(i) for i in range(cuda)]}
+    if args.claim:
+        count = cuda or len(visible)
+        if not count:
+            raise MienetError("no GPU to claim: PyTorch sees no CUDA device and CUDA_VISIBLE_DEVICES is unset")
+        started = time.monotonic()
+        index = claim_gpu(poll_s=0.5, count=count)
+        info["claim"] = {"index": index, "physical": claimed_gpu()[1],
+                         "waited_s": round(time.monotonic() - started, 3), "torch_sees_it": bool(cuda)}
+        time.sleep(max(0.0, args.hold))
+    if args.json:
+        print(json.dumps(info))
+    else:
+        print(f"PyTorch CUDA devices: {cuda} {info['device_names'] or ''}".rstrip())
+        print(f"CUDA_VISIBLE_DEVICES: {info['cuda_visible_devices'] or '(unset)'}")
+        print(f"SLURM: {describe_slurm_job() or 'not in a SLURM job'}")
+        if args.claim:
+            c = info["claim"]
+            print(f"claimed: cuda:{c['index']} = GPU {c['physical']} (waited {c['waited_s']} s)")
+    return 0
 
 
 def all_sum(values: list[float], rt: Runtime) -> list[float]:

@@ -1,0 +1,219 @@
+"""profiles/slurm against a real one-node SLURM cluster (slurm-wlm + munge, started by
+workflow/scripts/slurm_cluster.sh): the micro pipeline through sbatch to its report, what
+reaches sbatch, a cancelled job and the re-run, and the GPU claim inside SLURM jobs.
+
+Needs root (the cluster's daemons and /etc/slurm); `make test` installs the packages
+(workflow/scripts/setup_test_services.sh). Run alone with `pytest -m slurm`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO
+from test_workflow import BIN, project_copy
+
+pytestmark = pytest.mark.slurm
+
+CLUSTER = REPO / "workflow" / "scripts" / "slurm_cluster.sh"
+PROFILE = yaml.safe_load((REPO / "profiles" / "slurm" / "profile.yaml").read_text())
+SUBMITTED = re.compile(r"Job \d+ has been submitted with SLURM jobid (\d+) \(log: ([^)]+)\)")
+# Only for the tests' speed: the first status check after 2 s instead of 40; keep every job's
+# SLURM log (the plugin deletes those of successful jobs).
+TEST_FLAGS = ["--slurm-init-seconds-before-status-checks", "2", "--slurm-keep-successful-logs"]
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A running one-node cluster; stopped afterwards unless it was already up."""
+    if os.geteuid() != 0:
+        pytest.skip("the SLURM tests start a real cluster: they need root (see README, Tests)")
+    if not all(shutil.which(b) for b in ("slurmctld", "slurmd", "munged", "sbatch")):
+        pytest.fail("slurm-wlm/munge are not installed: run workflow/scripts/setup_test_services.sh (make test does)")
+    proc = subprocess.run(["bash", CLUSTER, "start"], capture_output=True, text=True, timeout=120)
+    if proc.returncode != 0:
+        pytest.fail(f"the test cluster did not start:\n{proc.stderr}")
+    yield
+    if "already running" not in proc.stderr:
+        subprocess.run(["bash", CLUSTER, "stop"], capture_output=True, text=True, timeout=60)
+
+
+def snakemake_slurm(work: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    cmd = ["timeout", "-k", "10", str(timeout), str(BIN / "snakemake"), "--workflow-profile",
+           "profiles/slurm", *args, *TEST_FLAGS]
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    return subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True)
+
+
+def submitted(output: str) -> dict[str, str]:
+    """SLURM job id -> its log file, from Snakemake's output."""
+    return {job: log for job, log in SUBMITTED.findall(output)}
+
+
+def scontrol(job: str) -> dict[str, str]:
+    out = subprocess.run(["scontrol", "show", "job", "-o", job], capture_output=True, text=True, check=True).stdout
+    return dict(kv.split("=", 1) for kv in out.split() if "=" in kv)
+
+
+def minutes(limit: str) -> int:
+    """SLURM's [D-]HH:MM:SS as minutes."""
+    days, _, clock = limit.rpartition("-")
+    h, m, s = (int(x) for x in clock.split(":"))
+    return int(days or 0) * 1440 + h * 60 + m + (s > 0)
+
+
+def megabytes(mem: str) -> float:
+    value, unit = float(mem[:-1]), mem[-1]
+    return value * {"M": 1, "G": 1024, "T": 1024 * 1024}[unit]
+
+
+def expected(rule: str) -> dict:
+    """What profiles/slurm asks for a rule: its set-resources over the default-resources."""
+    return {**PROFILE["default-resources"], **PROFILE["set-resources"].get(rule, {})}
+
+
+def fail_with(proc: subprocess.CompletedProcess, what: str):
+    pytest.fail(f"{what} ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+
+
+@pytest.fixture(scope="module")
+def slurm_run(cluster, tmp_path_factory):
+    """`snakemake --workflow-profile profiles/slurm reproduce_all` on the micro configuration."""
+    work = project_copy(tmp_path_factory.mktemp("slurm"))
+    started = time.monotonic()
+    proc = snakemake_slurm(work, "reproduce_all")
+    if proc.returncode != 0:
+        fail_with(proc, "snakemake through SLURM failed")
+    return work, proc.stdout + proc.stderr, time.monotonic() - started
+
+
+def test_pipeline_runs_through_sbatch_to_its_report(slurm_run):
+    work, output, wall = slurm_run
+    jobs = submitted(output)
+    assert (work / "results" / "README.md").is_file()
+    assert (work / "results" / "tables" / "ablation_synthetic.md").is_file()
+    rules = {}
+    for job, log in jobs.items():
+        log = Path(log)
+        assert log.name == f"{job}.log" and log.is_file(), log  # each SLURM log is named by its job id
+        rule = log.relative_to(work / ".snakemake" / "slurm_logs").parts[0].removeprefix("rule_")
+        rules.setdefault(rule, []).append(job)
+    assert set(rules) == {"synth", "extract_frames", "make_annotations", "train", "evaluate", "bench_train",
+                          "search", "train_tuned", "zoo", "report"}, rules
+    assert len(rules["train"]) == 2 and len(rules["evaluate"]) == 3
+    # every rule's own log names the SLURM job that ran it
+    logs = "\n".join(p.read_text() for p in (work / "results" / "logs").rglob("*.log"))
+    for job in jobs:
+        assert re.search(rf"SLURM job {job} on node \S+, partition (cpu|gpu)", logs), job
+    print(f"SLURM run: {len(jobs)} jobs (ids {min(map(int, jobs))}-{max(map(int, jobs))}) in {wall:.0f} s")
+
+
+def test_partitions_gpus_memory_and_time_reach_sbatch(slurm_run):
+    work, output, _ = slurm_run
+    for job, log in submitted(output).items():
+        rule = Path(log).relative_to(work / ".snakemake" / "slurm_logs").parts[0].removeprefix("rule_")
+        want, got = expected(rule), scontrol(job)
+        assert got["JobState"] == "COMPLETED", (rule, got["JobState"])
+        assert got["Partition"] == want["slurm_partition"], (rule, got["Partition"])
+        assert minutes(got["TimeLimit"]) == want["runtime"], (rule, got["TimeLimit"])
+        assert megabytes(got["MinMemoryNode"]) >= want["mem_mb"], (rule, got["MinMemoryNode"])
+        assert int(got["NumCPUs"]) == want["cpus_per_task"], (rule, got["NumCPUs"])
+        gpu = rule in ("train", "train_tuned", "search") or want.get("gpu")
+        assert ("gpu:1" in got.get("TresPerJob", "")) == bool(gpu), (rule, got.get("TresPerJob"))
+        if gpu:
+            assert got["Partition"] == "gpu"
+    # inside a training job: the GPU SLURM gave it
+    for log in (work / "results" / "logs" / "synthetic").glob("train_*.log"):
+        assert re.search(r"partition gpu, GPUs \d, CUDA_VISIBLE_DEVICES=\d\b", log.read_text()), log
+
+
+def test_cancelled_job_is_reported_and_the_rerun_resumes(slurm_run):
+    work, first, _ = slurm_run
+    # one training, its evaluation and the report to redo (Snakemake does not remake a
+    # deleted file whose consumers are up to date, so the report goes too)
+    for area in ("runs", "results"):
+        shutil.rmtree(work / area / "synthetic" / "tsn" / "seed0")
+    (work / "results" / "README.md").unlink()
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    cmd = ["timeout", "-k", "10", "600", str(BIN / "snakemake"), "--workflow-profile", "profiles/slurm",
+           "reproduce_all", "--retries", "0", *TEST_FLAGS]
+    proc = subprocess.Popen(cmd, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    cancelled = None
+    deadline = time.monotonic() + 300
+    while cancelled is None and time.monotonic() < deadline and proc.poll() is None:
+        queue = subprocess.run(["squeue", "-h", "-t", "RUNNING", "-o", "%i %k"], capture_output=True, text=True).stdout
+        for line in queue.splitlines():
+            job, _, comment = line.partition(" ")
+            if comment.startswith("rule_train_"):
+                subprocess.run(["scancel", job], check=True)
+                cancelled = job
+        time.sleep(0.3)
+    output = proc.communicate(timeout=600)[0]
+    assert cancelled, f"no training job was seen running:\n{output[-3000:]}"
+    assert proc.returncode != 0, output[-3000:]
+    assert f"SLURM-job '{cancelled}' failed, SLURM status is: 'CANCELLED'" in output, output[-3000:]
+    assert scontrol(cancelled)["JobState"] == "CANCELLED"
+    assert not (work / "runs" / "synthetic" / "tsn" / "seed0" / "checkpoints" / "best.pt").exists()
+    again = snakemake_slurm(work, "reproduce_all")
+    if again.returncode != 0:
+        fail_with(again, "the re-run after scancel failed")
+    out = again.stdout + again.stderr
+    rerun = sorted({Path(log).relative_to(work / ".snakemake" / "slurm_logs").parts[0]
+                    for log in submitted(out).values()})
+    # only the cancelled training and what depends on it; everything finished is kept
+    assert rerun == ["rule_evaluate", "rule_report", "rule_train"], rerun
+    assert (work / "runs" / "synthetic" / "tsn" / "seed0" / "checkpoints" / "best.pt").is_file()
+    assert "Nothing to be done" in (snakemake_slurm(work, "reproduce_all").stderr)
+
+
+def sbatch_claims(tmp: Path, count: int, prelude: str = "") -> list[dict]:
+    """``count`` jobs at once, one GPU each, each claiming a GPU as a training does and holding it 3 s."""
+    jobs = []
+    for i in range(count):
+        out = tmp / f"claim{i}.json"
+        script = (f"{prelude}echo $(date +%s.%N) > {out}.start; "
+                  f"{BIN / 'mienet'} devices --claim --hold 3 --json > {out}; echo $(date +%s.%N) > {out}.end")
+        jobs.append(subprocess.run(["sbatch", "--parsable", "-p", "gpu", "--gpus=1", "--mem", "1000", "-t", "5",
+                                    "-o", str(tmp / f"claim{i}.log"), "--wrap", script],
+                                   capture_output=True, text=True, check=True).stdout.strip())
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        states = {scontrol(j)["JobState"] for j in jobs}
+        if states <= {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"}:
+            break
+        time.sleep(0.3)
+    results = []
+    for i, job in enumerate(jobs):
+        assert scontrol(job)["JobState"] == "COMPLETED", (tmp / f"claim{i}.log").read_text()
+        info = json.loads((tmp / f"claim{i}.json").read_text())
+        info["span"] = (float((tmp / f"claim{i}.json.start").read_text()),
+                        float((tmp / f"claim{i}.json.end").read_text()))
+        results.append(info)
+    return results
+
+
+def test_gpu_claim_uses_the_gpus_slurm_assigned(cluster, tmp_path, monkeypatch):
+    monkeypatch.setenv("MIENET_GPU_LOCK_DIR", str(tmp_path / "locks"))  # reaches the jobs (--export=ALL)
+    a, b = sbatch_claims(tmp_path, 2)
+    assert a["span"][0] < b["span"][1] and b["span"][0] < a["span"][1]  # they ran at the same time
+    for info in (a, b):
+        # the device SLURM set, as cuda:0 of the job; no waiting for the other job
+        assert info["slurm"]["cuda_visible_devices"] in ("0", "1")
+        assert info["claim"]["physical"] == info["slurm"]["cuda_visible_devices"]
+        assert info["claim"]["index"] == 0 and info["claim"]["waited_s"] < 1.0
+    assert {a["claim"]["physical"], b["claim"]["physical"]} == {"0", "1"}
+    # clusters with device cgroups show each job its GPU as CUDA_VISIBLE_DEVICES=0: the jobs
+    # still own their GPUs, and neither waits for the other's "GPU 0"
+    c, d = sbatch_claims(tmp_path, 2, prelude="export CUDA_VISIBLE_DEVICES=0; ")
+    assert c["span"][0] < d["span"][1] and d["span"][0] < c["span"][1]
+    for info in (c, d):
+        assert info["claim"]["physical"] == "0" and info["claim"]["waited_s"] < 1.0
