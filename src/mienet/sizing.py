@@ -1,0 +1,188 @@
+"""``mienet sizing``: jobs, GPU-hours and disk of a profile on a cluster, before running it.
+
+Derived, not guessed: the recipes, variants, seeds and searches come from params.yaml; each
+model's FLOPs per clip from :func:`mienet.models.flops.model_stats`; the dataset sizes from the
+annotation lists when they exist (``datasets/<name>/annotations``), else from the published
+sizes below. One number is an input: the GPU's training rate for the reference model (MIE-Net,
+ResNet-50, T = 8, 224 px), ``--clips-per-s``; measure it on your GPU with
+``mienet bench train --variant mienet --arch resnet50 --segments 8 --size 224 --batch 8 --device cuda``
+(or workflow/scripts/gpu_checks.sh). Every other model's rate is scaled by its FLOPs.
+
+Costs counted per job, in GPU-hours:
+  training  epochs x (train clips + val clips / 3) / rate   (validation every epoch, forward only = 1/3)
+  evaluate  scored clips x views / 3 / rate
+  search    trials x trial epochs x (train + val clips of the subset) / rate   (no pruning: an upper bound)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from mienet.errors import MienetError
+
+# Published sizes (clips per split, classes, mean frames per clip where known); used when the
+# annotation lists are not there yet. SLJD: "over 1,000 trimmed clips in 10 classes" (the
+# authors' README); its split is not published: 80/10/10 assumed.
+PUBLISHED = {
+    "sljd": {"train": 800, "val": 100, "test": 100, "classes": 10, "frames": None,
+             "source": "authors' README: ~1,000 clips, 10 classes; 80/10/10 split assumed"},
+    "diving48": {"train": 15027, "val": 1970, "classes": 48, "frames": None,
+                 "source": "Diving48 V2: 15,027 train / 1,970 test videos"},
+    "sthv2": {"train": 168913, "val": 24777, "test": 27157, "classes": 174, "frames": 45,
+              "source": "Something-Something V2: 168,913 / 24,777 / 27,157 videos, ~45 frames each"},
+}
+REFERENCE = ("mienet", "resnet50", 8, 224)  # the model --clips-per-s is measured on
+DEFAULT_RATE = 100.0  # clips/s: one modern GPU (the loader target of issue 13 is 2x this)
+CHECKPOINT_FILES = 2  # best.pt and last.pt per run
+CHECKPOINT_FACTOR = 2  # weights + SGD momentum, float32
+
+
+@dataclass
+class Split:
+    clips: int
+    frames: int | None  # total frames, when known
+
+
+def dataset_sizes(name: str, annotations: Path) -> tuple[dict[str, Split], int, str]:
+    """Clips (and frames) per split, classes, and where the figures come from."""
+    from mienet.data.annotations import read_frame_list
+
+    lists = {s: annotations / f"{s}.txt" for s in ("train", "val", "test")}
+    if lists["train"].is_file() and lists["val"].is_file():
+        splits = {}
+        for split, path in lists.items():
+            if path.is_file():
+                clips = read_frame_list(path)
+                splits[split] = Split(len(clips), sum(c.frames for c in clips))
+        classes_file = annotations / "classes.txt"
+        classes = (len(classes_file.read_text().splitlines()) if classes_file.is_file()
+                   else 1 + max(c.label for c in read_frame_list(lists["train"])))
+        return splits, classes, f"counted in {annotations}"
+    if name not in PUBLISHED:
+        raise MienetError(f"dataset {name!r}: no annotation lists in {annotations} and no published size; "
+                          "run `snakemake data` first")
+    p = PUBLISHED[name]
+    splits = {s: Split(p[s], p[s] * p["frames"] if p["frames"] else None) for s in ("train", "val", "test") if s in p}
+    return splits, p["classes"], p["source"]
+
+
+def build_table(params_path: Path, profile: str | None, rate: float, bytes_per_frame: float | None) -> dict:
+    from mienet.config import load_params
+    from mienet.layout import dataset_layout, profile_datasets
+    from mienet.models.flops import model_stats
+    from mienet.search.space import read_search_settings
+
+    params = load_params(params_path)
+    if profile is not None:
+        if profile not in params["profiles"]:
+            raise MienetError(f"profile {profile!r} is not in {params_path} (profiles: {', '.join(params['profiles'])})")
+        params["profile"] = profile
+    variants, seeds = params["ablation"]["variants"], params["ablation"]["seeds"]
+    searched = params["search"]["variants"] if params["search"]["enabled"] else []
+    ev = params["evaluate"]
+    views = ev["clips"] * ev["crops"]
+    ref = model_stats(*REFERENCE[:3], REFERENCE[3])["gflops"]
+    flops: dict[tuple, float] = {}
+    rows, totals = [], {"jobs": 0, "gpu_jobs": 0, "gpu_hours": 0.0, "frames_gb": 0.0, "checkpoints_gb": 0.0}
+    for name in profile_datasets(params):
+        recipe = params["datasets"][name]["train"]
+        T, size, L = recipe["segments"], recipe["size"], recipe.get("frames_per_segment", 4)
+        splits, classes, source = dataset_sizes(name, Path(dataset_layout(params, name).annotations))
+        scored = dataset_layout(params, name).standard_split if ev["split"] == "standard" else ev["split"]
+        n_train, n_val = splits["train"].clips, splits["val"].clips
+        n_scored = splits.get(scored, splits["val"]).clips
+
+        def hours(variant: str, clips: float) -> float:
+            key = (variant, recipe["arch"], T, size, L)
+            if key not in flops:
+                flops[key] = model_stats(variant, recipe["arch"], T, size, frames_per_segment=L,
+                                         num_classes=classes)["gflops"]
+            return clips / (rate * ref / flops[key]) / 3600
+
+        per_run = {v: hours(v, recipe["epochs"] * (n_train + n_val / 3)) for v in variants}
+        train_h = sum(per_run.values()) * len(seeds)
+        eval_h = sum(hours(v, n_scored * views / 3) for v in variants) * len(seeds)
+        search_h = tuned_h = 0.0
+        for v in searched:
+            settings, _ = read_search_settings(params_path, name)
+            sub = settings.subset or {}
+            st = sub.get("train_per_class", 0) * classes or n_train
+            sv = sub.get("val_per_class", 0) * classes or n_val
+            search_h += hours(v, settings.n_trials * settings.train.get("epochs", recipe["epochs"]) * (st + sv / 3))
+            tuned_h += hours(v, recipe["epochs"] * (n_train + n_val / 3)) + hours(v, n_scored * views / 3)
+        runs = len(variants) * len(seeds)
+        gpu_jobs = 2 * runs + 3 * len(searched) + 2  # train + evaluate; search, tuned, its evaluation; bench x2
+        lay = dataset_layout(params, name)
+        data_jobs = 1 + lay.extracted + (params["datasets"][name]["format"] == "synth")  # (synth,) extract, annotations
+        frames = sum(s.frames for s in splits.values() if s.frames) if all(s.frames for s in splits.values()) else None
+        frames_gb = frames * bytes_per_frame / 1e9 if frames and bytes_per_frame else None
+        ckpt_gb = (runs + len(searched)) * CHECKPOINT_FILES * CHECKPOINT_FACTOR * 4 * max(
+            model_stats(v, recipe["arch"], T, size, frames_per_segment=L, num_classes=classes)["params_m"]
+            for v in variants) * 1e6 / 1e9
+        row = {"dataset": name, "source": source, "train_clips": n_train, "val_clips": n_val,
+               "scored_split": scored, "scored_clips": n_scored, "epochs": recipe["epochs"], "segments": T,
+               "runs": runs, "jobs": gpu_jobs + data_jobs, "gpu_jobs": gpu_jobs,
+               "gpu_hours_training": round(train_h, 1), "gpu_hours_evaluation": round(eval_h, 2),
+               "gpu_hours_search": round(search_h, 1), "gpu_hours_tuned": round(tuned_h, 1),
+               "gpu_hours": round(train_h + eval_h + search_h + tuned_h, 1),
+               "longest_training_h": round(max(per_run.values()), 1),
+               "frames": frames, "frames_gb": None if frames_gb is None else round(frames_gb, 1),
+               "checkpoints_gb": round(ckpt_gb, 1)}
+        rows.append(row)
+        totals["jobs"] += row["jobs"]
+        totals["gpu_jobs"] += gpu_jobs
+        totals["gpu_hours"] += row["gpu_hours"]
+        totals["frames_gb"] += frames_gb or 0.0
+        totals["checkpoints_gb"] += ckpt_gb
+    totals["jobs"] += 2  # report, zoo
+    totals = {k: round(v, 1) if isinstance(v, float) else v for k, v in totals.items()}
+    return {"profile": params["profile"], "variants": variants, "seeds": seeds, "searched": searched,
+            "reference_model": "MIE-Net, ResNet-50, T=8, 224 px", "reference_gflops": round(ref, 2),
+            "clips_per_s": rate, "bytes_per_frame": bytes_per_frame, "datasets": rows, "total": totals}
+
+
+def markdown(table: dict) -> str:
+    head = ("| dataset | train / val clips | epochs | runs | jobs (GPU) | GPU-h training | GPU-h evaluation "
+            "| GPU-h search (no pruning) | GPU-h tuned | GPU-h total | longest training (h) | frames (GB) | checkpoints (GB) |")
+    lines = [head, "| " + " | ".join(["---"] + ["---:"] * 12) + " |"]
+    for r in table["datasets"]:
+        lines.append(
+            f"| {r['dataset']} | {r['train_clips']:,} / {r['val_clips']:,} | {r['epochs']} | {r['runs']} "
+            f"| {r['jobs']} ({r['gpu_jobs']}) | {r['gpu_hours_training']:,} | {r['gpu_hours_evaluation']:,} "
+            f"| {r['gpu_hours_search']:,} | {r['gpu_hours_tuned']:,} | {r['gpu_hours']:,} | {r['longest_training_h']} "
+            f"| {'—' if r['frames_gb'] is None else r['frames_gb']} | {r['checkpoints_gb']} |")
+    t = table["total"]
+    lines.append(f"| **total** | | | | {t['jobs']} ({t['gpu_jobs']}) | | | | | **{t['gpu_hours']:,}** | "
+                 f"| {t['frames_gb']} | {t['checkpoints_gb']} |")
+    lines.append("")
+    lines.append(f"Profile `{table['profile']}`: {len(table['variants'])} variants x {len(table['seeds'])} seeds, "
+                 f"searches of {', '.join(table['searched']) or 'none'}; {table['clips_per_s']:g} training clips/s "
+                 f"for {table['reference_model']} ({table['reference_gflops']} GFLOPs per clip), other models "
+                 "scaled by their FLOPs. Sizes: " + "; ".join(f"{r['dataset']}: {r['source']}" for r in table["datasets"]))
+    return "\n".join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--params", default="params.yaml", help="params.yaml (default: %(default)s)")
+    parser.add_argument("--profile", default="paper", help="profile to size (default: %(default)s)")
+    parser.add_argument("--clips-per-s", type=float, default=DEFAULT_RATE,
+                        help="training clips/s of MIE-Net ResNet-50 T=8 224 px on one of your GPUs "
+                             "(default %(default)s; measure with `mienet bench train ... --device cuda`)")
+    parser.add_argument("--bytes-per-frame", type=float, default=None,
+                        help="disk per extracted frame (default: results/bench/scale.json's packed layout, if present)")
+    parser.add_argument("--json", action="store_true", help="print the table as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.clips_per_s <= 0:
+        raise MienetError(f"--clips-per-s must be positive, got {args.clips_per_s}")
+    bpf = args.bytes_per_frame
+    scale = Path("results/bench/scale.json")
+    if bpf is None and scale.is_file():
+        bpf = json.loads(scale.read_text()).get("bytes_per_frame", {}).get("packed")
+    table = build_table(Path(args.params), args.profile, args.clips_per_s, bpf)
+    print(json.dumps(table, indent=2) if args.json else markdown(table))
+    return 0
