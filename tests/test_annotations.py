@@ -12,7 +12,7 @@ import pytest
 
 from mienet.cli import main
 from mienet.data.annotations import packaged_classes, read_frame_list
-from mienet.data.frames import extract_frames
+from mienet.data.frames import clip_frames, extract_frames
 from mienet.errors import MienetError
 
 
@@ -33,13 +33,16 @@ def assert_lists_match_disk(ann, root):
         if not (ann / f"{split}.txt").exists():
             continue
         for clip in read_frame_list(ann / f"{split}.txt"):
-            assert (root / clip.path).is_dir(), clip
-            assert len(list((root / clip.path).glob("img_*"))) == clip.frames, clip
+            found = clip_frames(root / clip.path)  # a pack root/<path>.frames or a folder root/<path>/
+            assert found is not None and found[1] == clip.frames, clip
+            if found[0] == "folders":
+                assert len(list((root / clip.path).glob("img_*"))) == clip.frames, clip
 
 
-def test_folder_format_end_to_end_on_real_clips(class_videos, tmp_path, capsys):
+@pytest.mark.parametrize("layout", ["packed", "folders"])
+def test_folder_format_end_to_end_on_real_clips(class_videos, tmp_path, capsys, layout):
     dataset = tmp_path / "ds"
-    extract_frames(class_videos, dataset / "frames", jobs=2, progress=False)
+    extract_frames(class_videos, dataset / "frames", jobs=2, progress=False, layout=layout)
     ann = dataset / "annotations"
     assert annotate("--format", "folder", "--videos", class_videos, "--frames", dataset / "frames",
                     "-o", ann, "--val-ratio", "0.5", "--seed", "3") == 0
@@ -64,7 +67,7 @@ def test_folder_format_end_to_end_on_real_clips(class_videos, tmp_path, capsys):
 
 def test_folder_format_reports_every_clip_without_frames(class_videos, tmp_path, capsys):
     frames = tmp_path / "frames"
-    extract_frames(class_videos, frames, jobs=1, progress=False)
+    extract_frames(class_videos, frames, jobs=1, progress=False, layout="folders")
     for vid in ("walk/demo", "jump/part_0"):
         for p in (frames / vid).iterdir():
             p.unlink()
@@ -82,6 +85,22 @@ def test_folder_format_reports_every_clip_without_frames(class_videos, tmp_path,
     assert len(skipped) == 3 and "walk/demo" in "".join(skipped)
     lines = (ann / "train.txt").read_text() + (ann / "val.txt").read_text()
     assert len(lines.splitlines()) == 4 and "walk/demo" not in lines
+
+
+def test_packed_layout_reports_a_missing_and_a_damaged_pack(class_videos, tmp_path, capsys):
+    frames = tmp_path / "frames"
+    extract_frames(class_videos, frames, jobs=1, progress=False)  # the default: packed
+    (frames / "walk" / "demo.frames").unlink()
+    damaged = frames / "jump" / "part_0.frames"
+    damaged.write_bytes(damaged.read_bytes()[:-100])  # cut short
+    ann = tmp_path / "ann"
+    assert annotate("--format", "folder", "--videos", class_videos, "--frames", frames, "-o", ann) == 2
+    err = capsys.readouterr().err
+    assert "2 problem(s)" in err
+    assert f"walk/demo.mp4: frame folder {frames / 'walk' / 'demo'} does not exist (nor a frame pack" in err
+    assert f"jump/part_0.mp4: frame pack {damaged} is damaged (no end marker" in err
+    assert "run `mienet extract-frames` again" in err
+    assert not ann.exists()
 
 
 def write_list(path, lines):

@@ -37,10 +37,12 @@ CROP = 32
 
 @pytest.fixture(scope="module")
 def dataset_root(tmp_path_factory) -> Path:
-    """3 classes x 2 clips of 20 frames at 48 px: videos, frames, annotations, and all.txt."""
+    """3 classes x 2 clips of 20 frames at 48 px: videos, frames, annotations, and all.txt.
+    The folders layout, one file per frame, so that a test may damage one frame (tests/test_pack.py
+    reads the same clips from packs)."""
     root = tmp_path_factory.mktemp("clips")
     synthesize(root / "videos", classes=3, clips_per_class=2, frames=FRAMES, size=SIZE, jobs=1, progress=False)
-    extract_frames(root / "videos", root / "frames", jobs=1, progress=False)
+    extract_frames(root / "videos", root / "frames", jobs=1, progress=False, layout="folders")
     make_annotations("folder", root / "annotations", videos=root / "videos", frames=root / "frames",
                      val_ratio=0.5)
     ann = root / "annotations"

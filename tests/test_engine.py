@@ -111,14 +111,33 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(dataset, tmp_
 
 
 def test_a_missing_frame_is_named(dataset, tmp_path, capsys):
+    from mienet.data.pack import read_all
+
     copy = tmp_path / "ds"
     shutil.copytree(dataset, copy)
     line = (copy / "annotations" / "train.txt").read_text().splitlines()[0]
     clip = line.rsplit(maxsplit=2)[0]
+    # this clip in the folders layout (the same JPEG bytes), with one frame missing
+    (copy / clip).mkdir()
+    for i, data in enumerate(read_all(copy / f"{clip}.frames"), start=1):
+        (copy / clip / f"img_{i:05d}.jpg").write_bytes(data)
+    (copy / f"{clip}.frames").unlink()
     (copy / clip / "img_00003.jpg").unlink()
     assert train(copy, tmp_path / "run") == 2
     err = capsys.readouterr().err
     assert "img_00003.jpg" in err and clip in err
+
+
+def test_a_damaged_frame_pack_is_named(dataset, tmp_path, capsys):
+    copy = tmp_path / "ds"
+    shutil.copytree(dataset, copy)
+    line = (copy / "annotations" / "train.txt").read_text().splitlines()[0]
+    clip = line.rsplit(maxsplit=2)[0]
+    packed = copy / f"{clip}.frames"
+    packed.write_bytes(packed.read_bytes()[:-10])  # cut short
+    assert train(copy, tmp_path / "run") == 2
+    err = capsys.readouterr().err
+    assert f"cannot read frame {packed} (no end marker: the file is cut short" in err and f"clip {clip}" in err
 
 
 def test_evaluate_writes_complete_metrics(dataset, trained, tmp_path):

@@ -66,49 +66,61 @@ def fake_dataset(root: Path, classes: int = 2, clips: int = 3, frames: int = 4) 
 
 # --------------------------------------------------------------------------- 2: full disk
 
+@pytest.mark.parametrize("layout", ["packed", "folders"])
 @pytest.mark.parametrize("jobs", [1, 2])
-def test_full_disk_during_extraction_is_one_line_and_nothing_looks_finished(small_tmpfs, tmp_path, jobs):
+def test_full_disk_during_extraction_is_one_line_and_nothing_looks_finished(small_tmpfs, tmp_path, jobs,
+                                                                           layout):
     videos = tmp_path / "videos"
     videos.mkdir()
     for name in ("a.mp4", "b.mp4"):
         shutil.copy(FIXTURE_VIDEOS / "part_0.mp4", videos / name)  # 32 frames, about 1 MB each
     frames = small_tmpfs / "frames"
     fill(small_tmpfs, leave=300_000)
-    proc = mienet("extract-frames", videos, "-o", frames, "-j", jobs, "--no-progress")
+    proc = mienet("extract-frames", videos, "-o", frames, "-j", jobs, "--no-progress", "--layout", layout)
     line = one_line(proc.stderr)
     assert proc.returncode == 1, proc.stderr
     assert line.startswith("mienet extract-frames: error: ") and NO_SPACE in line
-    assert f"{frames}/{PARTIAL_DIR}/" in line and ".jpg" in line  # the frame that could not be written
-    # no frame folder appears finished; the partial one is gone (its space freed)
+    if layout == "folders":
+        assert f"{frames}/{PARTIAL_DIR}/" in line and ".jpg" in line  # the frame that could not be written
+    else:  # the pack that could not be written, by its final name
+        assert f"{frames}/a.frames: " in line or f"{frames}/b.frames: " in line
+    # no frame folder or pack appears finished; the partial one is gone (its space freed)
     assert not (frames / "a").exists() and not (frames / "b").exists()
+    assert not (frames / "a.frames").exists() and not (frames / "b.frames").exists()
     assert not (frames / PARTIAL_DIR).exists()
     assert manifest_ids(frames) == set()
 
 
-def test_extraction_raises_oserror_with_errno_and_file(small_tmpfs, tmp_path):
+@pytest.mark.parametrize("layout", ["packed", "folders"])
+def test_extraction_raises_oserror_with_errno_and_file(small_tmpfs, tmp_path, layout):
     videos = tmp_path / "videos"
     videos.mkdir()
     shutil.copy(FIXTURE_VIDEOS / "part_0.mp4", videos / "a.mp4")
     fill(small_tmpfs, leave=100_000)
     with pytest.raises(OSError) as err:
-        extract_frames(videos, small_tmpfs / "frames", progress=False)
+        extract_frames(videos, small_tmpfs / "frames", progress=False, layout=layout)
     assert err.value.errno == errno.ENOSPC
-    assert err.value.filename.startswith(str(small_tmpfs / "frames" / PARTIAL_DIR))
+    if layout == "folders":
+        assert err.value.filename.startswith(str(small_tmpfs / "frames" / PARTIAL_DIR))
+    else:
+        assert err.value.filename == str(small_tmpfs / "frames" / "a.frames")
 
 
-def test_full_disk_at_the_manifest_keeps_the_old_one(small_tmpfs, tmp_path):
+@pytest.mark.parametrize("layout, output", [("packed", "a.frames"), ("folders", "a")])
+def test_full_disk_at_the_manifest_keeps_the_old_one(small_tmpfs, tmp_path, layout, output):
     videos = tmp_path / "videos"
     videos.mkdir()
     shutil.copy(FIXTURE_VIDEOS / "part_0.mp4", videos / "a.mp4")
     frames = small_tmpfs / "frames"
-    assert mienet("extract-frames", videos, "-o", frames, "--no-progress").returncode == 0
+    assert mienet("extract-frames", videos, "-o", frames, "--no-progress", "--layout", layout).returncode == 0
     before = (frames / MANIFEST_NAME).read_bytes()
     fill(small_tmpfs, leave=0)
-    proc = mienet("extract-frames", videos, "-o", frames, "--no-progress")  # only the manifest to write
+    # only the manifest to write
+    proc = mienet("extract-frames", videos, "-o", frames, "--no-progress", "--layout", layout)
     assert proc.returncode == 1
     assert one_line(proc.stderr).startswith(f"mienet extract-frames: error: {frames / MANIFEST_NAME}: {NO_SPACE}")
     assert (frames / MANIFEST_NAME).read_bytes() == before
-    assert sorted(p.name for p in frames.iterdir()) == [".lock", "a", MANIFEST_NAME]  # no temporary file
+    assert sorted(p.name for p in frames.iterdir()) == sorted([".lock", output, MANIFEST_NAME])  # no temporary file
 
 
 def test_full_disk_during_make_annotations_leaves_the_old_set(small_tmpfs, tmp_path):
@@ -199,21 +211,23 @@ def test_a_frame_deleted_from_a_finished_folder_is_extracted_again(tmp_path):
     videos.mkdir()
     shutil.copy(FIXTURE_VIDEOS / "test.avi", videos / "clip.avi")  # 164 frames
     frames = tmp_path / "frames"
-    assert mienet("extract-frames", videos, "-o", frames, "--no-progress").returncode == 0
+    # the folders layout (tests/test_pack.py: a damaged pack is extracted again)
+    assert mienet("extract-frames", videos, "-o", frames, "--no-progress", "--layout", "folders").returncode == 0
     (frames / "clip" / "img_00056.jpg").unlink()
-    proc = mienet("extract-frames", videos, "-o", frames, "--no-progress")
+    proc = mienet("extract-frames", videos, "-o", frames, "--no-progress", "--layout", "folders")
     assert proc.returncode == 0, proc.stderr
     assert "1 extracted (1 again: frames missing or added since), 0 already done" in proc.stdout
     assert "holds 163 of the 164 frames" in proc.stderr
     assert len(list((frames / "clip").glob("img_*.jpg"))) == 164
-    again = mienet("extract-frames", videos, "-o", frames, "--no-progress")
+    again = mienet("extract-frames", videos, "-o", frames, "--no-progress", "--layout", "folders")
     assert "0 extracted, 1 already done" in again.stdout and again.stderr == ""
 
 
 # --------------------------------------------------------------------------- 9: file modes
 
+@pytest.mark.parametrize("layout", ["packed", "folders"])
 @pytest.mark.parametrize("umask, file_mode, dir_mode", [(0o022, 0o644, 0o755), (0o027, 0o640, 0o750)])
-def test_outputs_get_the_umask_mode(tmp_path, umask, file_mode, dir_mode):
+def test_outputs_get_the_umask_mode(tmp_path, umask, file_mode, dir_mode, layout):
     old = os.umask(umask)
     try:
         videos = tmp_path / "videos" / "jump"
@@ -223,7 +237,7 @@ def test_outputs_get_the_umask_mode(tmp_path, umask, file_mode, dir_mode):
         (tmp_path / "videos" / "run").mkdir()
         shutil.copy(FIXTURE_VIDEOS / "part_0.mp4", tmp_path / "videos" / "run" / "c.mp4")
         frames = tmp_path / "frames"
-        assert extract_frames(tmp_path / "videos", frames, jobs=2, progress=False)["failed"] == 0
+        assert extract_frames(tmp_path / "videos", frames, jobs=2, progress=False, layout=layout)["failed"] == 0
         ann = tmp_path / "annotations"
         make_annotations("folder", ann, videos=tmp_path / "videos", frames=frames, val_ratio=0.5)
         write_text_atomic(tmp_path / "note.txt", "x\n")
@@ -234,10 +248,12 @@ def test_outputs_get_the_umask_mode(tmp_path, umask, file_mode, dir_mode):
     def mode(p: Path) -> int:
         return p.stat().st_mode & 0o777
 
-    outputs = [frames / MANIFEST_NAME, tmp_path / "note.txt", frames / "jump" / "a" / "img_00001.jpg",
+    frame_file = frames / "jump" / "a" / "img_00001.jpg" if layout == "folders" else frames / "jump" / "a.frames"
+    outputs = [frames / MANIFEST_NAME, tmp_path / "note.txt", frame_file,
                tmp_path / "synth" / META_NAME, tmp_path / "synth" / DONE_NAME, *ann.iterdir()]
     assert {p.name: mode(p) for p in outputs} == {p.name: file_mode for p in outputs}
-    assert mode(frames / "jump" / "a") == dir_mode  # renamed into place from .partial
+    # a folder renamed into place from .partial; a pack's parent folder
+    assert mode(frames / "jump" / "a" if layout == "folders" else frames / "jump") == dir_mode
 
 
 # --------------------------------------------------------------------------- 11: interrupted synth

@@ -132,12 +132,17 @@ def check_small_synth(work: Path, out: str) -> None:
 def check_frames(name: str, short_side: int | None = None) -> Callable[[Path, str], None]:
     def check(work: Path, out: str) -> None:
         import cv2
+        import numpy as np
+
+        from mienet.data.pack import read_frames
 
         frames = work / "datasets" / name / "frames"
         rows = lines(frames / "manifest.csv")
         assert len(rows) > 1 and not any(",failed," in r for r in rows), rows
-        if short_side:
-            img = cv2.imread(str(next(frames.rglob("img_00001.jpg"))))
+        if short_side:  # the first frame of a pack (extract.layout: packed) or of a folder
+            packs = sorted(frames.rglob("*.frames"))
+            data = read_frames(packs[0], [0])[0] if packs else next(frames.rglob("img_00001.jpg")).read_bytes()
+            img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
             assert min(img.shape[:2]) == short_side
     return check
 
@@ -306,7 +311,17 @@ EXERCISES: dict[str, Exercise] = {
                                                           why="no GPU here"),
     "snakemake --workflow-profile profiles/slurm reproduce_all --config profile=paper": Exercise(
         "dry", check=expect_in("Using workflow specific profile profiles/slurm", "slurm_partition=gpu"),
-        why="no SLURM cluster here"),
+        why="no SLURM cluster here; tests/test_slurm.py runs the profile on a real one"),
+    "mienet sizing --profile paper --clips-per-s 100": Exercise(
+        "run", check=expect_in("| sthv2 |", "GPU-h total", "100 training clips/s")),
+    "mienet bench scale --sizes 500,2000,8000 --frames-per-segment 1": Exercise(
+        "run", subs=(("--sizes 500,2000,8000", "--sizes 2,4 --frames 16 --size 32 --classes 2 --workers 0 "
+                                               "--no-dvc --no-snakemake --no-containers --out scale-run/scale"),),
+        check=expect_in("packed", "folders"),
+        why="28 minutes at the real sizes: two tiny sizes without DVC and Snakemake (tests/test_scale.py "
+            "runs those), written to scale-run/ rather than results/bench"),
+    "mienet devices": Exercise("run", check=expect_in("CUDA_VISIBLE_DEVICES:", "SLURM: not in a SLURM job"),
+                               why="no GPU here: it says so; tests/test_slurm.py claims GPUs inside SLURM jobs"),
     "dvc repro": Exercise("run", check=expect_in("up to date")),
     "dvc repro train@synthetic-mienet-0": Exercise("run"),
     "dvc metrics show": Exercise("run", check=expect_in("results/synthetic/mienet/seed0/metrics.json")),

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from conftest import REPO
-from test_workflow import BIN, project_copy
+from test_workflow import BIN, project_copy, write_params
 
 pytestmark = pytest.mark.slurm
 
@@ -89,6 +89,9 @@ def fail_with(proc: subprocess.CompletedProcess, what: str):
 def slurm_run(cluster, tmp_path_factory):
     """`snakemake --workflow-profile profiles/slurm reproduce_all` on the micro configuration."""
     work = project_copy(tmp_path_factory.mktemp("slurm"))
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params["search"]["enabled"] = False  # three sequential jobs fewer (the search runs in tests/test_search.py)
+    write_params(work, params)
     started = time.monotonic()
     proc = snakemake_slurm(work, "reproduce_all")
     if proc.returncode != 0:
@@ -108,8 +111,8 @@ def test_pipeline_runs_through_sbatch_to_its_report(slurm_run):
         rule = log.relative_to(work / ".snakemake" / "slurm_logs").parts[0].removeprefix("rule_")
         rules.setdefault(rule, []).append(job)
     assert set(rules) == {"synth", "extract_frames", "make_annotations", "train", "evaluate", "bench_train",
-                          "search", "train_tuned", "zoo", "report"}, rules
-    assert len(rules["train"]) == 2 and len(rules["evaluate"]) == 3
+                          "zoo", "report"}, rules
+    assert len(rules["train"]) == 2 and len(rules["evaluate"]) == 2
     # every rule's own log names the SLURM job that ran it
     logs = "\n".join(p.read_text() for p in (work / "results" / "logs").rglob("*.log"))
     for job in jobs:
@@ -127,7 +130,7 @@ def test_partitions_gpus_memory_and_time_reach_sbatch(slurm_run):
         assert minutes(got["TimeLimit"]) == want["runtime"], (rule, got["TimeLimit"])
         assert megabytes(got["MinMemoryNode"]) >= want["mem_mb"], (rule, got["MinMemoryNode"])
         assert int(got["NumCPUs"]) == want["cpus_per_task"], (rule, got["NumCPUs"])
-        gpu = rule in ("train", "train_tuned", "search") or want.get("gpu")
+        gpu = rule == "train" or want.get("gpu")
         assert ("gpu:1" in got.get("TresPerJob", "")) == bool(gpu), (rule, got.get("TresPerJob"))
         if gpu:
             assert got["Partition"] == "gpu"

@@ -15,6 +15,7 @@ import yaml
 
 from conftest import REPO
 from mienet.data.annotations import read_frame_list
+from mienet.data.frames import clip_frames
 
 BIN = Path(sys.executable).parent
 MICRO_SYNTH = {"classes": 3, "clips_per_class": 3, "frames": 16, "size": 48, "fps": 25, "seed": 0}
@@ -65,8 +66,9 @@ def check_dataset(root: Path) -> None:
     assert [len(s) for s in splits] == [3, 3, 3]  # one clip of each class in each split
     clips = [c for s in splits for c in s]
     assert len({c.path for c in clips}) == 9  # disjoint
-    for clip in clips:
-        assert len(list((root / clip.path).glob("img_*.jpg"))) == clip.frames == 16
+    for clip in clips:  # extract.layout: packed, one file per video
+        assert (root / f"{clip.path}.frames").is_file() and not (root / clip.path).exists()
+        assert clip_frames(root / clip.path) == ("packed", clip.frames) and clip.frames == 16
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +155,7 @@ def test_dvc_and_snakemake_describe_one_pipeline(reproduced):
     rules = "".join(p.read_text() for p in (REPO / "workflow" / "rules").glob("*.smk"))
     assert not re.search(r'"mienet ', rules), "a rule writes a mienet command itself"
     # every shell line runs a pipeline command, but the catch-all that refuses other datasets
-    assert rules.count('"{params.cmd}') == rules.count("shell:") - rules.count('"false > {log}"')
+    assert len(re.findall(r'"\(?\{params\.cmd\}', rules)) == rules.count("shell:") - rules.count('"false > {log}"')
 
 
 def test_dvc_repro_of_a_single_stage(reproduced):
@@ -215,9 +217,13 @@ def test_dry_runs_of_the_default_and_paper_profiles(tmp_path):
 def test_slurm_profile_parses_and_dry_runs(tmp_path):
     work = project_copy(tmp_path)
     profile = yaml.safe_load((work / "profiles" / "slurm" / "profile.yaml").read_text())
-    assert profile["executor"] == "slurm" and "--gres=gpu:1" in profile["set-resources"]["train"]["slurm_extra"]
+    assert profile["executor"] == "slurm" and profile["slurm-status-command"] == "squeue"
+    assert profile["set-resources"]["train"]["slurm_partition"] == "gpu"
+    # the plugin refuses GPU (and other managed) options in slurm_extra: GPUs are the `gpu` resource
+    assert not any("slurm_extra" in r for r in profile["set-resources"].values())
     proc = run([BIN / "snakemake", "-n", "--workflow-profile", "slurm", "reproduce_all"], work)
-    assert "train" in proc.stdout
+    assert "rule train:" in proc.stdout and "gpu=1" in proc.stdout and "slurm_partition=gpu" in proc.stdout
+    # the real cluster: tests/test_slurm.py
 
 
 def test_snakemake_lint_has_nothing_to_report(tmp_path):

@@ -167,6 +167,12 @@ class Extract:
     jobs: int = setting(minimum=1)
     ext: Literal["jpg", "png"] = setting()
     quality: int = setting(minimum=1, maximum=100)
+    layout: Literal["packed", "folders"] = setting(
+        "packed", help="packed: one file per video with its encoded frames and an index (DVC tracks "
+                       "one file per video; docs/scale.md); folders: one image file per frame")
+
+
+EXTRACT_DEFAULTS = Extract(jobs=1, ext="jpg", quality=95)
 
 
 @dataclass
@@ -193,8 +199,6 @@ class Evaluate:
 @dataclass
 class Resources:
     train_threads: int = setting(minimum=1)
-    train_mem_mb: int = setting(minimum=100)
-    train_runtime_min: int = setting(minimum=1)
 
 
 @dataclass

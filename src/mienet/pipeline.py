@@ -19,6 +19,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
+from mienet.config import EXTRACT_DEFAULTS
 from mienet.layout import (DatasetLayout, Roots, annotations_dir, data_root, dataset_layout,
                            profile_datasets)
 
@@ -48,9 +49,14 @@ class Commands:
     params_file: str = PARAMS
     templated: bool = False  # DVC: settings as ${section.key} (paths stay concrete)
 
-    def v(self, section: str, key: str):
+    def v(self, section: str, key: str, default=None):
         """A setting's value, or its DVC placeholder: ``dvc exp run -S synth.classes=5`` then
-        changes the command, not only the stage's parameter hash."""
+        changes the command, not only the stage's parameter hash. A setting with a ``default``
+        may be absent from params.yaml: its default is then written out (DVC cannot fill a
+        placeholder of a missing key)."""
+        present = key in (self.params.get(section) or {})
+        if default is not None and not present:
+            return default
         return f"${{{section}.{key}}}" if self.templated else self.params[section][key]
 
     def layout(self, dataset: str) -> DatasetLayout:
@@ -73,6 +79,7 @@ class Commands:
         short = f"${{datasets.{dataset}.short_side}}" if self.templated else lay.short_side
         return join("mienet extract-frames", q(lay.videos), "-o", q(lay.frames), "-j", jobs,
                     "--ext", self.v("extract", "ext"), "--quality", self.v("extract", "quality"),
+                    "--layout", self.v("extract", "layout", EXTRACT_DEFAULTS.layout),
                     f"--short-side {short}" if lay.short_side else "", "--no-progress")
 
     def make_annotations(self, dataset: str) -> str:

@@ -8,7 +8,9 @@ Every format ends in the same files in ``ANN_DIR``::
     skipped.txt                      only with --skip-missing: what was left out and why
 
 The frame folder is relative to the dataset root (by default the parent of the frames
-folder, so lines read ``frames/<id> 120 3``). A path may contain spaces: the last two
+folder, so lines read ``frames/<id> 120 3``). It names the clip in either layout of
+``mienet extract-frames``: the pack ``frames/<id>.frames`` (counted from its index) or the
+folder ``frames/<id>/`` (its ``img_*`` images). A path may contain spaces: the last two
 fields are the integers, everything before them is the path.
 
 Every problem in the input (a clip not on disk, an empty frame folder, a label out of
@@ -27,7 +29,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from mienet.data.frames import find_videos, read_manifest
+from mienet.data.frames import clip_frames, find_videos, read_manifest
+from mienet.data.pack import PackError, pack_path
 from mienet.errors import MienetError
 from mienet.io import write_files_atomic
 
@@ -154,20 +157,28 @@ def packaged_classes(dataset: str) -> list[str]:
 # --------------------------------------------------------------------------- resolving on disk
 
 class FrameFolders:
-    """Frame counts of the folders under a dataset root (counted on disk, cached)."""
+    """Frame counts of the clips under a dataset root: a pack's index, or a folder's images."""
 
     def __init__(self, root: Path, frames_dir: Path | None = None):
         self.root = root
         self.manifest = read_manifest(frames_dir) if frames_dir and frames_dir.is_dir() else {}
         self.frames_dir = frames_dir
+        self.damaged: dict[str, str] = {}
 
     def count(self, rel: str) -> int | None:
-        folder = self.root / rel
-        if not folder.is_dir():
+        """Frames of the clip ``rel`` (its pack first, as the loader reads it), None when it has
+        neither a pack nor a folder, or its pack is damaged (:meth:`why_missing` says so)."""
+        try:
+            found = clip_frames(self.root / rel)
+        except PackError as exc:
+            self.damaged[rel] = exc.reason
             return None
-        return sum(1 for p in folder.iterdir() if p.name.startswith(IMAGE_PREFIX))
+        return None if found is None else found[1]
 
     def why_missing(self, rel: str) -> str:
+        if rel in self.damaged:
+            return (f"frame pack {pack_path(self.root / rel)} is damaged ({self.damaged[rel]}); "
+                    "run `mienet extract-frames` again, which redoes it")
         if self.frames_dir is not None:
             try:
                 vid = (self.root / rel).relative_to(self.frames_dir).as_posix()
@@ -176,7 +187,7 @@ class FrameFolders:
             rec = self.manifest.get(vid) if vid else None
             if rec is not None and rec.status == "failed":
                 return f"frame folder {self.root / rel} missing: extraction failed ({rec.error})"
-        return f"frame folder {self.root / rel} does not exist"
+        return f"frame folder {self.root / rel} does not exist (nor a frame pack {pack_path(self.root / rel)})"
 
 
 def resolve(splits: dict[str, list[Candidate]], num_classes: int, folders: FrameFolders,

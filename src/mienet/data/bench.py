@@ -1,8 +1,9 @@
 """``mienet bench-extract``: frame-extraction speed of ``mienet extract-frames`` against ffmpeg.
 
-Every video is decoded to JPEG files by both tools on the same inputs: the ffmpeg command
-line (one process, one video after another) and ``extract-frames`` with one worker, then
-with ``-j N``. Prints frames per second and the ratios, measured in one run. A benchmark,
+Every video is decoded to JPEGs by both tools on the same inputs: the ffmpeg command
+line (one process, one video after another, one file per frame) and ``extract-frames`` with one
+worker, then with ``-j N``, in ``--layout`` (default: its default, packed; ``folders`` writes
+one file per frame as ffmpeg does). Prints frames per second and the ratios, measured in one run. A benchmark,
 not a test: nothing is asserted.
 """
 
@@ -15,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from mienet.data.frames import VIDEO_EXTENSIONS, extract_frames
+from mienet.data.frames import DEFAULT_LAYOUT, LAYOUTS, VIDEO_EXTENSIONS, extract_frames
 from mienet.errors import MienetError
 
 
@@ -46,7 +47,8 @@ def _ffmpeg(videos: list[Path], out: Path, threads: int | None) -> float:
     return time.perf_counter() - start
 
 
-def benchmark(inputs: list[Path], copies: int = 4, jobs: int = 2, repeat: int = 3) -> dict:
+def benchmark(inputs: list[Path], copies: int = 4, jobs: int = 2, repeat: int = 3,
+              layout: str = DEFAULT_LAYOUT) -> dict:
     if shutil.which("ffmpeg") is None:
         raise MienetError("ffmpeg is not installed: run `make setup` as root, or "
                           "`apt-get install -y ffmpeg`")
@@ -72,14 +74,14 @@ def benchmark(inputs: list[Path], copies: int = 4, jobs: int = 2, repeat: int = 
                 shutil.rmtree(out)
             return min(times)
 
-        frames = extract_frames(src, tmp / "count", jobs=1, progress=False)["frames"]
+        frames = extract_frames(src, tmp / "count", jobs=1, progress=False, layout=layout)["frames"]
         shutil.rmtree(tmp / "count")
         t_ff = best(lambda out: _ffmpeg(work, out, None))
         t_ff1 = best(lambda out: _ffmpeg(work, out, 1))
-        t_j1 = best(lambda out: extract_frames(src, out, jobs=1, progress=False)["seconds"])
-        t_jn = best(lambda out: extract_frames(src, out, jobs=jobs, progress=False)["seconds"])
+        t_j1 = best(lambda out: extract_frames(src, out, jobs=1, progress=False, layout=layout)["seconds"])
+        t_jn = best(lambda out: extract_frames(src, out, jobs=jobs, progress=False, layout=layout)["seconds"])
     return {
-        "videos": len(work), "frames": frames, "jobs": jobs, "repeat": repeat,
+        "videos": len(work), "frames": frames, "jobs": jobs, "repeat": repeat, "layout": layout,
         "ffmpeg_fps": frames / t_ff, "ffmpeg_threads1_fps": frames / t_ff1,
         "mienet_j1_fps": frames / t_j1, f"mienet_j{jobs}_fps": frames / t_jn,
     }
@@ -90,12 +92,15 @@ def add_arguments(parser) -> None:
     parser.add_argument("--copies", type=int, default=4, help="times each video is decoded (default 4)")
     parser.add_argument("-j", "--jobs", type=int, default=2, help="workers for the parallel run (default 2)")
     parser.add_argument("--repeat", type=int, default=3, help="repetitions, best kept (default 3)")
+    parser.add_argument("--layout", choices=LAYOUTS, default=DEFAULT_LAYOUT,
+                        help=f"layout extract-frames writes (default {DEFAULT_LAYOUT})")
 
 
 def run(args) -> int:
-    r = benchmark(args.inputs, copies=args.copies, jobs=args.jobs, repeat=args.repeat)
+    r = benchmark(args.inputs, copies=args.copies, jobs=args.jobs, repeat=args.repeat, layout=args.layout)
     jn = r[f"mienet_j{args.jobs}_fps"]
-    print(f"bench-extract: {r['videos']} videos, {r['frames']} frames, best of {r['repeat']}")
+    print(f"bench-extract: {r['videos']} videos, {r['frames']} frames, best of {r['repeat']}; "
+          f"mienet writes the {r['layout']} layout")
     print(f"  ffmpeg (default threads)      {r['ffmpeg_fps']:8.0f} frames/s")
     print(f"  ffmpeg -threads 1             {r['ffmpeg_threads1_fps']:8.0f} frames/s")
     print(f"  mienet extract-frames -j 1    {r['mienet_j1_fps']:8.0f} frames/s"

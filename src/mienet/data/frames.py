@@ -1,22 +1,34 @@
-"""``mienet extract-frames``: decode every video of a folder into numbered image folders.
+"""``mienet extract-frames``: decode every video of a folder into frame packs or numbered image folders.
 
-Layout written::
+Layouts written (``--layout``, ``extract.layout`` in params.yaml)::
 
-    FRAMES_DIR/<video id>/img_00001.jpg ...
-    FRAMES_DIR/manifest.csv      one row per video: id, source, frames, width, height, fps, status, error
+    packed (default)   FRAMES_DIR/<video id>.frames       one file per video: its encoded frames
+                                                          and an index (mienet.data.pack)
+    folders            FRAMES_DIR/<video id>/img_00001.jpg ...
+    both               FRAMES_DIR/manifest.csv            one row per video: id, source, frames,
+                                                          width, height, fps, status, error
 
-A video is decoded into ``FRAMES_DIR/.partial/<random>/`` and renamed to its final
-folder only once every frame is written, so a folder that exists is complete and
-a killed run leaves nothing that looks finished. Each finished folder holds a stamp,
-``.source.json``, with the size and modification time of its video and what was decoded;
-a re-run skips the videos whose stamp still matches (and whose folder still holds
-every frame the stamp records) and re-extracts the others.
+Both hold the same encoder output (OpenCV's JPEG at ``--quality``, or PNG), so a clip decodes to
+identical pixels from either; the loader (:class:`mienet.engine.data.ClipDataset`) and
+``make-annotations`` read both, and a list line ``frames/<video id> 45 3`` names either. The
+packed layout exists for scale: Something-Something V2 is 220,847 videos and about 10 million
+frames, and DVC (status, commit, push) works per file; ``docs/scale.md`` has the measurements.
+
+A video is decoded into ``FRAMES_DIR/.partial/`` (a temporary folder, or a temporary pack
+file) and renamed to its final name only once every frame is written, so a folder or pack
+that exists is complete and a killed run leaves nothing that looks finished. Each finished
+output carries a stamp with the size and modification time of its video and what was decoded:
+``.source.json`` in a folder, the meta JSON inside a pack (beside its index). A re-run skips the
+videos whose stamp still matches (and whose folder still holds every frame the stamp records,
+or whose pack is complete and undamaged) and re-extracts the others. Switching the layout
+converts the finished outputs of the other layout by copying their encoded bytes (no decoding):
+a folder becomes a pack with the same bytes and stamp, and the other layout's copy is removed.
 
 A bad video (empty, corrupt, unsupported) is recorded as failed in the manifest, with
 FFmpeg's own reason where it gives one, and the run goes on; FFmpeg's log lines are
 captured for that instead of being printed over the progress bar. A problem with the
 output (a full disk, a read-only folder) stops the run with an ``OSError`` naming the
-file; the video being written is discarded, its frames never appear as a finished folder.
+file; the video being written is discarded, its frames never appear as a finished output.
 """
 
 from __future__ import annotations
@@ -37,6 +49,7 @@ import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from mienet.data import pack
 from mienet.errors import MienetError
 from mienet.io import make_temp_dir, write_bytes_named, write_text_atomic
 
@@ -47,6 +60,9 @@ IMAGE_TEMPLATE = "img_{:05d}.{ext}"
 MANIFEST_NAME = "manifest.csv"
 PARTIAL_DIR = ".partial"
 STAMP_NAME = ".source.json"
+LAYOUTS = ("packed", "folders")
+DEFAULT_LAYOUT = "packed"
+PACK_SUFFIX = pack.PACK_SUFFIX
 _UNSAFE = re.compile(r"[^A-Za-z0-9._\-/]")
 
 
@@ -108,6 +124,28 @@ def find_videos(videos_dir: Path, require: bool = False) -> dict[str, Path]:
 def count_frames(folder: Path) -> int:
     """Number of ``img_*`` images in a frame folder."""
     return sum(1 for p in folder.iterdir() if p.name.startswith("img_"))
+
+
+def output_path(base: Path, layout: str) -> Path:
+    """Where the frames of the video whose folder would be ``base`` (``FRAMES_DIR/<id>``) go:
+    ``base`` itself (folders) or ``base.frames`` (packed)."""
+    if layout not in LAYOUTS:
+        raise MienetError(f"--layout must be one of {', '.join(LAYOUTS)}, not {layout!r}")
+    return Path(base) if layout == "folders" else pack.pack_path(base)
+
+
+def clip_frames(base: Path) -> tuple[str, int] | None:
+    """``(layout, number of frames)`` of the clip whose folder would be ``base``: its pack
+    ``base.frames`` when there is one (checked: a damaged pack raises
+    :class:`~mienet.data.pack.PackError`), else its folder's ``img_*`` images; ``None`` when
+    there is neither. The loader looks in the same order."""
+    try:
+        return "packed", pack.frame_count(pack.pack_path(base))
+    except (FileNotFoundError, NotADirectoryError):
+        pass
+    if Path(base).is_dir():
+        return "folders", count_frames(Path(base))
+    return None
 
 
 def read_manifest(frames_dir: Path) -> dict[str, VideoRecord]:
@@ -193,13 +231,13 @@ def _with_reason(message: str, lines: list[str]) -> str:
     return f"{message} (FFmpeg: {reason})" if reason else message
 
 
-def extract_video(source: Path, final_dir: Path, partial_root: Path, vid: str,
-                  ext: str = "jpg", short_side: int | None = None, quality: int = 95) -> VideoRecord:
-    """Decode ``source`` into ``final_dir``.
+def extract_video(source: Path, base: Path, partial_root: Path, vid: str, ext: str = "jpg",
+                  short_side: int | None = None, quality: int = 95, layout: str = DEFAULT_LAYOUT) -> VideoRecord:
+    """Decode ``source`` into the frames of ``base`` (``FRAMES_DIR/<id>``) in ``layout``.
 
     A bad video gives a failed record (with FFmpeg's reason when it gives one). An error
     writing the output (full disk, permissions) raises ``OSError`` naming the file; the
-    partial frames are removed and ``final_dir`` is left as it was.
+    partial frames are removed and the output is left as it was.
     """
     rec = VideoRecord(id=vid, source=str(source))
     try:
@@ -214,14 +252,75 @@ def extract_video(source: Path, final_dir: Path, partial_root: Path, vid: str,
         rec.status, rec.error = "failed", "file is not readable (permissions)"
         return rec
     with _captured_stderr() as ffmpeg_log:
-        rec = _decode_video(source, final_dir, partial_root, rec, ext, short_side, quality)
+        rec = _decode_video(source, Path(base), partial_root, rec, ext, short_side, quality, layout)
     if rec.error:  # failed, or a warning ("decoded 80 of 120 frames"): FFmpeg may say why
         rec.error = _with_reason(rec.error, ffmpeg_log)
     return rec
 
 
-def _decode_video(source: Path, final_dir: Path, partial_root: Path, rec: VideoRecord, ext: str,
-                  short_side: int | None, quality: int) -> VideoRecord:
+class _FolderSink:
+    """Frames written as files into a temporary folder, renamed onto ``FRAMES_DIR/<id>/``."""
+
+    def __init__(self, base: Path, partial_root: Path, ext: str):
+        self.final, self.partial_root, self.ext = base, partial_root, ext
+        self.tmp_dir = make_temp_dir(partial_root, prefix="v")
+
+    def add(self, n: int, data) -> None:
+        write_bytes_named(self.tmp_dir / IMAGE_TEMPLATE.format(n, ext=self.ext), data)
+
+    def commit(self, stamp: dict) -> None:
+        write_bytes_named(self.tmp_dir / STAMP_NAME, json.dumps(stamp).encode())
+        self.final.parent.mkdir(parents=True, exist_ok=True)
+        if self.final.exists():  # stale frames of an older version of the video
+            os.replace(self.final, make_temp_dir(self.partial_root, prefix="old") / "x")
+        os.replace(self.tmp_dir, self.final)  # atomic: the folder appears complete or not at all
+
+    def discard(self) -> None:
+        if self.tmp_dir.exists():
+            shutil.rmtree(self.tmp_dir, ignore_errors=True)
+
+
+class _PackSink:
+    """Frames appended to a temporary pack in ``.partial/``, renamed onto ``FRAMES_DIR/<id>.frames``."""
+
+    def __init__(self, base: Path, partial_root: Path, ext: str):
+        self.writer = pack.PackWriter(pack.pack_path(base), partial_root)
+
+    def add(self, n: int, data) -> None:
+        self.writer.add(data)
+
+    def commit(self, stamp: dict) -> None:
+        self.writer.commit(stamp)  # atomic: the pack appears complete or not at all
+
+    def discard(self) -> None:
+        self.writer.abort()
+
+
+def _sink(layout: str, base: Path, partial_root: Path, ext: str):
+    partial_root.mkdir(parents=True, exist_ok=True)
+    return (_PackSink if layout == "packed" else _FolderSink)(base, partial_root, ext)
+
+
+def _remove_other_layout(base: Path, layout: str, partial_root: Path) -> None:
+    """Remove the frames of the other layout of this video (left by a run with the other
+    ``--layout``), so that the frames folder holds each video once. Only what extract-frames
+    writes is removed: a folder's ``img_*`` images and stamp (the folder itself when that
+    leaves it empty: it may also hold the frames of videos in a sub-folder)."""
+    if layout == "folders":
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+            pack.pack_path(base).unlink()
+        return
+    if not base.is_dir():
+        return
+    for p in base.iterdir():
+        if (p.name.startswith("img_") or p.name == STAMP_NAME) and p.is_file():
+            p.unlink()
+    with contextlib.suppress(OSError):
+        base.rmdir()
+
+
+def _decode_video(source: Path, base: Path, partial_root: Path, rec: VideoRecord, ext: str,
+                  short_side: int | None, quality: int, layout: str) -> VideoRecord:
     import cv2
 
     cv2.setNumThreads(1)  # parallelism comes from the worker processes
@@ -232,8 +331,7 @@ def _decode_video(source: Path, final_dir: Path, partial_root: Path, rec: VideoR
     declared = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
     rec.fps = round(float(cap.get(cv2.CAP_PROP_FPS) or 0.0), 3)
     params = [cv2.IMWRITE_JPEG_QUALITY, quality] if ext == "jpg" else [cv2.IMWRITE_PNG_COMPRESSION, 1]
-    partial_root.mkdir(parents=True, exist_ok=True)
-    tmp_dir = make_temp_dir(partial_root, prefix="v")
+    sink = _sink(layout, base, partial_root, ext)
     try:
         n = 0
         target = None
@@ -249,11 +347,11 @@ def _decode_video(source: Path, final_dir: Path, partial_root: Path, rec: VideoR
                 frame = cv2.resize(frame, target, interpolation=cv2.INTER_AREA)
             n += 1
             # Encoded here and written by Python, so that a failed write says why (errno);
-            # cv2.imwrite only returns False.
+            # cv2.imwrite only returns False. Both layouts store these very bytes.
             ok, data = cv2.imencode(f".{ext}", frame, params)
             if not ok:
                 raise MienetError(f"OpenCV cannot encode frame {n} of {source} as {ext}")
-            write_bytes_named(tmp_dir / IMAGE_TEMPLATE.format(n, ext=ext), data)
+            sink.add(n, data)
         cap.release()
         if n == 0:
             rec.status, rec.error = "failed", "no frame could be decoded (corrupt or unsupported codec)"
@@ -267,55 +365,85 @@ def _decode_video(source: Path, final_dir: Path, partial_root: Path, rec: VideoR
             rec.status, rec.error = "failed", f"cannot stat file: {exc.strerror}"
             return rec
         rec.status = "ok"
-        stamp = {**source_stamp, **asdict(rec)}
-        write_bytes_named(tmp_dir / STAMP_NAME, json.dumps(stamp).encode())
-        final_dir.parent.mkdir(parents=True, exist_ok=True)
-        if final_dir.exists():  # stale frames of an older version of the video
-            os.replace(final_dir, make_temp_dir(partial_root, prefix="old") / "x")
-        os.replace(tmp_dir, final_dir)  # atomic: the folder appears complete or not at all
+        sink.commit({**source_stamp, **asdict(rec)})
+        _remove_other_layout(base, layout, partial_root)
         return rec
     finally:
         cap.release()
-        if tmp_dir.exists():
-            shutil.rmtree(tmp_dir, ignore_errors=True)
+        sink.discard()
 
 
 def _source_stamp(source: Path, ext: str, short_side: int | None, quality: int) -> dict:
-    """What a finished folder was made from: the video file as it was, and the settings."""
+    """What a finished output was made from: the video file as it was, and the settings."""
     st = source.stat()
     return {"source_bytes": st.st_size, "source_mtime_ns": st.st_mtime_ns,
             "ext": ext, "short_side": short_side, "quality": quality}
 
 
-def check_finished(vid: str, source: Path, folder: Path, ext: str = "jpg", short_side: int | None = None,
-                   quality: int = 95) -> tuple[VideoRecord | None, str]:
-    """``(record, "")`` for a folder finished from this very video with these settings and still
-    holding every frame its stamp records; else ``(None, why)`` (``why`` is "" when the folder
-    was never finished or the video or settings changed, which needs no comment)."""
+def _read_stamp(output: Path, layout: str) -> tuple[dict, int]:
+    """(stamp, frames present) of a finished folder or pack; OSError/ValueError/PackError when
+    there is none or it is unreadable."""
+    if layout == "folders":
+        return json.loads((output / STAMP_NAME).read_text()), count_frames(output)
+    index = pack.read_index(output)
+    return index.meta, index.count
+
+
+def check_finished(vid: str, source: Path, output: Path, ext: str = "jpg", short_side: int | None = None,
+                   quality: int = 95, layout: str = "folders") -> tuple[VideoRecord | None, str]:
+    """``(record, "")`` for an output (``layout``'s folder or pack at ``output``) finished from
+    this very video with these settings and still holding every frame its stamp records; else
+    ``(None, why)`` (``why`` is "" when it was never finished or the video or settings changed,
+    which needs no comment; it says what is wrong with a damaged pack or a folder that lost frames)."""
     try:
-        stamp = json.loads((folder / STAMP_NAME).read_text())
+        stamp, present = _read_stamp(output, layout)
         expected = _source_stamp(source, ext, short_side, quality)
         if {k: stamp.get(k) for k in expected} != expected:
             return None, ""
         rec = VideoRecord(**{f: stamp[f] for f in MANIFEST_FIELDS})
-        present = count_frames(folder)
+    except pack.PackError as exc:
+        return None, f"{output} is damaged ({exc.reason})"
     except (OSError, ValueError, KeyError, TypeError):
         return None, ""
     if present != rec.frames:
-        return None, (f"{folder} holds {present} of the {rec.frames} frames it was extracted with "
+        return None, (f"{output} holds {present} of the {rec.frames} frames it was extracted with "
                       "(frames deleted or added since)")
     rec.id, rec.source = vid, str(source)
     return rec, ""
 
 
-def finished_record(vid: str, source: Path, folder: Path, ext: str = "jpg", short_side: int | None = None,
-                    quality: int = 95) -> VideoRecord | None:
-    """The record of a complete folder finished from this very video with these settings, else None."""
-    return check_finished(vid, source, folder, ext, short_side, quality)[0]
+def finished_record(vid: str, source: Path, output: Path, ext: str = "jpg", short_side: int | None = None,
+                    quality: int = 95, layout: str = "folders") -> VideoRecord | None:
+    """The record of a complete output finished from this very video with these settings, else None."""
+    return check_finished(vid, source, output, ext, short_side, quality, layout)[0]
+
+
+def convert_output(base: Path, partial_root: Path, rec: VideoRecord, layout: str, ext: str) -> VideoRecord:
+    """Rewrite the finished output of the other layout of ``base`` in ``layout``: the same encoded
+    bytes and stamp, no decoding. The other layout's copy is removed once the new one is in place."""
+    other = "folders" if layout == "packed" else "packed"
+    source = output_path(base, other)
+    stamp, _ = _read_stamp(source, other)
+    stamp = {**stamp, "id": rec.id, "source": rec.source}
+    sink = _sink(layout, base, partial_root, ext)
+    try:
+        if other == "packed":
+            for n, data in enumerate(pack.read_all(source), start=1):
+                sink.add(n, data)
+        else:
+            for n in range(1, rec.frames + 1):
+                sink.add(n, (source / IMAGE_TEMPLATE.format(n, ext=ext)).read_bytes())
+        sink.commit(stamp)
+        _remove_other_layout(base, layout, partial_root)
+    finally:
+        sink.discard()
+    return rec
 
 
 def _worker(job: tuple) -> VideoRecord:
-    return extract_video(*job)
+    if job[0] == "convert":
+        return convert_output(*job[1:])
+    return extract_video(*job[1:])
 
 
 class _DirLock:
@@ -340,14 +468,21 @@ class _DirLock:
 
 
 def extract_frames(videos_dir: str | Path, frames_dir: str | Path, jobs: int = 1, ext: str = "jpg",
-                   short_side: int | None = None, quality: int = 95, progress: bool = True) -> dict:
-    """Extract every video under ``videos_dir``; returns a summary dict.
+                   short_side: int | None = None, quality: int = 95, progress: bool = True,
+                   layout: str = DEFAULT_LAYOUT) -> dict:
+    """Extract every video under ``videos_dir`` in ``layout`` (packed or folders); returns a
+    summary dict.
 
     Failed videos are recorded in the manifest and the summary; the others are extracted.
+    A video finished in the other layout (with the same video and settings) is converted, not
+    decoded again (``converted`` in the summary).
     """
     from tqdm import tqdm
 
     videos_dir, frames_dir = Path(videos_dir), Path(frames_dir)
+    if layout not in LAYOUTS:
+        raise MienetError(f"--layout must be one of {', '.join(LAYOUTS)}, not {layout!r}")
+    other = "folders" if layout == "packed" else "packed"
     if ext not in ("jpg", "png"):
         raise MienetError(f"--ext must be jpg or png, not {ext!r}")
     if short_side is not None and short_side < 8:
@@ -361,16 +496,23 @@ def extract_frames(videos_dir: str | Path, frames_dir: str | Path, jobs: int = 1
         records: dict[str, VideoRecord] = {}
         todo = []
         redone = []
+        converted = 0
         for vid, src in videos.items():
-            final = frames_dir / vid
-            done, why = check_finished(vid, src, final, ext, short_side, quality)
+            base = frames_dir / vid
+            done, why = check_finished(vid, src, output_path(base, layout), ext, short_side, quality, layout)
             if done is not None:
                 records[vid] = done
-            else:
-                if why:
-                    log.warning("%s: extracting %s again", why, src)
-                    redone.append(vid)
-                todo.append((src, final, partial_root, vid, ext, short_side, quality))
+                continue
+            if not why:  # never finished in this layout: maybe in the other one
+                ready = finished_record(vid, src, output_path(base, other), ext, short_side, quality, other)
+                if ready is not None:
+                    todo.append(("convert", base, partial_root, ready, layout, ext))
+                    converted += 1
+                    continue
+            if why:
+                log.warning("%s: extracting %s again", why, src)
+                redone.append(vid)
+            todo.append(("extract", src, base, partial_root, vid, ext, short_side, quality, layout))
         skipped = len(records)
         bar = tqdm(total=len(todo), unit="video", desc="extract-frames", disable=not progress,
                    file=sys.stderr)
@@ -414,7 +556,9 @@ def extract_frames(videos_dir: str | Path, frames_dir: str | Path, jobs: int = 1
         "extracted": len(done) - skipped,
         "skipped": skipped,
         "redone": redone,
+        "converted": converted,
         "failed": len(failed),
+        "layout": layout,
         "failures": [(r.source, r.error) for r in failed],
         "frames": sum(r.frames for r in done),
         "seconds": round(time.perf_counter() - start, 3),
@@ -424,7 +568,11 @@ def extract_frames(videos_dir: str | Path, frames_dir: str | Path, jobs: int = 1
 def add_arguments(parser) -> None:
     parser.add_argument("videos_dir", type=Path, help="folder searched recursively for videos")
     parser.add_argument("-o", "--output", dest="frames_dir", type=Path, required=True,
-                        help="frames folder to write (FRAMES_DIR/<video id>/img_00001.jpg)")
+                        help="frames folder to write (FRAMES_DIR/<video id>.frames, or with --layout "
+                             "folders FRAMES_DIR/<video id>/img_00001.jpg)")
+    parser.add_argument("--layout", choices=LAYOUTS, default=DEFAULT_LAYOUT,
+                        help="packed: one file per video, its frames and an index (default; see "
+                             "docs/scale.md); folders: one image file per frame")
     parser.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1,
                         help="parallel worker processes (default: number of CPUs)")
     parser.add_argument("--ext", choices=("jpg", "png"), default="jpg", help="image format (default jpg)")
@@ -439,8 +587,10 @@ def run(args) -> int:
         raise MienetError(f"--jobs must be at least 1, not {args.jobs}")
     summary = extract_frames(args.videos_dir, args.frames_dir, jobs=args.jobs, ext=args.ext,
                              short_side=args.short_side, quality=args.quality,
-                             progress=not args.no_progress)
+                             progress=not args.no_progress, layout=args.layout)
     again = f" ({len(summary['redone'])} again: frames missing or added since)" if summary["redone"] else ""
+    if summary["converted"]:
+        again += f" ({summary['converted']} converted from the {'folders' if args.layout == 'packed' else 'packed'} layout)"
     print(
         f"extract-frames: {summary['videos']} videos: {summary['extracted']} extracted{again}, "
         f"{summary['skipped']} already done, {summary['failed']} failed; "

@@ -20,6 +20,9 @@
   (:func:`end_to_end`): workers and pinned memory chosen by measuring, the page cache
   dropped (root) before one timed epoch; clips/s and the shares of the time spent
   waiting for data and computing (GPU busy time from CUDA events on a GPU).
+- ``mienet bench scale``: what the frame layout of ``extract-frames`` (packed or folders) costs
+  as a dataset grows: extraction, disk, ``snakemake -n``, ``dvc add/status/push`` and the
+  loader, fitted against the clip count and projected to SSv2 (:mod:`mienet.data.scale`).
 - ``mienet bench summary``: ``bench train`` and ``bench e2e`` JSON combined into
   ``gpu_summary.json`` / ``.md`` (``workflow/scripts/gpu_checks.sh``), which the
   report's efficiency table reads.
@@ -319,6 +322,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     summary.add_argument("--e2e", default=None, help="JSON of `mienet bench e2e --json`")
     summary.add_argument("--out", required=True, help="output path without suffix, e.g. results/bench/gpu_summary")
 
+    scale = modes.add_parser(
+        "scale", help="frame layouts at growing dataset sizes: extraction, disk, DVC, snakemake -n, loader",
+        description="Extract synthetic clips at SSv2-like geometry in each frame layout at several sizes; "
+        "measure extraction, disk use, snakemake -n, dvc add/status/push and the loader; fit each "
+        "against the clip count and project to Something-Something V2 (docs/scale.md).",
+    )
+    from mienet.data import scale as scale_module
+
+    scale_module.add_arguments(scale)
+
     loader = modes.add_parser(
         "loader", help="clips/s the data loader delivers",
         description="Clips per second the training data loader delivers from a frame-list "
@@ -382,6 +395,10 @@ def _add_timing_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.mode == "summary":
         return run_summary(args)
+    if args.mode == "scale":
+        from mienet.data.scale import run as run_scale
+
+        return run_scale(args)
     import torch
 
     if args.threads is not None:

@@ -231,12 +231,19 @@ def build_transform(train: bool, size: int, flip: bool = True, scale_size: int |
 # --------------------------------------------------------------------------- decoding
 
 class FrameReadError(MienetError):
-    """An image file that is missing or cannot be decoded."""
+    """An image file that is missing or cannot be decoded, or a frame of a pack (``frame``,
+    1-based, with ``path`` the pack) that cannot be read or decoded."""
 
-    def __init__(self, path: str | Path, reason: str):
-        super().__init__(f"cannot read frame {path}: {reason}")
+    def __init__(self, path: str | Path, reason: str, frame: int | None = None):
         self.path = str(path)
         self.reason = reason
+        self.frame = frame
+        super().__init__(f"cannot read frame {self.where}: {reason}")
+
+    @property
+    def where(self) -> str:
+        """``<file>``, or ``<n> of <pack>`` for a frame of a pack."""
+        return self.path if self.frame is None else f"{self.frame} of {self.path}"
 
 
 _JPEG_START, _JPEG_END = b"\xff\xd8", b"\xff\xd9"
@@ -371,6 +378,34 @@ def decode_frames(paths: list[str | Path]) -> torch.Tensor:
     if not paths:
         raise ValueError("decode_frames needs at least one path")
     return DECODERS[DECODER](paths)
+
+
+def decode_pack_frames(pack_file: str | Path, indices: Sequence[int]) -> torch.Tensor | None:
+    """uint8 ``(F, 3, H, W)`` RGB frames ``indices`` (0-based) of a frame pack
+    (:mod:`mienet.data.pack`), decoded as :func:`decode_opencv` decodes the same bytes from files
+    (the same pixels); ``None`` when there is no such pack. A damaged pack or an undecodable
+    frame raises :class:`FrameReadError` naming the pack and the frame (1-based)."""
+    from mienet.data.pack import PackError, read_frames
+
+    try:
+        data = read_frames(pack_file, indices)
+    except PackError as exc:
+        raise FrameReadError(exc.path, exc.reason, frame=exc.frame) from None
+    if data is None:
+        return None
+    images = []
+    for i, d in zip(indices, data):
+        try:
+            images.append(_opencv_decode(pack_file, d))
+        except FrameReadError as exc:
+            raise FrameReadError(pack_file, exc.reason, frame=int(i) + 1) from None
+    first = images[0].shape
+    for i, image in zip(indices, images):
+        if image.shape != first:
+            raise FrameReadError(pack_file, f"shape {image.shape} differs from {first} of the clip's first "
+                                            "sampled frame (the frames of one clip must have one size)",
+                                 frame=int(i) + 1)
+    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2)
 
 
 @contextlib.contextmanager
@@ -536,8 +571,13 @@ def one_intra_op_thread():
 class ClipDataset(Dataset):
     """The clips of a frame list, each as float32 ``(V, T, L, 3, size, size)``.
 
-    ``root`` is the folder the list's paths are relative to; frame ``i`` (0-based) of a clip
-    is ``root / clip.path / template.format(i + 1)``. ``train`` selects random offsets and
+    ``root`` is the folder the list's paths are relative to. A clip's frames are read from its
+    frame pack ``root / (clip.path + ".frames")`` when there is one (``mienet extract-frames``'
+    default layout, :mod:`mienet.data.pack`: entry ``i``), else from its folder: frame ``i``
+    (0-based) is ``root / clip.path / template.format(i + 1)`` (frames extracted with
+    ``--layout folders``, or come ready as with SLJD). Both give the same pixels for the same
+    encoded bytes; which one a clip has is looked up when it is read (one ``open``), so a
+    dataset may mix them. ``train`` selects random offsets and
     the training augmentation; otherwise segment centres and the evaluation transform with
     ``num_clips`` clips (2: "twice") and ``num_crops`` crops, ``V = num_clips * num_crops``
     views ordered clip by clip. ``dense`` switches to dense sampling (:func:`sample_indices`).
@@ -604,7 +644,15 @@ class ClipDataset(Dataset):
         return len(self.clips)
 
     def frame_path(self, clip: Clip, index: int) -> Path:
+        """The image file of frame ``index`` (0-based) in the folder layout (also the key of a
+        cached frame, in either layout)."""
         return self.root / clip.path / self.template.format(index + 1)
+
+    def pack_path(self, clip: Clip) -> Path:
+        """The frame pack of a clip (it may not exist: the clip then has a folder)."""
+        from mienet.data.pack import pack_path
+
+        return pack_path(self.root / clip.path)
 
     def __getitem__(self, item):
         index, sample_seed = item if isinstance(item, tuple) else (item, item)
@@ -618,7 +666,7 @@ class ClipDataset(Dataset):
                 torch.default_generator.manual_seed(int(sample_seed))
                 clips = self._load(clip)
         except FrameReadError as exc:
-            error = MienetError(f"cannot read frame {exc.path} ({exc.reason}) of clip {clip.path} "
+            error = MienetError(f"cannot read frame {exc.where} ({exc.reason}) of clip {clip.path} "
                                 f"({clip.origin}); re-extract its frames, or leave such clips out "
                                 "with --skip-missing")
             if not self.skip_missing:
@@ -636,7 +684,7 @@ class ClipDataset(Dataset):
         T, L, C = self.num_segments, self.frames_per_segment, self.num_clips
         idx = sample_indices(clip.frames, T, L, self.mode, num_clips=C, dense=self.dense)
         used, inverse = torch.unique(idx.view(-1), return_inverse=True)
-        frames = self._decode([self.frame_path(clip, i) for i in used.tolist()])  # each file once
+        frames = self._decode_clip(clip, used.tolist())  # each frame once
         inverse = inverse.view(C, T * L)
         if self.train:
             # every clip its own augmentation draw (normally C = 1)
@@ -651,14 +699,30 @@ class ClipDataset(Dataset):
         return out.reshape(-1, T, L, *out.shape[-3:]).contiguous()
 
 
-    def _decode(self, paths: list[Path]) -> torch.Tensor:
+    def _read(self, clip: Clip, indices: list[int]) -> torch.Tensor:
+        """Frames ``indices`` of a clip, from its pack or else its folder."""
+        frames = decode_pack_frames(self.pack_path(clip), indices)
+        if frames is not None:
+            return frames
+        try:
+            return decode_frames([self.frame_path(clip, i) for i in indices])
+        except FrameReadError as exc:
+            folder = self.root / clip.path
+            if exc.reason == "no such file" and not folder.is_dir():
+                raise FrameReadError(folder, f"neither the frame pack {self.pack_path(clip)} nor the frame "
+                                             "folder exists") from None
+            raise
+
+    def _decode_clip(self, clip: Clip, indices: list[int]) -> torch.Tensor:
         if self.cache is None:
-            return decode_frames(paths)
-        missing = [p for p in paths if p not in self.cache]
+            return self._read(clip, indices)
+        keys = [self.frame_path(clip, i) for i in indices]
+        missing = [(i, k) for i, k in zip(indices, keys) if k not in self.cache]
         if missing:
-            for p, frame in zip(missing, decode_frames(missing)):
-                self.cache[p] = frame.clone()  # its own memory, not a view of the batch
-        return torch.stack([self.cache[p] for p in paths])
+            decoded = self._read(clip, [i for i, _ in missing])
+            for (_, key), frame in zip(missing, decoded):
+                self.cache[key] = frame.clone()  # its own memory, not a view of the batch
+        return torch.stack([self.cache[k] for k in keys])
 
 
 def _line_number(clip: Clip) -> str:
