@@ -90,6 +90,7 @@ EOF
             munged --force
         fi
         wait_for 10 munged sh -c 'munge -n | unmunge'
+        touch "$RUN/munged.ours"  # stop ends it too
     fi
     slurmctld -i
     wait_for 20 slurmctld sh -c 'scontrol ping | grep -q UP'
@@ -107,6 +108,10 @@ stop() {
             rm -f "$pidfile"
         fi
     done
+    if [ -f "$RUN/munged.ours" ] && [ -f /run/munge/munged.pid ]; then
+        kill -TERM "$(cat /run/munge/munged.pid)" 2>/dev/null || true
+        rm -f "$RUN/munged.ours"
+    fi
     if [ -f "$CONF" ] && grep -qF "$MARK" "$CONF"; then
         rm -f "$CONF" "$CONF_DIR/gres.conf"
         rm -rf /var/spool/slurmctld/* /var/spool/slurmd/*  # no job state survives into the next start
