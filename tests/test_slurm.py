@@ -134,6 +134,9 @@ def test_partitions_gpus_memory_and_time_reach_sbatch(slurm_run):
         assert ("gpu:1" in got.get("TresPerJob", "")) == bool(gpu), (rule, got.get("TresPerJob"))
         if gpu:
             assert got["Partition"] == "gpu"
+        print(f"SLURM job {job}: {rule}, partition {got['Partition']}, {got['NumCPUs']} CPUs, "
+              f"{got['MinMemoryNode']}, limit {got['TimeLimit']}, {got.get('TresPerJob') or 'no GPU'}, "
+              f"ran {got['RunTime']}")
     # inside a training job: the GPU SLURM gave it
     for log in (work / "results" / "logs" / "synthetic").glob("train_*.log"):
         assert re.search(r"partition gpu, GPUs \d, CUDA_VISIBLE_DEVICES=\d\b", log.read_text()), log
