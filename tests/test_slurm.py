@@ -47,16 +47,27 @@ def cluster():
         subprocess.run(["bash", CLUSTER, "stop"], capture_output=True, text=True, timeout=60)
 
 
+ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+
+
+def slurm_command(*args: str, timeout: int = 600) -> list[str]:
+    """`snakemake --workflow-profile profiles/slurm ARGS` with the tests' flags, under `timeout`."""
+    return ["timeout", "-k", "10", str(timeout), str(BIN / "snakemake"), "--workflow-profile",
+            "profiles/slurm", *args, *TEST_FLAGS]
+
+
 def snakemake_slurm(work: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    cmd = ["timeout", "-k", "10", str(timeout), str(BIN / "snakemake"), "--workflow-profile",
-           "profiles/slurm", *args, *TEST_FLAGS]
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-    return subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True)
+    return subprocess.run(slurm_command(*args, timeout=timeout), cwd=work, env=ENV, capture_output=True, text=True)
 
 
 def submitted(output: str) -> dict[str, str]:
     """SLURM job id -> its log file, from Snakemake's output."""
     return {job: log for job, log in SUBMITTED.findall(output)}
+
+
+def rule_of(work: Path, log: str) -> str:
+    """The rule of a job, from its SLURM log's place (.snakemake/slurm_logs/rule_<rule>/...)."""
+    return Path(log).relative_to(work / ".snakemake" / "slurm_logs").parts[0].removeprefix("rule_")
 
 
 def scontrol(job: str) -> dict[str, str]:
@@ -108,8 +119,7 @@ def test_pipeline_runs_through_sbatch_to_its_report(slurm_run):
     for job, log in jobs.items():
         log = Path(log)
         assert log.name == f"{job}.log" and log.is_file(), log  # each SLURM log is named by its job id
-        rule = log.relative_to(work / ".snakemake" / "slurm_logs").parts[0].removeprefix("rule_")
-        rules.setdefault(rule, []).append(job)
+        rules.setdefault(rule_of(work, log), []).append(job)
     assert set(rules) == {"synth", "extract_frames", "make_annotations", "train", "evaluate", "bench_train",
                           "zoo", "report"}, rules
     assert len(rules["train"]) == 2 and len(rules["evaluate"]) == 2
@@ -123,7 +133,7 @@ def test_pipeline_runs_through_sbatch_to_its_report(slurm_run):
 def test_partitions_gpus_memory_and_time_reach_sbatch(slurm_run):
     work, output, _ = slurm_run
     for job, log in submitted(output).items():
-        rule = Path(log).relative_to(work / ".snakemake" / "slurm_logs").parts[0].removeprefix("rule_")
+        rule = rule_of(work, log)
         want, got = expected(rule), scontrol(job)
         assert got["JobState"] == "COMPLETED", (rule, got["JobState"])
         assert got["Partition"] == want["slurm_partition"], (rule, got["Partition"])
@@ -149,10 +159,8 @@ def test_cancelled_job_is_reported_and_the_rerun_resumes(slurm_run):
     for area in ("runs", "results"):
         shutil.rmtree(work / area / "synthetic" / "tsn" / "seed0")
     (work / "results" / "README.md").unlink()
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-    cmd = ["timeout", "-k", "10", "600", str(BIN / "snakemake"), "--workflow-profile", "profiles/slurm",
-           "reproduce_all", "--retries", "0", *TEST_FLAGS]
-    proc = subprocess.Popen(cmd, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(slurm_command("reproduce_all", "--retries", "0"), cwd=work, env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     cancelled = None
     deadline = time.monotonic() + 300
     while cancelled is None and time.monotonic() < deadline and proc.poll() is None:
@@ -173,10 +181,9 @@ def test_cancelled_job_is_reported_and_the_rerun_resumes(slurm_run):
     if again.returncode != 0:
         fail_with(again, "the re-run after scancel failed")
     out = again.stdout + again.stderr
-    rerun = sorted({Path(log).relative_to(work / ".snakemake" / "slurm_logs").parts[0]
-                    for log in submitted(out).values()})
+    rerun = sorted({rule_of(work, log) for log in submitted(out).values()})
     # only the cancelled training and what depends on it; everything finished is kept
-    assert rerun == ["rule_evaluate", "rule_report", "rule_train"], rerun
+    assert rerun == ["evaluate", "report", "train"], rerun
     assert (work / "runs" / "synthetic" / "tsn" / "seed0" / "checkpoints" / "best.pt").is_file()
     assert "Nothing to be done" in (snakemake_slurm(work, "reproduce_all").stderr)
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from mienet.data.frames import DEFAULT_LAYOUT, LAYOUTS
 from mienet.errors import MienetError
 from mienet.models.variants import ARCH_NAMES, VARIANTS
 
@@ -167,12 +168,10 @@ class Extract:
     jobs: int = setting(minimum=1)
     ext: Literal["jpg", "png"] = setting()
     quality: int = setting(minimum=1, maximum=100)
-    layout: Literal["packed", "folders"] = setting(
-        "packed", help="packed: one file per video with its encoded frames and an index (DVC tracks "
-                       "one file per video; docs/scale.md); folders: one image file per frame")
-
-
-EXTRACT_DEFAULTS = Extract(jobs=1, ext="jpg", quality=95)
+    layout: str = setting(
+        DEFAULT_LAYOUT, enum=list(LAYOUTS),
+        help="packed: one file per video with its encoded frames and an index (DVC tracks "
+             "one file per video; docs/scale.md); folders: one image file per frame")
 
 
 @dataclass

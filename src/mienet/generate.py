@@ -42,16 +42,14 @@ def generated_files(params_path: Path, profile: str | None = None, root: Path = 
 def prune_lock(root: Path) -> list[str]:
     """Drop the entries of dvc.lock whose stage dvc.yaml no longer has (DVC keeps them after a
     stage is renamed or a profile switched); returns their names. Needs DVC and a .dvc folder."""
-    import shutil
     import subprocess
 
     import yaml
 
-    from mienet.io import write_text_atomic
+    from mienet.io import environment_tool, write_text_atomic
 
     lock = root / "dvc.lock"
-    beside = Path(sys.executable).parent / "dvc"  # this environment's, activated or not
-    dvc = str(beside) if beside.is_file() else shutil.which("dvc")
+    dvc = environment_tool("dvc")
     if not lock.is_file() or not (root / ".dvc").is_dir() or dvc is None:
         return []
     proc = subprocess.run([dvc, "stage", "list", "--name-only"], cwd=root, capture_output=True, text=True)

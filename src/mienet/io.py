@@ -1,4 +1,5 @@
-"""Small file-system helpers shared by every stage: atomic writes.
+"""Small file-system helpers shared by every stage: atomic writes, and this environment's tools
+(:func:`environment_tool`).
 
 Files are written to a temporary name next to their destination and renamed onto it only
 once complete, so a reader (or a later run) sees the old file or the new one, never half of
@@ -130,3 +131,13 @@ def write_bytes_named(path: str | os.PathLike, data) -> None:
             fh.write(data)
     except OSError as exc:
         raise named_os_error(exc, path) from exc
+
+
+def environment_tool(name: str) -> str | None:
+    """The executable ``name`` (dvc, snakemake) of the environment running this interpreter,
+    activated or not (beside ``sys.executable``), else the one on ``PATH``; None when neither."""
+    import shutil
+    import sys
+
+    beside = Path(sys.executable).parent / name
+    return str(beside) if beside.is_file() else shutil.which(name)

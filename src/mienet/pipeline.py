@@ -19,7 +19,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from mienet.config import EXTRACT_DEFAULTS
+from mienet.data.frames import DEFAULT_LAYOUT
 from mienet.layout import (DatasetLayout, Roots, annotations_dir, data_root, dataset_layout,
                            profile_datasets)
 
@@ -79,7 +79,7 @@ class Commands:
         short = f"${{datasets.{dataset}.short_side}}" if self.templated else lay.short_side
         return join("mienet extract-frames", q(lay.videos), "-o", q(lay.frames), "-j", jobs,
                     "--ext", self.v("extract", "ext"), "--quality", self.v("extract", "quality"),
-                    "--layout", self.v("extract", "layout", EXTRACT_DEFAULTS.layout),
+                    "--layout", self.v("extract", "layout", DEFAULT_LAYOUT),
                     f"--short-side {short}" if lay.short_side else "", "--no-progress")
 
     def make_annotations(self, dataset: str) -> str:

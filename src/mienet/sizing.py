@@ -70,7 +70,7 @@ def dataset_sizes(name: str, annotations: Path) -> tuple[dict[str, Split], int, 
 
 
 def build_table(params_path: Path, profile: str | None, rate: float, bytes_per_frame: float | None) -> dict:
-    from mienet.config import load_params
+    from mienet.config import TrainConfig, load_params
     from mienet.layout import dataset_layout, profile_datasets
     from mienet.models.flops import model_stats
     from mienet.search.space import read_search_settings
@@ -85,43 +85,47 @@ def build_table(params_path: Path, profile: str | None, rate: float, bytes_per_f
     ev = params["evaluate"]
     views = ev["clips"] * ev["crops"]
     ref = model_stats(*REFERENCE[:3], REFERENCE[3])["gflops"]
-    flops: dict[tuple, float] = {}
     rows, totals = [], {"jobs": 0, "gpu_jobs": 0, "gpu_hours": 0.0, "frames_gb": 0.0, "checkpoints_gb": 0.0}
     for name in profile_datasets(params):
         recipe = params["datasets"][name]["train"]
-        T, size, L = recipe["segments"], recipe["size"], recipe.get("frames_per_segment", 4)
-        splits, classes, source = dataset_sizes(name, Path(dataset_layout(params, name).annotations))
-        scored = dataset_layout(params, name).standard_split if ev["split"] == "standard" else ev["split"]
+        T, size = recipe["segments"], recipe["size"]
+        L = recipe.get("frames_per_segment", TrainConfig.frames_per_segment)
+        lay = dataset_layout(params, name)
+        splits, classes, source = dataset_sizes(name, Path(lay.annotations))
+        scored = lay.standard_split if ev["split"] == "standard" else ev["split"]
         n_train, n_val = splits["train"].clips, splits["val"].clips
         n_scored = splits.get(scored, splits["val"]).clips
+        stats: dict[str, dict] = {}  # variant -> model_stats, computed once each
+
+        def model(variant: str) -> dict:
+            if variant not in stats:
+                stats[variant] = model_stats(variant, recipe["arch"], T, size, frames_per_segment=L,
+                                             num_classes=classes)
+            return stats[variant]
 
         def hours(variant: str, clips: float) -> float:
-            key = (variant, recipe["arch"], T, size, L)
-            if key not in flops:
-                flops[key] = model_stats(variant, recipe["arch"], T, size, frames_per_segment=L,
-                                         num_classes=classes)["gflops"]
-            return clips / (rate * ref / flops[key]) / 3600
+            return clips / (rate * ref / model(variant)["gflops"]) / 3600
 
         per_run = {v: hours(v, recipe["epochs"] * (n_train + n_val / 3)) for v in variants}
         train_h = sum(per_run.values()) * len(seeds)
         eval_h = sum(hours(v, n_scored * views / 3) for v in variants) * len(seeds)
         search_h = tuned_h = 0.0
-        for v in searched:
+        if searched:
             settings, _ = read_search_settings(params_path, name)
             sub = settings.subset or {}
             st = sub.get("train_per_class", 0) * classes or n_train
             sv = sub.get("val_per_class", 0) * classes or n_val
-            search_h += hours(v, settings.n_trials * settings.train.get("epochs", recipe["epochs"]) * (st + sv / 3))
+            trial_clips = settings.n_trials * settings.train.get("epochs", recipe["epochs"]) * (st + sv / 3)
+        for v in searched:
+            search_h += hours(v, trial_clips)
             tuned_h += hours(v, recipe["epochs"] * (n_train + n_val / 3)) + hours(v, n_scored * views / 3)
         runs = len(variants) * len(seeds)
         gpu_jobs = 2 * runs + 3 * len(searched) + 2  # train + evaluate; search, tuned, its evaluation; bench x2
-        lay = dataset_layout(params, name)
         data_jobs = 1 + lay.extracted + (params["datasets"][name]["format"] == "synth")  # (synth,) extract, annotations
         frames = sum(s.frames for s in splits.values() if s.frames) if all(s.frames for s in splits.values()) else None
         frames_gb = frames * bytes_per_frame / 1e9 if frames and bytes_per_frame else None
         ckpt_gb = (runs + len(searched)) * CHECKPOINT_FILES * CHECKPOINT_FACTOR * 4 * max(
-            model_stats(v, recipe["arch"], T, size, frames_per_segment=L, num_classes=classes)["params_m"]
-            for v in variants) * 1e6 / 1e9
+            model(v)["params_m"] for v in variants) * 1e6 / 1e9
         row = {"dataset": name, "source": source, "train_clips": n_train, "val_clips": n_val,
                "scored_split": scored, "scored_clips": n_scored, "epochs": recipe["epochs"], "segments": T,
                "runs": runs, "jobs": gpu_jobs + data_jobs, "gpu_jobs": gpu_jobs,

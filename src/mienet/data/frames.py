@@ -62,7 +62,6 @@ PARTIAL_DIR = ".partial"
 STAMP_NAME = ".source.json"
 LAYOUTS = ("packed", "folders")
 DEFAULT_LAYOUT = "packed"
-PACK_SUFFIX = pack.PACK_SUFFIX
 _UNSAFE = re.compile(r"[^A-Za-z0-9._\-/]")
 
 
@@ -126,11 +125,17 @@ def count_frames(folder: Path) -> int:
     return sum(1 for p in folder.iterdir() if p.name.startswith("img_"))
 
 
+def other_layout(layout: str) -> str:
+    """The layout that is not ``layout`` (an error unless ``layout`` is one of :data:`LAYOUTS`)."""
+    if layout not in LAYOUTS:
+        raise MienetError(f"--layout must be one of {', '.join(LAYOUTS)}, not {layout!r}")
+    return LAYOUTS[1 - LAYOUTS.index(layout)]
+
+
 def output_path(base: Path, layout: str) -> Path:
     """Where the frames of the video whose folder would be ``base`` (``FRAMES_DIR/<id>``) go:
     ``base`` itself (folders) or ``base.frames`` (packed)."""
-    if layout not in LAYOUTS:
-        raise MienetError(f"--layout must be one of {', '.join(LAYOUTS)}, not {layout!r}")
+    other_layout(layout)  # checks it
     return Path(base) if layout == "folders" else pack.pack_path(base)
 
 
@@ -421,7 +426,7 @@ def finished_record(vid: str, source: Path, output: Path, ext: str = "jpg", shor
 def convert_output(base: Path, partial_root: Path, rec: VideoRecord, layout: str, ext: str) -> VideoRecord:
     """Rewrite the finished output of the other layout of ``base`` in ``layout``: the same encoded
     bytes and stamp, no decoding. The other layout's copy is removed once the new one is in place."""
-    other = "folders" if layout == "packed" else "packed"
+    other = other_layout(layout)
     source = output_path(base, other)
     stamp, _ = _read_stamp(source, other)
     stamp = {**stamp, "id": rec.id, "source": rec.source}
@@ -480,9 +485,7 @@ def extract_frames(videos_dir: str | Path, frames_dir: str | Path, jobs: int = 1
     from tqdm import tqdm
 
     videos_dir, frames_dir = Path(videos_dir), Path(frames_dir)
-    if layout not in LAYOUTS:
-        raise MienetError(f"--layout must be one of {', '.join(LAYOUTS)}, not {layout!r}")
-    other = "folders" if layout == "packed" else "packed"
+    other = other_layout(layout)
     if ext not in ("jpg", "png"):
         raise MienetError(f"--ext must be jpg or png, not {ext!r}")
     if short_side is not None and short_side < 8:

@@ -84,8 +84,9 @@ PROJECT_FILES = ("Snakefile", "workflow", "profiles", "pretrained", "src", ".dvc
 
 
 def _tool(name: str) -> str:
-    beside = Path(sys.executable).parent / name
-    found = str(beside) if beside.is_file() else shutil.which(name)
+    from mienet.io import environment_tool
+
+    found = environment_tool(name)
     if not found:
         raise MienetError(f"`{name}` is not installed in this environment (looked beside {sys.executable})")
     return found

@@ -275,13 +275,16 @@ def _check_complete(path: str | Path, data: bytes) -> None:
         raise FrameReadError(path, "truncated PNG (no IEND chunk); re-extract the frames")
 
 
-def _stack(paths: Sequence[str | Path], arrays: list) -> torch.Tensor:
-    """Stack (H, W, 3) arrays or (3, H, W) tensors of one size into (F, 3, H, W)."""
+def _stack(paths: Sequence[str | Path], arrays: list, frames: Sequence[int] | None = None) -> torch.Tensor:
+    """Stack (H, W, 3) arrays or (3, H, W) tensors of one size into (F, 3, H, W). ``frames``: the
+    1-based numbers of the arrays when they are frames of one pack (``paths`` repeats it)."""
     first = tuple(arrays[0].shape)
-    for path, a in zip(paths, arrays):
+    for k, (path, a) in enumerate(zip(paths, arrays)):
         if tuple(a.shape) != first:
-            raise FrameReadError(path, f"shape {tuple(a.shape)} differs from {first} of {paths[0]} "
-                                       "(the frames of one clip must have one size)")
+            ref = paths[0] if frames is None else f"frame {frames[0]}"
+            raise FrameReadError(path, f"shape {tuple(a.shape)} differs from {first} of {ref} "
+                                       "(the frames of one clip must have one size)",
+                                 frame=None if frames is None else frames[k])
     if isinstance(arrays[0], torch.Tensor):
         # torchvision returns (3, H, W) views of (H, W, 3) memory; torch.stack of such views
         # can take seconds with 2 threads on a busy machine, numpy's copy of the HWC memory does not
@@ -399,13 +402,7 @@ def decode_pack_frames(pack_file: str | Path, indices: Sequence[int]) -> torch.T
             images.append(_opencv_decode(pack_file, d))
         except FrameReadError as exc:
             raise FrameReadError(pack_file, exc.reason, frame=int(i) + 1) from None
-    first = images[0].shape
-    for i, image in zip(indices, images):
-        if image.shape != first:
-            raise FrameReadError(pack_file, f"shape {image.shape} differs from {first} of the clip's first "
-                                            "sampled frame (the frames of one clip must have one size)",
-                                 frame=int(i) + 1)
-    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2)
+    return _stack([pack_file] * len(images), images, frames=[int(i) + 1 for i in indices])
 
 
 @contextlib.contextmanager
