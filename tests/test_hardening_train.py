@@ -174,6 +174,9 @@ def test_training_on_a_full_disk_is_one_line(dataset, small_tmpfs):
     assert last_line(proc.stderr).startswith(
         f"mienet train: error: {out / 'checkpoints' / 'last.pt'}: No space left on device"), proc.stderr
     assert not list((out / "checkpoints").iterdir())  # no checkpoint, not even a partial one
+    summary = out / "dvclive" / "metrics.json"  # dvclive's summary: whole, or not there (was 0 bytes)
+    assert not summary.exists() or json.loads(summary.read_text()), summary
+    assert not [p for p in out.rglob("*") if p.is_file() and p.stat().st_size == 0 and p.suffix == ".json"]
 
 
 @pytest.fixture

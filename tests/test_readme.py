@@ -320,7 +320,8 @@ EXERCISES: dict[str, Exercise] = {
         check=expect_in("packed", "folders"),
         why="28 minutes at the real sizes: two tiny sizes without DVC and Snakemake (tests/test_scale.py "
             "runs those), written to scale-run/ rather than results/bench"),
-    "mienet devices": Exercise("run", check=expect_in("CUDA_VISIBLE_DEVICES:", "SLURM: not in a SLURM job"),
+    "mienet devices": Exercise("run", check=expect_in("CUDA_VISIBLE_DEVICES:", "SLURM: not in a SLURM job",
+                                                      "training runs on: the CPU (no CUDA device)"),
                                why="no GPU here: it says so; tests/test_slurm.py claims GPUs inside SLURM jobs"),
     "dvc repro": Exercise("run", check=expect_in("up to date")),
     "dvc repro train@synthetic-mienet-0": Exercise("run"),

@@ -257,11 +257,11 @@ def test_pruning_saves_epochs_and_is_recorded(dataset, params, tmp_path, monkeyp
     # The bookkeeping of pruned trials, with a stand-in for training whose curve we choose.
     import mienet.engine.train as engine
 
-    def fake_train(cfg, resume=False, progress=True, on_epoch=None):
+    def fake_train(cfg, resume=False, progress=True, on_epoch=None, take_over_lock=False):
         good = cfg.lr == RECIPE["lr"]  # the default trial learns; the others do worse from epoch 1
         for epoch in range(1, cfg.epochs + 1):
             on_epoch(epoch, {"val_top1": 50.0 + epoch if good else 10.0})
-        return {"best": {"val_top1": 50.0 + cfg.epochs}}
+        return {"best": {"val_top1": 50.0 + cfg.epochs, "epoch": cfg.epochs}}
 
     monkeypatch.setattr(engine, "train", fake_train)
     out = tmp_path / "out"
@@ -271,6 +271,12 @@ def test_pruning_saves_epochs_and_is_recorded(dataset, params, tmp_path, monkeyp
     assert summary["epochs_trained"] == 5 + 3 * 1
     assert summary["epochs_without_pruning"] == 4 * 5
     assert summary["epochs_saved_pct"] == 60.0
+    # what optuna-dashboard shows: the objective's name and the attributes a reader needs
+    study = load(out)
+    assert study.metric_names == ["val_top1"]
+    trials = sorted(study.trials, key=lambda t: t.number)
+    assert trials[0].user_attrs | {"max_epochs": 5, "epochs_trained": 5, "best_epoch": 5} == trials[0].user_attrs
+    assert all(t.user_attrs["pruned_at_epoch"] == 1 and t.user_attrs["epochs_trained"] == 1 for t in trials[1:])
 
 
 @pytest.mark.parametrize("space, message", [

@@ -272,12 +272,23 @@ def test_the_repository_stands_alone():
     assert hits == [], f"files that read ../shared: {hits}"
 
 
-def test_generate_drops_lock_entries_of_stages_that_are_gone(reproduced):
+def test_generate_parks_lock_entries_of_stages_that_are_gone_and_restores_them(reproduced):
+    """A stage renamed away, and a profile switched and back (the probe: 50 entries were lost):
+    dvc.lock keeps the current stages only, and the pipeline is up to date again after the switch."""
     lock = reproduced / "dvc.lock"
     data = yaml.safe_load(lock.read_text())
+    before = dict(data["stages"])
     data["stages"]["train@tsn-0"] = dict(next(iter(data["stages"].values())))  # an old stage name
     lock.write_text(yaml.safe_dump(data, sort_keys=False))
     out = run([BIN / "mienet", "generate"], reproduced).stdout
-    assert "dropped 1 stage(s) of dvc.lock" in out
+    assert "parked 1 stage(s) of dvc.lock" in out
     assert "train@tsn-0" not in yaml.safe_load(lock.read_text())["stages"]
     run([BIN / "dvc", "status"], reproduced)  # DVC reads the pruned lock
+    out = run([BIN / "mienet", "generate", "--profile", "paper"], reproduced).stdout
+    assert f"parked {len(before)} stage(s)" in out
+    assert not set(before) & set((yaml.safe_load(lock.read_text()) or {}).get("stages") or {})
+    out = run([BIN / "mienet", "generate"], reproduced).stdout
+    assert f"restored {len(before)} stage(s) of dvc.lock" in out
+    assert yaml.safe_load(lock.read_text())["stages"] == before
+    status = run([BIN / "dvc", "status"], reproduced)
+    assert "up to date" in status.stdout, status.stdout

@@ -18,6 +18,7 @@ torch, so the Snakefile and every CLI start stay light.
 from __future__ import annotations
 
 import dataclasses
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,28 @@ from mienet.errors import MienetError
 from mienet.models.variants import ARCH_NAMES, VARIANTS
 
 SCHEMA_FILE = Path("workflow/schemas/params.schema.yaml")
-PAN_INIT_STD = 0.001  # PAN's initialisation of the PA filters (std of a normal distribution)
+# Names that become folder names, Snakemake wildcards, DVC matrix items and command-line
+# arguments (datasets, profiles, zoo entries, study names): lower-case letters, digits, '_'
+# and '-', starting with a letter or digit. Checked by the schema before any job runs, so no
+# name can carry a shell metacharacter (or a '/', '..' or a space) into a command or a path.
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+NAME_RULE = "lower-case letters, digits, '_' and '-', starting with a letter or digit"
+# Paths of params.yaml (roots, a dataset's source, videos and class list): anything but '{'
+# and '}', which Snakemake reads as wildcards and DVC as variables. Every other character,
+# shell metacharacters included, reaches a command quoted.
+PATH_PATTERN = r"^[^{}]*$"
+PATH_RULE = "a path without '{' or '}', which Snakemake reads as wildcards and DVC as variables"
+PAN_INIT_STD = 0.001
+
+
+def name_arg(text: str) -> str:
+    """argparse type of a command-line name (``--dataset``, ``--study-name``, ``--profile``): the
+    rule of :data:`NAME_PATTERN`, since a name becomes a folder and a stage name."""
+    import argparse
+
+    if not re.match(NAME_PATTERN, text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a name ({NAME_RULE})")
+    return text  # PAN's initialisation of the PA filters (std of a normal distribution)
 
 Amp = Literal["auto", "bf16", "fp16", "off"]
 Switch = Literal["auto", "on", "off"]
@@ -135,12 +157,12 @@ class Dataset:
     format: Format = setting(help="where the labels come from")
     train: dict = setting(help="the recipe of `mienet train` for the dataset",
                           schema_ref="recipe")
-    source: str = setting(None, help="sljd: folder of the lists; diving48/sthv2: folder of the JSON files")
-    root: str = setting(None, help="sljd: dataset root the list paths are relative to (default: "
+    source: str = setting(None, pattern=PATH_PATTERN, help="sljd: folder of the lists; diving48/sthv2: folder of the JSON files")
+    root: str = setting(None, pattern=PATH_PATTERN, help="sljd: dataset root the list paths are relative to (default: "
                                    "the parent of source)")
-    videos: str = setting(None, help="folder, diving48, sthv2: the videos")
+    videos: str = setting(None, pattern=PATH_PATTERN, help="folder, diving48, sthv2: the videos")
     short_side: int | None = setting(None, minimum=8, help="resize frames to this short side when extracting")
-    classes: str = setting(None, help="optional class list, one name a line")
+    classes: str = setting(None, pattern=PATH_PATTERN, help="optional class list, one name a line")
     search: dict = setting(None, schema_ref="search_settings", help="this dataset's overrides of `search`")
 
 
@@ -205,7 +227,7 @@ class ZooEntry:
     """``zoo.<name>``: one released checkpoint. The reported numbers are not here: they live in
     :data:`mienet.report.published.BUILTIN`, found by (dataset, variant)."""
 
-    dataset: str = setting(help="a key of datasets")
+    dataset: str = setting(schema_ref="name", help="a key of datasets")
     variant: str = setting(schema_ref="variant")
     arch: str = setting(enum=list(ARCH_NAMES))
     segments: int = setting(minimum=1)
@@ -214,9 +236,9 @@ class ZooEntry:
     frames_per_segment: int = setting(4, minimum=1)
     size: int = setting(224, minimum=16)
     split: str = setting("val", help="the annotation list evaluated")
-    list: str = setting(None, help="a frame list instead of the dataset's")
-    root: str = setting(None, help="its frame root")
-    classes: str = setting(None, help="its class list")
+    list: str = setting(None, pattern=PATH_PATTERN, help="a frame list instead of the dataset's")
+    root: str = setting(None, pattern=PATH_PATTERN, help="its frame root")
+    classes: str = setting(None, pattern=PATH_PATTERN, help="its class list")
     template: str = setting(None)
     source: str = setting(None, help="where to get the file")
 
@@ -269,7 +291,7 @@ class Search:
     timeout: float | None = setting(None, minimum=0, help="seconds per run after which no new trial starts")
     workers: int = setting(1, minimum=1, help="worker processes per run")
     storage: str | None = setting(None, minLength=1, help="journal file path or database URL")
-    study_name: str | None = setting(None, minLength=1)
+    study_name: str | None = setting(None, pattern=NAME_PATTERN)
     enqueue_default: bool = setting(True, help="trial 0 = the recipe's own values")
     keep_checkpoints: bool = setting(False)
     sampler: Sampler = setting(factory=Sampler)
@@ -288,12 +310,15 @@ SEARCH_DEFAULTS = Search()
 class Params:
     """params.yaml."""
 
-    profile: str = setting(help="key of `profiles`")
-    profiles: dict[str, list[str]] = setting(help="profile -> the datasets it runs")
-    data_root: str = setting(help="generated data: videos, frames, annotations")
-    runs_root: str = setting(help="training runs: checkpoints and logs")
-    results_root: str = setting(help="small tables, figures and metrics")
-    datasets: dict[str, Dataset] = setting(minProperties=1)
+    profile: str = setting(schema_ref="name", help="key of `profiles`")
+    profiles: dict[str, list[str]] = setting(help="profile -> the datasets it runs",
+                                             propertyNames={"$ref": "#/$defs/name"},
+                                             additionalProperties={"type": "array",
+                                                                   "items": {"$ref": "#/$defs/name"}})
+    data_root: str = setting(pattern=PATH_PATTERN, help="generated data: videos, frames, annotations")
+    runs_root: str = setting(pattern=PATH_PATTERN, help="training runs: checkpoints and logs")
+    results_root: str = setting(pattern=PATH_PATTERN, help="small tables, figures and metrics")
+    datasets: dict[str, Dataset] = setting(minProperties=1, propertyNames={"$ref": "#/$defs/name"})
     synth: Synth = setting(required=list(SYNTH_LIMITS))
     extract: Extract = setting()
     annotations: Annotations = setting()
@@ -302,7 +327,8 @@ class Params:
                              properties={"space": {"minProperties": 1}})
     evaluate: Evaluate = setting()
     resources: Resources = setting()
-    zoo: dict[str, ZooEntry] = setting(help="released checkpoints evaluated by `mienet zoo`")
+    zoo: dict[str, ZooEntry] = setting(help="released checkpoints evaluated by `mienet zoo`",
+                                       propertyNames={"$ref": "#/$defs/name"})
 
 
 # --------------------------------------------------------------------------- the schema
@@ -400,6 +426,7 @@ def _dataclass_schema(cls, defs: dict, only: tuple[str, ...] | None = None) -> d
 def params_schema() -> dict:
     """The JSON schema of params.yaml (draft 2020-12), derived from the dataclasses above."""
     defs: dict = {
+        "name": {"type": "string", "pattern": NAME_PATTERN, "description": NAME_RULE},
         "variant": {"enum": list(VARIANTS)},
         "tunable": {"enum": sorted(TUNABLE)},
     }
@@ -442,6 +469,12 @@ def schema_text() -> str:
 def _hint(error) -> str:
     """A fix for the common YAML traps (``1e-3`` is a string for PyYAML)."""
     value = error.instance
+    if error.validator == "pattern" and error.validator_value == NAME_PATTERN:
+        return f" (a name: {NAME_RULE})"
+    if error.validator == "pattern" and error.validator_value == PATH_PATTERN:
+        return f" ({PATH_RULE})"
+    if error.validator == "propertyNames":
+        return f" (names of datasets, profiles and zoo entries: {NAME_RULE})"
     if isinstance(value, str) and error.validator in ("type",):
         try:
             float(value)

@@ -19,8 +19,10 @@ from mienet.errors import MienetError
 
 
 def add_arguments(parser) -> None:
+    from mienet.config import name_arg
+
     parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="default: params.yaml")
-    parser.add_argument("--profile", help="write dvc.yaml for this profile (default: `profile` of --params)")
+    parser.add_argument("--profile", type=name_arg, help="write dvc.yaml for this profile (default: `profile` of --params)")
     parser.add_argument("--check", action="store_true",
                         help="write nothing; exit 1 when a generated file is out of date")
     parser.add_argument("--root", type=Path, default=Path("."), help="project folder (default: .)")
@@ -39,29 +41,46 @@ def generated_files(params_path: Path, profile: str | None = None, root: Path = 
     return {root / SCHEMA_FILE: schema_text(), root / DVC_FILE: dvc_yaml_text(params)}
 
 
-def prune_lock(root: Path) -> list[str]:
-    """Drop the entries of dvc.lock whose stage dvc.yaml no longer has (DVC keeps them after a
-    stage is renamed or a profile switched); returns their names. Needs DVC and a .dvc folder."""
+PARKED_LOCK = Path(".dvc") / "tmp" / "mienet-parked-dvc.lock"
+
+
+def prune_lock(root: Path) -> tuple[list[str], list[str]]:
+    """Keep dvc.lock to the stages dvc.yaml has, without losing the others.
+
+    The entries of stages dvc.yaml no longer has (a profile switched, a stage renamed) move to
+    ``.dvc/tmp/mienet-parked-dvc.lock``; the parked entries of stages that are back (the profile
+    switched back) and missing from dvc.lock return, so those stages are up to date again if
+    nothing of theirs changed. Returns (parked, restored) stage names. Needs DVC and a .dvc folder."""
     import subprocess
 
     import yaml
 
     from mienet.io import environment_tool, write_text_atomic
 
-    lock = root / "dvc.lock"
+    lock, parked_file = root / "dvc.lock", root / PARKED_LOCK
     dvc = environment_tool("dvc")
-    if not lock.is_file() or not (root / ".dvc").is_dir() or dvc is None:
-        return []
+    if not (lock.is_file() or parked_file.is_file()) or not (root / ".dvc").is_dir() or dvc is None:
+        return [], []
     proc = subprocess.run([dvc, "stage", "list", "--name-only"], cwd=root, capture_output=True, text=True)
     if proc.returncode != 0:
-        return []
-    names = set(proc.stdout.split())
-    data = yaml.safe_load(lock.read_text(encoding="utf-8")) or {}
-    stale = [name for name in data.get("stages", {}) if name not in names]
-    if stale:
-        data["stages"] = {k: v for k, v in data["stages"].items() if k in names}
-        write_text_atomic(lock, yaml.safe_dump(data, sort_keys=False))
-    return stale
+        return [], []
+    names = proc.stdout.split()
+    data = (yaml.safe_load(lock.read_text(encoding="utf-8")) if lock.is_file() else None) or {"schema": "2.0"}
+    stages = data.get("stages") or {}
+    parked = (yaml.safe_load(parked_file.read_text(encoding="utf-8")) if parked_file.is_file() else None) or {}
+    stale = [name for name in stages if name not in names]
+    back = [name for name in names if name not in stages and name in parked]
+    if not stale and not back:
+        return [], []
+    parked.update({name: stages[name] for name in stale})
+    kept = {name: stages[name] if name in stages else parked[name] for name in names if name in stages or name in back}
+    for name in back:
+        del parked[name]
+    data["stages"] = kept
+    parked_file.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(parked_file, yaml.safe_dump(parked, sort_keys=False))  # first: nothing is lost
+    write_text_atomic(lock, yaml.safe_dump(data, sort_keys=False))
+    return stale, back
 
 
 def run(args) -> int:
@@ -80,9 +99,12 @@ def run(args) -> int:
         write_text_atomic(path, text)
         print(f"generate: wrote {path}")
     if not args.check:
-        dropped = prune_lock(args.root)
-        if dropped:
-            print(f"generate: dropped {len(dropped)} stage(s) of dvc.lock that dvc.yaml no longer has")
+        parked, restored = prune_lock(args.root)
+        if parked:
+            print(f"generate: parked {len(parked)} stage(s) of dvc.lock that dvc.yaml no longer has in "
+                  f"{PARKED_LOCK} (they come back with their stages)")
+        if restored:
+            print(f"generate: restored {len(restored)} stage(s) of dvc.lock from {PARKED_LOCK}")
     if stale:
         print(f"generate: out of date: {', '.join(stale)}; run `mienet generate`"
               + (f" --profile {args.profile}" if args.profile else ""), file=sys.stderr)

@@ -31,10 +31,35 @@ EVALUATE_CODE = ("src/mienet/engine/evaluate.py", "src/mienet/engine/loading.py"
 TRAIN_CODE = ("src/mienet/engine", "src/mienet/models", "src/mienet/config.py", "src/mienet/layout.py")
 
 
+# A DVC placeholder while a stage is built: kept apart from user text (a path may contain
+# "${HOME}" literally), so that quoting leaves it alone and only it becomes ``${...}`` in
+# dvc.yaml (:func:`dvc_text`). Its names are validated ones (mienet.config.NAME_PATTERN),
+# variants and integers, so what DVC substitutes needs no quoting.
+_MARK = re.compile("\x1e([\\w.]+)\x1f")
+
+
+def placeholder(name: str) -> str:
+    """``${name}`` of DVC's templating, as a marker until :func:`dvc_text` writes it out."""
+    return f"\x1e{name}\x1f"
+
+
 def q(value) -> str:
-    """Shell-quoted where needed; DVC's ${...} placeholders pass through."""
-    text = str(value)
-    return text if re.fullmatch(r"[\w@%+=:,./${}-]+", text) else shlex.quote(text)
+    """A value as one shell word: everything but DVC placeholders is shell-quoted where needed
+    (``;``, ``$(``, backticks, ``${HOME}``, spaces, quotes, newlines)."""
+    parts = _MARK.split(str(value))
+    return "".join(placeholder(p) if i % 2 else shlex.quote(p) if p else "" for i, p in enumerate(parts))
+
+
+def dvc_text(value):
+    """A string (or the strings of a list or mapping) as dvc.yaml holds it: DVC's own ``${``
+    escaped in user text (``\\${``), the placeholders written as ``${...}``."""
+    if isinstance(value, dict):
+        return {dvc_text(k): dvc_text(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [dvc_text(v) for v in value]
+    if isinstance(value, str):
+        return _MARK.sub(lambda m: "${" + m.group(1) + "}", value.replace("${", "\\${"))
+    return value
 
 
 def join(*parts) -> str:
@@ -57,7 +82,7 @@ class Commands:
         present = key in (self.params.get(section) or {})
         if default is not None and not present:
             return default
-        return f"${{{section}.{key}}}" if self.templated else self.params[section][key]
+        return placeholder(f"{section}.{key}") if self.templated else self.params[section][key]
 
     def layout(self, dataset: str) -> DatasetLayout:
         return dataset_layout(self.params, dataset, self.params_file)
@@ -70,28 +95,30 @@ class Commands:
 
     def synth(self, dataset: str, jobs) -> str:
         s = {k: self.v("synth", k) for k in ("classes", "clips_per_class", "frames", "size", "fps", "seed")}
-        return join("mienet synth", q(self.layout(dataset).videos), "--classes", s["classes"],
-                    "--clips-per-class", s["clips_per_class"], "--frames", s["frames"], "--size", s["size"],
-                    "--fps", s["fps"], "--seed", s["seed"], "-j", jobs, "--restart-if-changed")
+        return join("mienet synth", q(self.layout(dataset).videos), "--classes", q(s["classes"]),
+                    "--clips-per-class", q(s["clips_per_class"]), "--frames", q(s["frames"]),
+                    "--size", q(s["size"]), "--fps", q(s["fps"]), "--seed", q(s["seed"]), "-j", q(jobs),
+                    "--restart-if-changed")
 
     def extract_frames(self, dataset: str, jobs) -> str:
         lay = self.layout(dataset)
-        short = f"${{datasets.{dataset}.short_side}}" if self.templated else lay.short_side
-        return join("mienet extract-frames", q(lay.videos), "-o", q(lay.frames), "-j", jobs,
-                    "--ext", self.v("extract", "ext"), "--quality", self.v("extract", "quality"),
-                    "--layout", self.v("extract", "layout", DEFAULT_LAYOUT),
-                    f"--short-side {short}" if lay.short_side else "", "--no-progress")
+        short = placeholder(f"datasets.{dataset}.short_side") if self.templated else lay.short_side
+        return join("mienet extract-frames", q(lay.videos), "-o", q(lay.frames), "-j", q(jobs),
+                    "--ext", q(self.v("extract", "ext")), "--quality", q(self.v("extract", "quality")),
+                    "--layout", q(self.v("extract", "layout", DEFAULT_LAYOUT)),
+                    f"--short-side {q(short)}" if lay.short_side else "", "--no-progress")
 
     def make_annotations(self, dataset: str) -> str:
         lay = self.layout(dataset)
         if lay.format in ("synth", "folder"):
             args = ["--format folder --videos", q(lay.videos), "--frames", q(lay.frames),
-                    "--val-ratio", self.v("annotations", "val_ratio"),
-                    "--test-ratio", self.v("annotations", "test_ratio"), "--seed", self.v("annotations", "seed")]
+                    "--val-ratio", q(self.v("annotations", "val_ratio")),
+                    "--test-ratio", q(self.v("annotations", "test_ratio")),
+                    "--seed", q(self.v("annotations", "seed"))]
         elif lay.format == "sljd":
             args = ["--format sljd --source", q(lay.source), "--root", q(lay.root)]
         else:
-            args = [f"--format {lay.format} --source", q(lay.source), "--frames", q(lay.frames)]
+            args = ["--format", q(lay.format), "--source", q(lay.source), "--frames", q(lay.frames)]
         if lay.classes:
             args += ["--classes", q(lay.classes)]
         return join("mienet make-annotations", *args, "-o", q(lay.annotations))
@@ -99,47 +126,51 @@ class Commands:
     # ---------------------------------------------------------------- training and evaluation
 
     def train(self, dataset: str, variant: str, seed, threads) -> str:
-        return join("mienet train --params", q(self.params_file), "--dataset", dataset, "--variant", variant,
-                    "--seed", seed, "--out", q(self.roots.run_dir(dataset, variant, f"seed{seed}")),
-                    "--resume --restart-if-changed --threads", threads, "--no-progress")
+        return join("mienet train --params", q(self.params_file), "--dataset", q(dataset),
+                    "--variant", q(variant), "--seed", q(seed),
+                    "--out", q(self.roots.run_dir(dataset, variant, f"seed{seed}")),
+                    "--resume --restart-if-changed --threads", q(threads), "--no-progress")
 
     def train_tuned(self, dataset: str, variant: str, threads) -> str:
-        return join("mienet train --params", q(self.params_file), "--dataset", dataset, "--variant", variant,
+        return join("mienet train --params", q(self.params_file), "--dataset", q(dataset),
+                    "--variant", q(variant),
                     "--hparams", q(f"{self.roots.search_dir(dataset, variant)}/best_params.yaml"),
                     "--out", q(self.roots.run_dir(dataset, variant, "tuned")),
-                    "--resume --restart-if-changed --threads", threads, "--no-progress")
+                    "--resume --restart-if-changed --threads", q(threads), "--no-progress")
 
     def evaluate(self, dataset: str, variant: str, run: str) -> str:
         r = self.roots
         # the checkpoints folder: evaluate takes best.pt, or last.pt when the split is val
         return join("mienet evaluate --checkpoint", q(f"{r.run_dir(dataset, variant, run)}/checkpoints"),
-                    "--params", q(self.params_file), "--dataset", dataset, "--split", self.v("evaluate", "split"),
-                    "--clips", self.v("evaluate", "clips"), "--crops", self.v("evaluate", "crops"),
+                    "--params", q(self.params_file), "--dataset", q(dataset),
+                    "--split", q(self.v("evaluate", "split")),
+                    "--clips", q(self.v("evaluate", "clips")), "--crops", q(self.v("evaluate", "crops")),
                     "--out", q(r.result_dir(dataset, variant, run)),
                     "--workers 1 --no-progress")
 
     def search(self, dataset: str, variant: str, threads) -> str:
         r = self.roots
-        return join("mienet search --params", q(self.params_file), "--dataset", dataset, "--variant", variant,
-                    "--out", q(r.search_dir(dataset, variant)), "--trials-dir", q(r.trials_dir(dataset, variant)),
-                    "--restart-if-changed --threads", threads, "--no-progress")
+        return join("mienet search --params", q(self.params_file), "--dataset", q(dataset),
+                    "--variant", q(variant), "--out", q(r.search_dir(dataset, variant)),
+                    "--trials-dir", q(r.trials_dir(dataset, variant)),
+                    "--restart-if-changed --threads", q(threads), "--no-progress")
 
     def bench_train(self, dataset: str, variant: str, threads, recipe: dict | str) -> str:
         def t(key):
-            return recipe[key] if isinstance(recipe, dict) else f"${{{recipe}.{key}}}"
+            return q(recipe[key] if isinstance(recipe, dict) else placeholder(f"{recipe}.{key}"))
 
         out = q(self.roots.bench_file(dataset, variant))
-        return join("mienet bench train --variant", variant, "--arch", t("arch"), "--segments", t("segments"),
-                    "--size", t("size"), "--batch", t("batch_size"), "--threads", threads,
+        return join("mienet bench train --variant", q(variant), "--arch", t("arch"), "--segments", t("segments"),
+                    "--size", t("size"), "--batch", t("batch_size"), "--threads", q(threads),
                     f"--json > {out}.tmp && mv {out}.tmp {out}")
 
     # ---------------------------------------------------------------- once
 
     def report(self, datasets: list[str]) -> str:
-        return join("mienet report --results", q(self.roots.results), "--datasets", *datasets)
+        return join("mienet report --results", q(self.roots.results), "--datasets", *map(q, datasets))
 
     def zoo(self) -> str:
-        return join("mienet zoo --params", q(self.params_file), "--pretrained-dir", PRETRAINED_DIR,
+        return join("mienet zoo --params", q(self.params_file), "--pretrained-dir", q(PRETRAINED_DIR),
                     "--results", q(self.roots.results), "--no-progress")
 
 
@@ -158,7 +189,7 @@ def dvc_stages(params: dict) -> dict:
     roots = cmd.roots
     names = profile_datasets(params)
     layouts = {d: cmd.layout(d) for d in names}
-    threads = "${resources.train_threads}"
+    threads = placeholder("resources.train_threads")
     stages: dict = {}
 
     # Data stages differ by dataset in more than a name: one stage per dataset.
@@ -184,7 +215,7 @@ def dvc_stages(params: dict) -> dict:
             [f"datasets.{d}.{k}" for k in ("format", "source", "root", "classes") if params["datasets"][d].get(k)],
             "outs": [lay.annotations]}
 
-    item_d, item_v, item_s = "${item.dataset}", "${item.variant}", "${item.seed}"
+    item_d, item_v, item_s = (placeholder(f"item.{k}") for k in ("dataset", "variant", "seed"))
     ann = annotations_dir(data_root(params), item_d)
     run_seed = roots.run_dir(item_d, item_v, f"seed{item_s}")
     res_seed = roots.result_dir(item_d, item_v, f"seed{item_s}")
@@ -199,21 +230,23 @@ def dvc_stages(params: dict) -> dict:
         }
 
     stages["train"] = {
-        "matrix": {"dataset": names, "variant": "${ablation.variants}", "seed": "${ablation.seeds}"},
+        "matrix": {"dataset": names, "variant": placeholder("ablation.variants"),
+                   "seed": placeholder("ablation.seeds")},
         "cmd": cmd.train(item_d, item_v, item_s, threads),
         "deps": [ann, *TRAIN_CODE],
         "params": train_params,
         # persist: a killed training resumes from its last epoch
         "outs": [{run_seed: {"persist": True}}]}
     stages["evaluate"] = {
-        "matrix": {"dataset": names, "variant": "${ablation.variants}", "seed": "${ablation.seeds}"},
+        "matrix": {"dataset": names, "variant": placeholder("ablation.variants"),
+                   "seed": placeholder("ablation.seeds")},
         "cmd": cmd.evaluate(item_d, item_v, f"seed{item_s}"),
         "deps": [run_seed, ann, *EVALUATE_CODE], "params": ["evaluate"],
         **evaluated(res_seed)}
     if params["search"].get("enabled", True) and params["search"].get("variants"):
         search_dir = roots.search_dir(item_d, item_v)
         run_tuned = roots.run_dir(item_d, item_v, "tuned")
-        matrix = {"dataset": names, "variant": "${search.variants}"}
+        matrix = {"dataset": names, "variant": placeholder("search.variants")}
         stages["search"] = {
             "matrix": matrix, "cmd": cmd.search(item_d, item_v, threads),
             "deps": [ann, "src/mienet/search", *TRAIN_CODE],
@@ -231,9 +264,9 @@ def dvc_stages(params: dict) -> dict:
     for d in names:
         stages[f"bench_train_{d}"] = {
             "foreach": list(BENCH_VARIANTS),
-            "do": {"cmd": cmd.bench_train(d, "${item}", threads, f"datasets.{d}.train"),
+            "do": {"cmd": cmd.bench_train(d, placeholder("item"), threads, f"datasets.{d}.train"),
                    "deps": ["src/mienet/engine/bench.py"], "params": [f"datasets.{d}.train"],
-                   "outs": _uncached([roots.bench_file(d, "${item}")])}}
+                   "outs": _uncached([roots.bench_file(d, placeholder("item"))])}}
     stages["report"] = {
         "cmd": cmd.report(names),
         "deps": [f"{roots.results}/{d}" for d in names] + [f"{roots.results}/bench", "src/mienet/report"],
@@ -243,7 +276,7 @@ def dvc_stages(params: dict) -> dict:
         "deps": [PRETRAINED_DIR, "src/mienet/zoo.py", "src/mienet/released.py", "src/mienet/engine/evaluate.py",
                  "src/mienet/engine/loading.py", "src/mienet/models", "src/mienet/report"],
         "params": ["zoo"], "outs": _uncached(f"{roots.results}/tables/zoo.{ext}" for ext in ("md", "csv", "tex"))}
-    return stages
+    return dvc_text(stages)
 
 
 def dvc_yaml_text(params: dict) -> str:

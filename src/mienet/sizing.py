@@ -170,8 +170,10 @@ def markdown(table: dict) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from mienet.config import name_arg
+
     parser.add_argument("--params", default="params.yaml", help="params.yaml (default: %(default)s)")
-    parser.add_argument("--profile", default="paper", help="profile to size (default: %(default)s)")
+    parser.add_argument("--profile", default="paper", type=name_arg, help="profile to size (default: %(default)s)")
     parser.add_argument("--clips-per-s", type=float, default=DEFAULT_RATE,
                         help="training clips/s of MIE-Net ResNet-50 T=8 224 px on one of your GPUs "
                              "(default %(default)s; measure with `mienet bench train ... --device cuda`)")

@@ -74,6 +74,17 @@ def evaluate_entry(name: str, entry: dict, paths: dict[str, Path], out: Path, nu
     return metrics
 
 
+def error_kind(exc: MienetError) -> str:
+    """The zoo table's status of an entry that failed: what kind of failure, in a few words."""
+    from mienet.models.checkpoint import CheckpointReadError
+
+    if isinstance(exc, CheckpointReadError):
+        return exc.kind
+    if "does not fit" in str(exc):  # check_fit and load_checkpoint: names or shapes of no variant
+        return "does not fit"
+    return "failed"
+
+
 # ---------------------------------------------------------------- table
 
 HEADER = ["checkpoint", "dataset", "variant", "reported top-1", "reported top-5", "measured top-1",
@@ -125,7 +136,9 @@ def run_zoo(params: str | Path, pretrained_dir: str | Path = "pretrained", resul
             device: str = "auto", progress: bool = False, echo=print) -> list[dict]:
     """Evaluate every present entry; skip absent ones with a line; write the zoo table.
 
-    Raises :class:`MienetError` after the table is written when a checkpoint fits no variant."""
+    Raises :class:`MienetError` after the table is written when an entry fails (its checkpoint
+    is refused as unsafe, cannot be read or fits no variant): one message naming each such entry,
+    whose status in the table says what kind of failure it was."""
     zoo, data_root = load_zoo(params)
     if only:
         unknown = [n for n in only if n not in zoo]
@@ -154,10 +167,9 @@ def run_zoo(params: str | Path, pretrained_dir: str | Path = "pretrained", resul
         try:
             m = evaluate_entry(name, entry, paths, results / "zoo" / name, num_crops=crops,
                                batch_size=batch_size, workers=workers, device=device, progress=progress)
-        except MienetError as exc:
-            row["status"] = "error: does not fit"
-            errors.append(str(exc))
-            echo(f"zoo {name}: error: {exc}")
+        except MienetError as exc:  # said once, by the error raised after the table
+            row["status"] = f"error: {error_kind(exc)}"
+            errors.append(f"zoo {name}: {exc}")
             continue
         row["metrics"], row["status"] = m, "evaluated"
         echo(f"zoo {name}: {m['clips']} clips, {m['views']} view(s): top-1 {m['top1']:.2f} "

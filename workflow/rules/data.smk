@@ -18,7 +18,7 @@ rule synth:
     conda:
         MIENET_ENV
     shell:
-        "{params.cmd} > {log} 2>&1"
+        "{params.cmd} > {log:q} 2>&1"
 
 
 rule extract_frames:
@@ -39,7 +39,7 @@ rule extract_frames:
     conda:
         MIENET_ENV
     shell:
-        "{params.cmd} > {log} 2>&1"
+        "{params.cmd} > {log:q} 2>&1"
 
 
 rule make_annotations:
@@ -56,7 +56,7 @@ rule make_annotations:
     conda:
         MIENET_ENV
     shell:
-        "{params.cmd} > {log} 2>&1"
+        "{params.cmd} > {log:q} 2>&1"
 
 
 rule dataset_not_in_profile:
@@ -76,4 +76,4 @@ rule dataset_not_in_profile:
     conda:
         MIENET_ENV
     shell:
-        "false > {log}"
+        "false > {log:q}"

@@ -20,6 +20,6 @@ rule report:
     conda:
         MIENET_ENV
     shell:
-        "{params.cmd} > {log} 2>&1"
-        " && if [ {params.sync_dvc} = True ] && [ -d .dvc ]; then dvc commit --force --quiet >> {log} 2>&1"
+        "{params.cmd} > {log:q} 2>&1"
+        " && if [ {params.sync_dvc:q} = True ] && [ -d .dvc ]; then dvc commit --force --quiet >> {log:q} 2>&1"
         " || echo 'warning: dvc commit failed, see the log' >&2; fi"

@@ -24,7 +24,7 @@ rule search:
     conda:
         MIENET_ENV
     shell:
-        "{params.cmd} > {log} 2>&1"
+        "{params.cmd} > {log:q} 2>&1"
 
 
 rule train_tuned:
@@ -48,4 +48,4 @@ rule train_tuned:
     conda:
         MIENET_ENV
     shell:
-        "{params.cmd} > {log} 2>&1"
+        "{params.cmd} > {log:q} 2>&1"

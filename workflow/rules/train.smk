@@ -23,7 +23,7 @@ rule train:
     conda:
         MIENET_ENV
     shell:
-        "{params.cmd} > {log} 2>&1"
+        "{params.cmd} > {log:q} 2>&1"
 
 
 rule evaluate:
@@ -43,7 +43,7 @@ rule evaluate:
     conda:
         MIENET_ENV
     shell:
-        "{params.cmd} > {log} 2>&1"
+        "{params.cmd} > {log:q} 2>&1"
 
 
 rule bench_train:
@@ -57,4 +57,4 @@ rule bench_train:
     conda:
         MIENET_ENV
     shell:
-        "({params.cmd}) 2> {log}"
+        "({params.cmd}) 2> {log:q}"

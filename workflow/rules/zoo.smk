@@ -21,4 +21,4 @@ rule zoo:
     conda:
         MIENET_ENV
     shell:
-        "{params.cmd} > {log} 2>&1"
+        "{params.cmd} > {log:q} 2>&1"

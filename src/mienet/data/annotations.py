@@ -76,6 +76,8 @@ class Problems:
     def raise_if_any(self, what: str, hint: str = "") -> None:
         if not self.items:
             return
+        if len(self.items) == 1:  # one problem: one line
+            raise MienetError(f"{what}: {self.items[0]}" + (f"; {hint}" if hint else ""))
         shown = self.items[:MAX_REPORTED]
         more = len(self.items) - len(shown)
         tail = f"\n  ... and {more} more" if more else ""
@@ -92,6 +94,23 @@ def check_list_path(path: str, origin: str = "") -> None:
                           "(empty, surrounding whitespace or a line break)")
 
 
+def leaves_root(path: str) -> bool:
+    """Whether a list path is absolute or climbs out of the dataset root with ``..`` (after
+    ``/`` and ``\\`` are both taken as separators, as the loader takes them)."""
+    posix = path.replace("\\", "/")
+    if posix.startswith("/") or posix[1:3] == ":/" and posix[0].isalpha():
+        return True  # /etc/x, C:/x
+    depth = 0
+    for part in posix.split("/"):
+        if part == "..":
+            depth -= 1
+            if depth < 0:
+                return True
+        elif part not in ("", "."):
+            depth += 1
+    return False
+
+
 def parse_list_line(text: str, origin: str) -> Clip:
     parts = text.rsplit(maxsplit=2)
     if len(parts) != 3:
@@ -103,7 +122,11 @@ def parse_list_line(text: str, origin: str) -> Clip:
         raise MienetError(f"{origin}: frame count and label must be integers, got {text.strip()!r}") from None
     if n < 0 or y < 0:
         raise MienetError(f"{origin}: frame count and label must not be negative, got {text.strip()!r}")
-    return Clip(path=path.strip(), frames=n, label=y, origin=origin)
+    path = path.strip()
+    if leaves_root(path):
+        raise MienetError(f"{origin}: path {path!r} leaves the dataset root (absolute, or '..' above it); "
+                          "list paths are relative to the root, e.g. frames/<clip>")
+    return Clip(path=path, frames=n, label=y, origin=origin)
 
 
 def read_list_lines(path: Path) -> list[str]:

@@ -72,6 +72,11 @@ HEAD_SIZE = _HEAD.size  # 16
 ENTRY_SIZE = _ENTRY.size  # 16
 FOOT_SIZE = _FOOT.size  # 32
 TAIL_READ = 4096  # first read from the end: footer, index and meta of packs up to ~200 frames
+# What a footer may claim before anything more is read (a damaged or forged footer must not make a
+# reader allocate gigabytes): 4,194,304 frames (a 64 MiB index; 38 hours at 30 fps) and 1 MiB of
+# meta (extract-frames writes well under 1 KiB). The writer refuses to write more.
+MAX_FRAMES = 1 << 22
+MAX_META = 1 << 20
 
 
 class PackError(MienetError):
@@ -131,6 +136,9 @@ def _parse(path: str, size: int, tail: bytes, tail_start: int, read_at) -> PackI
         raise PackError(path, "no end marker: the file is cut short (or not a frame pack)")
     if version != VERSION:
         raise PackError(path, f"format version {version}; this mienet reads version {VERSION}")
+    if count > MAX_FRAMES or meta_len > MAX_META:
+        raise PackError(path, f"its footer claims {count} frames and {meta_len} bytes of meta, more than a "
+                              f"pack holds ({MAX_FRAMES} frames, {MAX_META} bytes): the file is damaged")
     table_len = count * ENTRY_SIZE + meta_len
     if count < 1 or index_offset < HEAD_SIZE or index_offset + table_len + FOOT_SIZE != size:
         raise PackError(path, f"the index ({count} frames at byte {index_offset}) does not end where the "
@@ -314,6 +322,11 @@ class PackWriter:
         table = b"".join(_ENTRY.pack(*e) for e in self.entries)
         table += json.dumps(meta or {}, sort_keys=True).encode("utf-8")
         meta_len = len(table) - len(self.entries) * ENTRY_SIZE
+        if len(self.entries) > MAX_FRAMES or meta_len > MAX_META:
+            self.abort()
+            raise MienetError(f"{self.path}: {len(self.entries)} frames and {meta_len} bytes of meta do not "
+                              f"fit a frame pack (at most {MAX_FRAMES} frames, {MAX_META} bytes); "
+                              "extract this video with --layout folders")
         foot = _FOOT.pack(self.position, len(self.entries), meta_len, zlib.crc32(table), VERSION, TAIL_MAGIC)
         try:
             self.fh.write(table + foot)

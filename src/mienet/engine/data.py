@@ -246,6 +246,33 @@ class FrameReadError(MienetError):
         return self.path if self.frame is None else f"{self.frame} of {self.path}"
 
 
+class ClipLoadError(MienetError):
+    """A clip of a :class:`ClipDataset` that cannot be loaded; the message names the file, the
+    clip and its list line.
+
+    A DataLoader worker process cannot hand its exception over as it is: torch re-raises it in
+    the main process as ``ClipLoadError("Caught ClipLoadError in DataLoader worker process N.\n"
+    "Original Traceback (most recent call last): ...")``, the worker's whole traceback in the
+    message. This constructor recognises that message and keeps only the original one (the same
+    words as without workers: one line from the command), with the worker in :attr:`worker`.
+    """
+
+    def __init__(self, message: str):
+        self.worker: str | None = None
+        message = str(message)
+        caught = f"Caught {type(self).__name__} "
+        head, _, rest = message.partition("\n")
+        if message.startswith(caught) and rest.startswith("Original Traceback"):
+            # format_exception's last part: "<module>.<class>: <message>" at the start of a line
+            # (the traceback's own lines are indented)
+            final = f"\n{type(self).__module__}.{type(self).__qualname__}: "
+            at = rest.find(final)
+            if at >= 0:
+                self.worker = head[len(caught):].rstrip(".").removeprefix("in ")
+                message = rest[at + len(final):].rstrip("\n")
+        super().__init__(message)
+
+
 _JPEG_START, _JPEG_END = b"\xff\xd8", b"\xff\xd9"
 _PNG_START = b"\x89PNG\r\n\x1a\n"
 
@@ -657,22 +684,23 @@ class ClipDataset(Dataset):
         clip = self.clips[index]
         try:
             if clip.frames < 1:
-                raise MienetError(f"clip {clip.path} ({clip.origin}) lists {clip.frames} frames")
+                raise ClipLoadError(f"clip {clip.path} ({clip.origin}) lists {clip.frames} frames")
             with torch.random.fork_rng(devices=[]), one_intra_op_thread():
                 # only the CPU generator: torch.manual_seed would also reseed the caller's CUDA RNG
                 torch.default_generator.manual_seed(int(sample_seed))
                 clips = self._load(clip)
         except FrameReadError as exc:
-            error = MienetError(f"cannot read frame {exc.where} ({exc.reason}) of clip {clip.path} "
-                                f"({clip.origin}); re-extract its frames, or leave such clips out "
-                                "with --skip-missing")
+            error = ClipLoadError(f"cannot read frame {exc.where} ({exc.reason}) of clip {clip.path} "
+                                  f"({clip.origin}); re-extract its frames, or leave such clips out "
+                                  "with --skip-missing")
             if not self.skip_missing:
                 raise error from None
             log.warning("skipped: %s", error)
             return None
         except MienetError as exc:
             if not self.skip_missing:
-                raise
+                # one exception type torch can re-raise from a worker with the message intact
+                raise exc if isinstance(exc, ClipLoadError) else ClipLoadError(str(exc)) from None
             log.warning("skipped: %s", exc)
             return None
         return clips, clip.label, index

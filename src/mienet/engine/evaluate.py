@@ -3,13 +3,18 @@
 Writes to ``--out`` (default ``RUN_DIR/eval-<split>``)::
 
     metrics.json       dataset, variant, arch, seed, top1, top5, mean_class_acc (percent),
-                       params_m, gflops (per view), epochs, views, split, clips ...
+                       params_m, gflops (per view), epochs, views, split, clips ...; and what
+                       they were made with: evaluate_settings (split asked for, clips, crops),
+                       train_environment (the run's environment.json: precision, threads,
+                       machine; "not recorded" for older runs) and evaluate_environment
     predictions.csv    one row per clip: path, label, prediction, probability, top-5
     train_log.csv      the run's per-epoch log, when the checkpoint sits in a run folder
     per_class.csv      accuracy of every class
     confusion.csv      confusion matrix, rows = true class, columns = predicted
 
-Scores of the ``clips x crops`` views of a video are averaged after the softmax.
+Scores of the ``clips x crops`` views of a video are averaged after the softmax. The precision
+(``--amp auto``) is the one the run was trained with where it recorded it on the same kind of
+device (a float32 training is scored in float32 on a bfloat16 CPU too), else the device's default.
 """
 
 from __future__ import annotations
@@ -48,16 +53,42 @@ def check_views(num_clips: int, num_crops: int) -> None:
         raise MienetError(f"--clips must be at least 1, not {num_clips}")
 
 
+AMP_CHOICES = ("auto", "bf16", "fp16", "off")
+
+
+def eval_speed(device, amp: str = "auto", trained: list[dict] | None = None):
+    """The device's default speed path with the precision ``amp`` asks for: ``off`` float32,
+    ``bf16``/``fp16`` that autocast, ``auto`` the precision of the training (``trained``: its
+    environment.json segments, the last one counts) when it ran on this kind of device, else
+    the device's default."""
+    from dataclasses import replace
+
+    from mienet.engine.performance import default_speed_config
+
+    if amp not in AMP_CHOICES:
+        raise MienetError(f"--amp must be one of {', '.join(AMP_CHOICES)}, not {amp!r}")
+    device = torch.device(device)
+    speed = default_speed_config(device)
+    if amp == "auto" and trained and trained[-1].get("device") == device.type:
+        amp = {"fp32": "off"}.get(trained[-1].get("precision"), trained[-1].get("precision") or "auto")
+    if amp == "auto":
+        return speed
+    return replace(speed, amp=None if amp == "off" else amp)
+
+
 def evaluate_model(loaded: LoadedModel, list_file: str | Path, root: str | Path, num_clips: int = 1,
                    num_crops: int = 1, dense: bool = False, batch_size: int = 8, workers: int = 2,
-                   device: str = "auto", progress: bool = True, desc: str = "evaluate") -> tuple[dict, ScoredClips]:
+                   device: str = "auto", progress: bool = True, desc: str = "evaluate",
+                   amp: str = "auto", trained: list[dict] | None = None) -> tuple[dict, ScoredClips]:
     """The test protocol on ``list_file`` (frames under ``root``): metrics.json's dict and the scored clips.
 
     The same path for a trained and a released model (:func:`mienet.engine.loading.load_model`);
     the caller adds its own keys to the metrics and writes them with :func:`write_outputs`.
+    ``amp`` and ``trained`` (the run's environment.json segments): :func:`eval_speed`.
     """
     from mienet.engine.data import ClipDataset, build_loader
-    from mienet.engine.performance import default_speed_config, prepare_model
+    from mienet.engine.performance import prepare_model
+    from mienet.engine.provenance import describe
     from mienet.engine.runtime import setup_runtime
     from mienet.models import model_stats
 
@@ -70,7 +101,7 @@ def evaluate_model(loaded: LoadedModel, list_file: str | Path, root: str | Path,
                           template=cfg["template"], num_classes=len(classes))
     loader = build_loader(dataset, batch_size, shuffle=False, seed=cfg["seed"] or 0, workers=workers,
                           device=rt.device.type)
-    speed = default_speed_config(rt.device)
+    speed = eval_speed(rt.device, amp, trained)
     model = prepare_model(loaded.model, rt.device, speed)
     k = len(classes)
     scored = score_clips(model, loader, dataset, classes, rt.device, speed, desc=desc,
@@ -85,6 +116,7 @@ def evaluate_model(loaded: LoadedModel, list_file: str | Path, root: str | Path,
         "size": cfg["size"], "params_m": round(stats["params_m"], 4), "gflops": round(stats["gflops"], 4),
         "epochs": cfg["epochs"], "trained_epochs": meta.get("epoch"),
         "best_epoch": (meta.get("best") or {}).get("epoch"), "checkpoint": meta["checkpoint"],
+        "evaluate_environment": describe(rt.device, speed),
     }
     return metrics, scored
 
@@ -138,14 +170,20 @@ def score_factors(design: dict, rows: list[dict], classes: list[str], variant: s
 
 def evaluate(checkpoint: str | Path, annotations: str | Path, split: str = "val", list_file=None,
              root=None, num_clips: int = 1, num_crops: int = 1, out=None, batch_size: int = 8,
-             workers: int = 2, device: str = "auto", dense: bool = False, progress: bool = True) -> dict:
+             workers: int = 2, device: str = "auto", dense: bool = False, progress: bool = True,
+             amp: str = "auto", requested_split: str | None = None) -> dict:
     """Evaluate a ``mienet train`` checkpoint on a split of ``annotations``; returns metrics.json's dict.
 
     ``checkpoint`` is a file, or a run's checkpoints folder (:func:`choose_checkpoint`). With a
-    factor design beside the lists (``factors.json``), each factor is scored too."""
+    factor design beside the lists (``factors.json``), each factor is scored too.
+    ``requested_split``: the split as asked for (``standard``), recorded in ``evaluate_settings``
+    (default ``split``) for the report's check against params.yaml."""
+    from mienet.engine.provenance import ENVIRONMENT_FILE, NOT_RECORDED, read_training
+
     check_views(num_clips, num_crops)
     checkpoint, selection = choose_checkpoint(checkpoint, Path(list_file).stem if list_file else split)
     loaded = load_model(checkpoint)
+    trained = read_training(Path(checkpoint).parent.parent / ENVIRONMENT_FILE)
     classes = loaded.classes
     annotations = Path(annotations)
     list_file = Path(list_file) if list_file else annotations / f"{split}.txt"
@@ -162,7 +200,11 @@ def evaluate(checkpoint: str | Path, annotations: str | Path, split: str = "val"
         names_match = class_name_differences(classes, names, checkpoint, ann_classes)
     metrics, scored = evaluate_model(loaded, list_file, root, num_clips=num_clips, num_crops=num_crops,
                                      dense=dense, batch_size=batch_size, workers=workers, device=device,
-                                     progress=progress, desc="evaluate")
+                                     progress=progress, desc="evaluate", amp=amp, trained=trained)
+    metrics["evaluate_settings"] = {"split": requested_split or split, "list": str(list_file) if list_file
+                                    != annotations / f"{split}.txt" else None,
+                                    "clips": num_clips, "crops": num_crops, "dense": dense}
+    metrics["train_environment"] = trained if trained else NOT_RECORDED
     if names_match is not None:
         metrics["class_names_match"] = names_match
     metrics["selection_split"] = selection
@@ -276,6 +318,8 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
 
 
 def add_arguments(parser) -> None:
+    from mienet.config import name_arg
+
     parser.add_argument("--checkpoint", required=True, type=Path,
                         help="a checkpoint of `mienet train`, or a run's checkpoints folder: best.pt (selected "
                              "on val), or last.pt when the scored split is val")
@@ -284,7 +328,7 @@ def add_arguments(parser) -> None:
                              "the dataset's")
     parser.add_argument("--params", type=Path,
                         help="params.yaml (checked against its schema): the files of --dataset (mienet.layout)")
-    parser.add_argument("--dataset", help="with --params: the dataset whose annotations and frames to use")
+    parser.add_argument("--dataset", type=name_arg, help="with --params: the dataset whose annotations and frames to use")
     parser.add_argument("--split", default="val",
                         help="list to evaluate: val, test, or with --params/--dataset 'standard': the "
                              "dataset's protocol (test for synth, folder and SLJD; val for Diving48 and SSv2) "
@@ -299,6 +343,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--amp", default="auto", choices=AMP_CHOICES,
+                        help="precision: auto (the run's training precision where recorded, else the "
+                             "device's default), bf16, fp16 (CUDA), off (float32) (default auto)")
+    parser.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: PyTorch's choice)")
     parser.add_argument("--no-progress", action="store_true")
 
 
@@ -319,11 +367,14 @@ def run(args) -> int:
     if args.params is not None and args.dataset and (args.annotations is None or args.split == "standard"):
         lay = from_params_file(args.params, args.dataset)[1]
     annotations, root = data_paths(args.annotations, args.root, args.params, args.dataset, lay=lay)
+    requested = args.split
     args.split = resolve_split(args.split, lay)
+    if getattr(args, "threads", None):
+        torch.set_num_threads(args.threads)
     m = evaluate(args.checkpoint, annotations, split=args.split, list_file=args.list_file,
                  root=root, num_clips=args.clips, num_crops=args.crops, out=args.out,
                  batch_size=args.batch_size, workers=args.workers, device=args.device, dense=args.dense,
-                 progress=not args.no_progress)
+                 progress=not args.no_progress, amp=getattr(args, "amp", "auto"), requested_split=requested)
     print(f"evaluate: {m['dataset']} {m['split']} ({m['clips']} clips, {m['views']} view(s)): "
           f"top-1 {m['top1']:.2f}  {top5_text(m)}  mean class {m['mean_class_acc']:.2f}")
     return 0

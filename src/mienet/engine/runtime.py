@@ -136,6 +136,19 @@ def add_arguments(parser) -> None:
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
+def _training_device(cuda: int) -> str:
+    """What ``mienet train --device auto`` would use, in words."""
+    from mienet.engine.performance import default_speed_config
+
+    if cuda:
+        speed = default_speed_config("cuda")
+        return f"cuda:0 ({torch.cuda.get_device_name(0)}), precision {speed.amp} (--amp auto)"
+    speed = default_speed_config("cpu")
+    precision = "bfloat16 (this CPU has AVX512-BF16 or AMX)" if speed.amp == "bf16" else "float32"
+    return (f"the CPU (no CUDA device): {os.cpu_count()} cores, {torch.get_num_threads()} PyTorch threads, "
+            f"precision {precision} (--amp auto)")
+
+
 def run(args) -> int:
     """``mienet devices``: what a training here would run on (PyTorch's devices, the SLURM job,
     the GPU it would claim)."""
@@ -154,10 +167,12 @@ def run(args) -> int:
         info["claim"] = {"index": index, "physical": claimed_gpu()[1],
                          "waited_s": round(time.monotonic() - started, 3), "torch_sees_it": bool(cuda)}
         time.sleep(max(0.0, args.hold))
+    info["training_device"] = _training_device(cuda)
     if args.json:
         print(json.dumps(info))
     else:
         print(f"PyTorch CUDA devices: {cuda} {info['device_names'] or ''}".rstrip())
+        print(f"training runs on: {info['training_device']}")
         print(f"CUDA_VISIBLE_DEVICES: {info['cuda_visible_devices'] or '(unset)'}")
         print(f"SLURM: {describe_slurm_job() or 'not in a SLURM job'}")
         if args.claim:

@@ -259,6 +259,26 @@ def top5_note(num_classes: int) -> str:
     return f" (not informative: {num_classes} classes)" if num_classes <= 5 else ""
 
 
+def _atomic_dvclive_summary() -> None:
+    """dvclive writes its summary, dvclive/metrics.json, in place (``open(..., "w")``): on a full
+    disk that leaves a 0-byte file, which DVC then reads as broken metrics. Its module's writer is
+    replaced once by one that writes a temporary file and renames it (the old summary or the new
+    one, never half of one). The plots' TSV files are appended to, and stay as they are."""
+    import dvclive.live as live_module
+
+    if getattr(live_module.dump_json, "mienet_atomic", False):
+        return
+
+    def dump_json(content, output_file, indent=4, **kwargs):
+        from mienet.io import write_text_atomic
+
+        Path(output_file).parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(output_file, json.dumps(content, indent=indent, **kwargs) + "\n")
+
+    dump_json.mienet_atomic = True
+    live_module.dump_json = dump_json
+
+
 class LiveCurves:
     """dvclive's metrics and plots, if dvclive is installed and works here; the CSV log is the
     reference, so a dvclive failure (an empty git repository, say) only costs the curves."""
@@ -270,6 +290,7 @@ class LiveCurves:
         try:
             from dvclive import Live
 
+            _atomic_dvclive_summary()
             self.live = Live(str(run_dir / "dvclive"), resume=resume, save_dvc_exp=False,
                              dvcyaml=None, report=None)
         except Exception as exc:  # noqa: BLE001 - optional extra, never fatal
@@ -642,17 +663,29 @@ def record_epoch(cfg: TrainConfig, learner: Learner, data: TrainData, point: Sta
 
 
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
-          on_epoch: Callable[[int, dict], None] | None = None, restart_if_changed: bool = False) -> dict:
+          on_epoch: Callable[[int, dict], None] | None = None, restart_if_changed: bool = False,
+          take_over_lock: bool = False) -> dict:
     """Train one model; returns the final summary (also written to RUN_DIR/summary.json).
 
     ``on_epoch(epoch, row)`` is called after every epoch (1-based) with the log row (floats);
     an exception it raises (an Optuna ``TrialPruned``, say) ends the run after the epoch's
-    checkpoints are written.
+    checkpoints are written. The run folder is held (:func:`mienet.runlock.run_lock`) from
+    before anything in it is read until the end: a second writer is refused with the holder
+    named. ``take_over_lock``: a lock left by another machine is taken over too (a search's
+    retry of a trial whose worker the study declared dead).
     """
-    from mienet.engine.performance import prepare_model, setup_cuda_graphs
+    from mienet.runlock import run_lock
 
     check_config(cfg)
     rt = setup_runtime(cfg.device)
+    with run_lock(cfg.run_dir, "run folder", take_over_foreign=take_over_lock, enabled=rt.main):
+        return _train_locked(cfg, rt, resume, progress, on_epoch, restart_if_changed)
+
+
+def _train_locked(cfg: TrainConfig, rt, resume: bool, progress: bool,
+                  on_epoch: Callable[[int, dict], None] | None, restart_if_changed: bool) -> dict:
+    from mienet.engine.performance import prepare_model, setup_cuda_graphs
+
     run_dir = cfg.run_dir
     data = build_data(cfg, rt)
     speed = speed_config(cfg, rt)
@@ -670,6 +703,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
         run_dir.mkdir(parents=True, exist_ok=True)
         _write_json(run_dir / "config.json", {**asdict(cfg), "dataset_hash": data.hash})
         write_log(run_dir / "log.csv", point.rows)
+        from mienet.engine.provenance import record_training  # environment.json: precision, threads, machine
+
+        record_training(run_dir, point.start_epoch, rt.device, speed, rt.world_size)
         log.info("training %s/%s on %s (world size %d), %d train / %d val clips, speed %s, CUDA graphs %s (%s)",
                  cfg.variant, cfg.arch, rt.device, rt.world_size, len(data.train_set), len(data.val_set), speed,
                  "on" if graphs["cuda_graphs"] else "off", graphs["reason"])
@@ -731,6 +767,8 @@ def validate(model, loader, rt: Runtime, speed, where: Path | None = None, epoch
 
 def add_arguments(parser) -> None:
     """Options of ``mienet train``: defaults and help texts from :class:`mienet.config.TrainConfig`."""
+    from mienet.config import name_arg
+
     import argparse
     import typing
 
@@ -758,7 +796,8 @@ def add_arguments(parser) -> None:
                         "dataset's, see mienet.layout)")
     g.add_argument("--root", type=Path, help="dataset root of the lists' paths (default with --params: the "
                                              "dataset's; else the parent of --annotations)")
-    opt(g, "--dataset", "dataset name; with --params also selects datasets.<name>: recipe and files")
+    opt(g, "--dataset", "dataset name; with --params also selects datasets.<name>: recipe and files",
+        type=name_arg)
     opt(g, "--template")
     opt(g, "--skip-missing", action="store_true")
     opt(g, "--no-flip", "no horizontal flip (SSv2)", action="store_false", field="flip", dest="flip")

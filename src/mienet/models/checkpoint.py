@@ -44,25 +44,40 @@ RELEASED_UNUSED_PATTERNS: tuple[str, ...] = (
 MAX_KEYS_IN_MESSAGE = 20
 
 
+class CheckpointReadError(MienetError):
+    """A checkpoint file that cannot be read; ``kind`` says why in a few words ("missing",
+    "unsafe file", "unreadable file"): the status ``mienet zoo`` shows for it."""
+
+    def __init__(self, message: str, kind: str):
+        super().__init__(message)
+        self.kind = kind
+
+    def __reduce__(self):
+        return type(self), (str(self), self.kind)
+
+
 def read_checkpoint_file(path: str | os.PathLike) -> Any:
     """``torch.load(path, map_location="cpu", weights_only=True)`` with errors a user
     can act on; a pickle that would build anything but tensors and plain types is refused."""
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError as exc:
-        raise MienetError(f"checkpoint {os.fspath(path)!r} does not exist") from exc
+        raise CheckpointReadError(f"checkpoint {os.fspath(path)!r} does not exist", "missing") from exc
     except pickle.UnpicklingError as exc:
         # torch re-raises the restricted unpickler's own error with a long preamble;
         # that original error says what was refused.
         reason = str(exc.__context__ or exc).strip().splitlines()[-1].rstrip(".")
-        raise MienetError(
+        raise CheckpointReadError(
             f"refused to load {os.fspath(path)!r} as unsafe or corrupt: the safe loader "
             f"(weights_only=True) accepts only tensors and plain Python types and stopped at: "
-            f"{reason}. Load it any other way only if you trust where it came from."
+            f"{reason}. Load it any other way only if you trust where it came from.",
+            "unsafe file",
         ) from exc
     except Exception as exc:  # truncated or not a torch file at all
-        raise MienetError(
-            f"cannot read {os.fspath(path)!r} as a PyTorch checkpoint ({type(exc).__name__}: {exc})"
+        reason = " ".join(str(exc).split())  # one line
+        raise CheckpointReadError(
+            f"cannot read {os.fspath(path)!r} as a PyTorch checkpoint ({type(exc).__name__}: {reason})",
+            "unreadable file",
         ) from exc
 
 

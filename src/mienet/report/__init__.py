@@ -60,11 +60,13 @@ def expected_outputs(datasets: list[str], figures: bool = True) -> list[str]:
 
 
 def write_report(results_dir: str | Path, out_dir: str | Path | None = None, datasets: list[str] | None = None,
-                 published: str = "builtin", figures: bool = True) -> dict:
+                 published: str = "builtin", figures: bool = True, params: dict | None = None,
+                 params_name: str = "params.yaml") -> dict:
     """Write every table, figure and the results page; see :func:`mienet.report.build.write_report`."""
     from mienet.report.build import write_report as _write_report
 
-    return _write_report(results_dir, out_dir, datasets=datasets, published=published, figures=figures)
+    return _write_report(results_dir, out_dir, datasets=datasets, published=published, figures=figures,
+                         params=params, params_name=params_name)
 
 
 __all__ = ["expected_outputs", "write_report", "EFFECTS", "FIGURES", "TABLE_FORMATS", "FIGURE_FORMATS"]

@@ -10,7 +10,7 @@ from pathlib import Path
 from mienet.errors import MienetError
 from mienet.io import atomic_path, write_text_atomic
 from mienet.report import README, TABLE_FORMATS, expected_outputs
-from mienet.report.collect import collect
+from mienet.report.collect import check_evaluate_settings, collect
 from mienet.report.page import render
 from mienet.report.published import load_published
 from mienet.report.tables import (
@@ -57,10 +57,13 @@ def copy_search_plots(tree, datasets: list[str], out_dir: Path) -> dict[tuple[st
 
 
 def write_report(results_dir: str | Path, out_dir: str | Path | None = None, datasets: list[str] | None = None,
-                 published: str = "builtin", figures: bool = True) -> dict:
+                 published: str = "builtin", figures: bool = True, params: dict | None = None,
+                 params_name: str = "params.yaml") -> dict:
     """Write the report of ``results_dir`` into ``out_dir`` (default: ``results_dir``).
 
-    ``datasets``: the datasets to report, in that order (default: those found). Returns
+    ``datasets``: the datasets to report, in that order (default: those found). ``params``: the
+    params.yaml (``params_name``) the results should have been evaluated with; a run evaluated
+    otherwise is an error before anything is written (:func:`check_evaluate_settings`). Returns
     ``{"datasets": [...], "files": [...], "search_plots": [...], "problems": [...]}`` with paths
     relative to ``out_dir``; ``files`` is exactly :func:`mienet.report.expected_outputs`.
     """
@@ -71,6 +74,8 @@ def write_report(results_dir: str | Path, out_dir: str | Path | None = None, dat
     if not results_dir.is_dir():
         log.warning("%s does not exist: writing a report with dashes only", results_dir)
     datasets = check_datasets(list(datasets)) if datasets is not None else list(tree.datasets)
+    if params is not None:
+        check_evaluate_settings(tree, params, datasets, params_name)
     not_reported = [d for d in tree.datasets if d not in datasets]
     if not_reported:
         log.info("results found for %s, not reported (not in --datasets)", ", ".join(not_reported))

@@ -10,7 +10,10 @@ Layout read (every piece optional)::
     <results>/bench/*.json                               ``mienet bench train --json``
 
 An unreadable file is skipped and named in :attr:`ResultsTree.problems` (the results page
-lists them), never a crash.
+lists them), never a crash. One thing is refused instead: a ``metrics.json`` evaluated with
+other settings (split, clips, crops) than the params.yaml the report runs with
+(:func:`check_evaluate_settings`), which would publish its numbers under settings they were not
+made with.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mienet.errors import MienetError
 from mienet.models.variants import VARIANTS
 
 log = logging.getLogger(__name__)
@@ -89,6 +93,34 @@ class Run:
         """``ceiling.factors``: the same per factor ({} without)."""
         ceiling = self.metrics.get("ceiling")
         return _numbers(ceiling.get("factors")) if isinstance(ceiling, dict) else {}
+
+    @property
+    def train_environment(self):
+        """The training's environment segments (``mienet.engine.provenance``), or None when
+        ``metrics.json`` predates them or says "not recorded"."""
+        value = self.metrics.get("train_environment")
+        return value if isinstance(value, list) and value else None
+
+    @property
+    def evaluate_environment(self) -> dict | None:
+        value = self.metrics.get("evaluate_environment")
+        return value if isinstance(value, dict) else None
+
+    def evaluated_with(self) -> dict:
+        """The evaluate settings of ``metrics.json``: split (the list scored), clips, crops, and
+        ``list`` when another list than a split's was scored; a setting not recorded is absent."""
+        settings = self.metrics.get("evaluate_settings") if isinstance(self.metrics.get("evaluate_settings"),
+                                                                        dict) else {}
+        out = {}
+        if self.split is not None:
+            out["split"] = self.split
+        for key, old in (("clips", "test_clips"), ("crops", "test_crops")):
+            value = settings.get(key, self.metrics.get(old))
+            if as_number(value) is not None:
+                out[key] = int(as_number(value))
+        if settings.get("list"):
+            out["list"] = str(settings["list"])
+        return out
 
     def metric(self, name: str) -> float | None:
         """``top1``, ``top5`` or a factor's accuracy (percent) from ``metrics.json``."""
@@ -239,6 +271,65 @@ class ResultsTree:
             return path.relative_to(self.root).as_posix()
         except ValueError:
             return path.as_posix()
+
+    def all_runs(self, dataset: str) -> list[Run]:
+        """The seed runs of ``dataset`` (variants in table order), then its tuned runs."""
+        variants = self.variants(dataset)
+        return ([r for v in variants for r in self.runs.get((dataset, v), [])]
+                + [self.tuned[(dataset, v)] for v in variants if (dataset, v) in self.tuned])
+
+
+def expected_evaluation(params: dict, dataset: str) -> dict:
+    """What params.yaml's ``evaluate`` asks of ``dataset``'s runs: the split scored (``standard``
+    resolved by the dataset's format; left out when the dataset is not in params.yaml), clips, crops."""
+    from mienet.layout import STANDARD_SPLIT
+
+    ev = params.get("evaluate") or {}
+    out = {k: int(ev[k]) for k in ("clips", "crops") if as_number(ev.get(k)) is not None}
+    split = ev.get("split")
+    if split == "standard":
+        fmt = ((params.get("datasets") or {}).get(dataset) or {}).get("format")
+        split = STANDARD_SPLIT.get(fmt)
+    if split:
+        out["split"] = str(split)
+    return out
+
+
+def evaluation_mismatches(tree: ResultsTree, params: dict, datasets: list[str]) -> list[tuple[Run, list[str]]]:
+    """The runs whose ``metrics.json`` was evaluated otherwise than ``params`` asks, each with its
+    differences ('crops 3, params.yaml 1'). Settings a metrics.json does not record are not compared."""
+    bad = []
+    for dataset in datasets:
+        want = expected_evaluation(params, dataset)
+        for run in tree.all_runs(dataset):
+            got = run.evaluated_with()
+            diff = [f"{k} {got[k]} (params.yaml: {want[k]})" for k in ("split", "clips", "crops")
+                    if k in got and k in want and got[k] != want[k]]
+            if "list" in got:
+                diff.append(f"list {got['list']} (params.yaml: the {want.get('split', 'split')} list)")
+            if diff:
+                bad.append((run, diff))
+    return bad
+
+
+def check_evaluate_settings(tree: ResultsTree, params: dict, datasets: list[str],
+                            params_name: str = "params.yaml") -> None:
+    """Refuse, in one line, results evaluated with other settings than ``params``'s ``evaluate``
+    (after ``dvc repro evaluate@...`` with ``crops: 3`` and params.yaml reverted, say): the report
+    would publish their numbers under settings they were not made with."""
+    bad = evaluation_mismatches(tree, params, datasets)
+    if not bad:
+        return
+    run, diff = bad[0]
+    ev = params.get("evaluate") or {}
+    more = f"; {len(bad) - 1} other metrics.json differ too" if len(bad) > 1 else ""
+    seed = f"-{run.seed}" if run.seed is not None else ""
+    stage = "evaluate" if run.seed is not None else "evaluate_tuned"
+    raise MienetError(
+        f"{tree.rel(run.path / 'metrics.json')} was evaluated with {', '.join(diff).replace('params.yaml', params_name)}"
+        f"{more}; {params_name} asks for evaluate: split {ev.get('split')}, clips {ev.get('clips')}, crops "
+        f"{ev.get('crops')}. Evaluate again with these settings (snakemake --forcerun {stage}, or dvc repro "
+        f"{stage}@{run.dataset}-{run.variant}{seed}) or restore the settings the results were made with")
 
 
 def as_number(value) -> float | None:

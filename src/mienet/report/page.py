@@ -63,6 +63,7 @@ def render(tree: ResultsTree, datasets: list[str], tables: dict[str, Table], pub
                                 tables[f"factors_{dataset}"])
         lines += _table_section("Published and measured", say.comparison(tree, dataset, published),
                                 tables[f"comparison_{dataset}"])
+        lines += ["### How the runs were computed", "", say.environment(tree, dataset), ""]
         if figures:
             sentences = {
                 "ablation_bars": say.ablation_bars(tree, dataset),

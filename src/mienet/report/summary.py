@@ -376,3 +376,45 @@ def efficiency(tree: ResultsTree) -> str:
             text += f", {speedup:.2f}× the eager float32 path"
         parts.append(text)
     return "; ".join(parts) + "."
+
+
+def _grouped(runs, describe_run) -> str:
+    """'all 21 runs X' or '12 runs X; 9 runs Y' (largest group first) of the runs' descriptions."""
+    from collections import Counter
+
+    counts = Counter(describe_run(r) for r in runs)
+    if len(counts) == 1:
+        (text, n), = counts.items()
+        return f"{'the run' if n == 1 else 'both runs' if n == 2 else f'all {n} runs'}: {text}"
+    return "; ".join(f"{n} run{'s' if n > 1 else ''}: {text}"
+                     for text, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def environment(tree: ResultsTree, dataset: str) -> str:
+    """How the runs of ``dataset`` were computed: the training's precision, threads and machine,
+    the evaluation's, and the evaluate settings; what is bit-identical and what is not."""
+    from mienet.engine.provenance import NOT_RECORDED, summary
+
+    runs = tree.all_runs(dataset)
+    if not runs:
+        return f"No runs of {dataset_name(dataset)} yet."
+
+    def evaluated(r):
+        got = r.evaluated_with()
+        views = (f"{got['clips']} clip{'s' if got['clips'] != 1 else ''} x {got['crops']} "
+                 f"crop{'s' if got['crops'] != 1 else ''}" if "clips" in got and "crops" in got else "views ?")
+        return f"`{got.get('split', '?')}`, {views}"
+
+    settings = f"Evaluate settings of {_grouped(runs, evaluated)}."
+    if all(r.train_environment is None and r.evaluate_environment is None for r in runs):
+        text = (f"{settings} Machine, threads and precision: not recorded (these metrics.json were written "
+                "before `mienet evaluate` recorded them). ")
+    else:
+        trained = _grouped(runs, lambda r: summary(r.train_environment) if r.train_environment else NOT_RECORDED)
+        scored = _grouped(runs, lambda r: summary(r.evaluate_environment) if r.evaluate_environment
+                          else NOT_RECORDED)
+        text = (f"Training (precision, PyTorch threads, machine) of {trained}. Evaluation of {scored}. "
+                f"{settings} ")
+    return text + ("A run is bit-identical only on the same machine with the same thread count and "
+                   "precision; another thread count, precision or CPU changes it from the first epoch "
+                   "(README, “The default run”).")

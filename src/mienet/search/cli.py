@@ -8,6 +8,8 @@ options below override both. Re-running the command continues the study up to ``
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import hashlib
 import logging
 import time
 from pathlib import Path
@@ -18,12 +20,14 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser) -> None:
+    from mienet.config import name_arg
+
     g = parser.add_argument_group("data and model")
     g.add_argument("--annotations", type=Path,
                    help="folder with train.txt, val.txt and classes.txt (default with --params: "
                         "<data_root>/<dataset>/annotations)")
     g.add_argument("--root", type=Path, help="dataset root of the lists' paths (default: parent of --annotations)")
-    g.add_argument("--dataset", default="custom",
+    g.add_argument("--dataset", default="custom", type=name_arg,
                    help="dataset name: the study's name, and with --params its recipe datasets.<name>.train")
     g.add_argument("--variant", default="mienet", help="model variant every trial trains")
     g = parser.add_argument_group("study (override the `search:` mapping of --params)")
@@ -38,7 +42,7 @@ def add_arguments(parser) -> None:
     g.add_argument("--workers", type=int, help="worker processes on this machine (default: search.workers or 1)")
     g.add_argument("--storage", help="journal file path (default OUT/journal.log) or a database URL, "
                                      "e.g. postgresql://user:pw@host/db")
-    g.add_argument("--study-name", help="default: <dataset>-<variant>")
+    g.add_argument("--study-name", type=name_arg, help="default: <dataset>-<variant>")
     g.add_argument("--restart-if-changed", action="store_true",
                    help="a journal-file study started with another space or other fixed training "
                         "settings is renamed *.old (its trial runs deleted) and a new one starts")
@@ -64,8 +68,8 @@ def add_arguments(parser) -> None:
 
 def build_plan(args):
     from mienet.search.space import parse_pruner, read_search_settings
-    from mienet.search.storage import JOURNAL_NAME
-    from mienet.search.study import SearchPlan, subset_annotations
+    from mienet.search.storage import JOURNAL_NAME, check_reachable
+    from mienet.search.study import SearchPlan
 
     s, data_root = read_search_settings(args.params, args.dataset)
     if args.n_trials is not None:
@@ -95,11 +99,11 @@ def build_plan(args):
     # a params.yaml gives the dataset's files (mienet.layout); a search-only file gives none
     annotations, root = data_paths(args.annotations, args.root,
                                    args.params if data_root is not None else None, args.dataset)
-    if s.subset and not args.report_only:
-        annotations = subset_annotations(annotations, out, s.subset)
     storage = args.storage or s.storage or str(out / JOURNAL_NAME)
     if "://" not in storage and args.report_only and not Path(storage).is_file():
         raise MienetError(f"--report-only: no study journal at {storage}")
+    if not args.report_only:
+        check_reachable(storage)  # an unreachable database: one line, and nothing written to OUT
     study_name = args.study_name or s.study_name or f"{args.dataset}-{args.variant}"
     return SearchPlan(annotations=str(annotations), root=str(root), out=str(out), dataset=args.dataset,
                       variant=args.variant, storage=storage, study_name=study_name, settings=s,
@@ -109,10 +113,28 @@ def build_plan(args):
 
 
 def run(args) -> int:
+    from mienet.search.study import subset_annotations
+
+    plan = build_plan(args)
+    if args.report_only:
+        return _run_locked(args, plan)
+    # One study a folder: the commands of one study (the same storage, study name, dataset and
+    # variant: K workers of a distributed search) share OUT; anything else is refused with the
+    # holder named. The key is hashed: a storage URL's password is not written to the lock.
+    from mienet.runlock import run_lock
+
+    key = hashlib.sha256("\0".join((plan.storage, plan.study_name, plan.dataset, plan.variant)).encode()).hexdigest()
+    with run_lock(plan.out, "search folder", key=key[:16], purpose=f"study {plan.study_name}"):
+        if plan.settings.subset:
+            plan = dataclasses.replace(plan, annotations=str(subset_annotations(Path(plan.annotations), Path(plan.out),
+                                                                                plan.settings.subset)))
+        return _run_locked(args, plan)
+
+
+def _run_locked(args, plan) -> int:
     from mienet.search.outputs import write_outputs
     from mienet.search.study import load_existing_study, run_search
 
-    plan = build_plan(args)
     t0 = time.monotonic()
     if args.report_only:
         study = load_existing_study(plan)

@@ -87,10 +87,50 @@ def open_storage(storage: str, heartbeat: dict) -> optuna.storages.BaseStorage:
                 storage, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat["interval"],
                 grace_period=heartbeat["grace_period"],
                 heartbeat_stale_trial_callback=retry_callback(heartbeat["max_retry"]))
-    except ImportError as exc:
-        raise MienetError(f"storage {describe(storage)}: a database driver is missing ({exc})") from None
     except Exception as exc:  # SQLAlchemy: connection refused, bad URL, authentication
-        raise MienetError(f"cannot open the study storage {describe(storage)}: {exc}") from None
+        raise storage_error(storage, exc) from None
+
+
+def storage_error(storage: str, exc: BaseException) -> MienetError:
+    """A database error (refused connection, unknown host, failed login, bad URL, missing driver)
+    as one line naming the storage with its password hidden."""
+    if isinstance(exc, MienetError):
+        return exc
+    if isinstance(exc, ImportError):
+        return MienetError(f"storage {describe(storage)}: a database driver is missing ({exc})")
+    reason = " ".join(str(getattr(exc, "orig", None) or exc).split())  # the driver's words, one line
+    reason = reason.split(" (Background on this error at:", 1)[0]
+    password = _password(storage)
+    if password:
+        reason = reason.replace(password, "***")
+    return MienetError(f"cannot open the study storage {describe(storage)}: {reason or type(exc).__name__}")
+
+
+def _password(storage: str) -> str | None:
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(storage).password
+    except Exception:
+        return None
+
+
+def check_reachable(storage: str) -> None:
+    """Connect once to a database server storage (a journal file or SQLite needs no server), so
+    that an unreachable server or a refused login is one line before anything is written."""
+    if not is_url(storage) or storage.startswith("sqlite"):
+        return
+    try:
+        import sqlalchemy
+
+        engine = sqlalchemy.create_engine(storage, poolclass=sqlalchemy.pool.NullPool)
+        try:
+            with engine.connect():
+                pass
+        finally:
+            engine.dispose()
+    except Exception as exc:
+        raise storage_error(storage, exc) from None
 
 
 # --------------------------------------------------------------------------- the study lock
@@ -136,24 +176,27 @@ class StudyLock:
             return
         import sqlalchemy
 
-        if self._engine is None:
-            self._engine = sqlalchemy.create_engine(s, poolclass=sqlalchemy.pool.NullPool)
         name = f"mienet-search:{self.study_name}"
-        with self._engine.connect() as conn:
-            if dialect == "postgresql":
-                key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
-                conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": key})
-                try:
-                    yield
-                finally:
-                    conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-            else:
-                name = name[:64]
-                conn.execute(sqlalchemy.text("SELECT GET_LOCK(:n, -1)"), {"n": name})
-                try:
-                    yield
-                finally:
-                    conn.execute(sqlalchemy.text("SELECT RELEASE_LOCK(:n)"), {"n": name})
+        if dialect == "postgresql":
+            key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+            take, release, values = "SELECT pg_advisory_lock(:k)", "SELECT pg_advisory_unlock(:k)", {"k": key}
+        else:
+            take, release, values = "SELECT GET_LOCK(:n, -1)", "SELECT RELEASE_LOCK(:n)", {"n": name[:64]}
+        try:  # an unreachable server or a refused login: one line, the password hidden
+            if self._engine is None:
+                self._engine = sqlalchemy.create_engine(s, poolclass=sqlalchemy.pool.NullPool)
+            conn = self._engine.connect()
+        except Exception as exc:
+            raise storage_error(s, exc) from None
+        with conn:
+            try:
+                conn.execute(sqlalchemy.text(take), values)
+            except Exception as exc:
+                raise storage_error(s, exc) from None
+            try:
+                yield
+            finally:
+                conn.execute(sqlalchemy.text(release), values)
 
 
 # --------------------------------------------------------------------------- who runs a trial

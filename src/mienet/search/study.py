@@ -171,6 +171,8 @@ def open_study(plan: SearchPlan) -> tuple[optuna.Study, optuna.storages.BaseStor
         if study.direction != optuna.study.StudyDirection.MAXIMIZE:
             raise MienetError(f"study {plan.study_name} in {describe(plan.storage)} minimises; "
                               "mienet search maximises validation top-1: choose another --study-name")
+        if study.metric_names is None:  # a study of an older mienet
+            name_metric(study)
         saved, now = study.user_attrs.get("mienet") or {}, study_record(plan)
         changed = [key for key in ("space", "train") if saved and saved.get(key) != now[key]]
         if not changed:
@@ -200,6 +202,13 @@ def open_study(plan: SearchPlan) -> tuple[optuna.Study, optuna.storages.BaseStor
         return study, storage, lock
 
 
+def name_metric(study: optuna.Study) -> None:
+    """The objective's name, as optuna-dashboard and ``trials_dataframe`` show it (not "Objective 0")."""
+    with warnings.catch_warnings():  # set_metric_names is marked experimental in Optuna 3 to 5
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names([METRIC])
+
+
 def _study_kwargs(plan: SearchPlan, storage) -> dict:
     return dict(study_name=plan.study_name, storage=storage, sampler=make_sampler(plan.settings),
                 pruner=make_pruner(plan.settings))
@@ -208,6 +217,7 @@ def _study_kwargs(plan: SearchPlan, storage) -> dict:
 def _create_study(plan: SearchPlan, storage) -> optuna.Study:
     s = plan.settings
     study = optuna.create_study(direction="maximize", **_study_kwargs(plan, storage))
+    name_metric(study)
     study.set_user_attr("mienet", study_record(plan))
     defaults = default_trial_params(s) if s.enqueue_default else None
     if defaults is not None:
@@ -284,9 +294,12 @@ def objective(trial: optuna.Trial, plan: SearchPlan, run_dir: Path, resume: bool
         # A trial that reached its last epoch has completed: it is never pruned (it counts for
         # the best, with its best epoch's value).
         if epoch < cfg.epochs and trial.should_prune():
+            trial.set_user_attr("pruned_at_epoch", epoch)
             raise optuna.TrialPruned(f"val top-1 {row[METRIC]:.2f} at epoch {epoch}")
 
-    summary = train(cfg, resume=resume, progress=plan.progress, on_epoch=report)
+    # a retry continues the run of a trial whose worker is gone, on whichever node it ran
+    summary = train(cfg, resume=resume, progress=plan.progress, on_epoch=report, take_over_lock=resume)
+    trial.set_user_attr("best_epoch", summary["best"].get("epoch"))
     return float(summary["best"][METRIC])
 
 
