@@ -47,6 +47,7 @@ def test_a_dataset_outside_the_profile_is_named(tmp_path):
     assert proc.returncode != 0
     assert ("dataset 'sljd' is not in profile 'default' (it runs: synthetic); run it with "
             "`--config profile=paper` after the targets") in proc.stderr + proc.stdout
+    assert "Traceback" not in proc.stderr + proc.stdout and "InputFunctionException" not in proc.stderr
 
 
 def test_an_os_error_is_one_line_naming_the_path_and_the_cause(tmp_path, small_tmpfs):

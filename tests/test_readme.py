@@ -206,6 +206,16 @@ def check_paper_dvc_yaml(work: Path, out: str) -> None:
     assert {"make_annotations_sljd", "extract_frames_diving48", "extract_frames_sthv2"} <= set(stages)
 
 
+def generate_paper(work: Path) -> None:
+    run([BIN / "mienet", "generate", "--profile", "paper"], work)
+
+
+def check_default_dvc_yaml(work: Path, out: str) -> None:
+    assert "wrote dvc.yaml" in out, out
+    stages = yaml.safe_load((work / "dvc.yaml").read_text())["stages"]
+    assert "make_annotations_synthetic" in stages and "make_annotations_sljd" not in stages
+
+
 def generate_default(work: Path) -> None:
     run([BIN / "mienet", "generate"], work)  # back to dvc.yaml of params.yaml's profile
 
@@ -335,6 +345,8 @@ EXERCISES: dict[str, Exercise] = {
                                                   why="the micro project is committed first"),
     "mienet generate --profile paper": Exercise("run", check=check_paper_dvc_yaml, after=generate_default,
                                                 why="then `mienet generate` restores the default dvc.yaml"),
+    "mienet generate": Exercise("run", before=generate_paper, check=check_default_dvc_yaml,
+                                why="after `mienet generate --profile paper`: back to the default profile"),
     # --- hyperparameter search (the micro project's workflow has search disabled, so these do it)
     "mienet search --params params.yaml --dataset synthetic --variant mienet "
     "--out results/synthetic/search/mienet --trials-dir runs/synthetic/search/mienet":

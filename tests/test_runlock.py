@@ -146,34 +146,6 @@ def test_a_corrupt_lock_is_named(tmp_path, monkeypatch):
 
 
 def _race(folder: str, barrier, results) -> None:
-    barrier.wait()
-    try:
-        with run_lock(folder):
-            results.put(("won", os.getpid()))
-            time.sleep(0.5)
-    except MienetError as exc:
-        results.put(("refused", str(exc)))
-
-
-def test_processes_racing_for_one_folder_get_one_winner(tmp_path):
-    """Eight processes released at once, five times: exactly one holds the folder each time."""
-    ctx = multiprocessing.get_context("fork")
-    for attempt in range(5):
-        folder = tmp_path / f"run{attempt}"
-        barrier, results = ctx.Barrier(8), ctx.Queue()
-        procs = [ctx.Process(target=_race, args=(str(folder), barrier, results)) for _ in range(8)]
-        for p in procs:
-            p.start()
-        for p in procs:
-            p.join(60)
-        outcomes = [results.get(timeout=10) for _ in procs]
-        winners = [o for o in outcomes if o[0] == "won"]
-        assert len(winners) == 1, outcomes
-        assert all(f"is in use by pid {winners[0][1]} on host" in o[1] for o in outcomes if o[0] == "refused")
-        assert not (folder / LOCK_NAME).exists()
-
-
-def _stale_race(folder: str, barrier, results) -> None:
     import logging
 
     logging.basicConfig(level=logging.WARNING)
@@ -186,18 +158,34 @@ def _stale_race(folder: str, barrier, results) -> None:
         results.put(("refused", str(exc)))
 
 
-def test_processes_racing_for_a_stale_lock_get_one_winner(tmp_path):
+def race(folder: Path, processes: int) -> list[tuple]:
+    """``processes`` processes released at once for ``folder``; what each got."""
     ctx = multiprocessing.get_context("fork")
+    barrier, results = ctx.Barrier(processes), ctx.Queue()
+    procs = [ctx.Process(target=_race, args=(str(folder), barrier, results)) for _ in range(processes)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    return [results.get(timeout=10) for _ in procs]
+
+
+def test_processes_racing_for_one_folder_get_one_winner(tmp_path):
+    """Eight processes released at once, five times: exactly one holds the folder each time."""
+    for attempt in range(5):
+        folder = tmp_path / f"run{attempt}"
+        outcomes = race(folder, 8)
+        winners = [o for o in outcomes if o[0] == "won"]
+        assert len(winners) == 1, outcomes
+        assert all(f"is in use by pid {winners[0][1]} on host" in o[1] for o in outcomes if o[0] == "refused")
+        assert not (folder / LOCK_NAME).exists()
+
+
+def test_processes_racing_for_a_stale_lock_get_one_winner(tmp_path):
     for attempt in range(5):
         folder = tmp_path / f"run{attempt}"
         write_lock(folder, pid=2 ** 22 + 17)  # no such process
-        barrier, results = ctx.Barrier(6), ctx.Queue()
-        procs = [ctx.Process(target=_stale_race, args=(str(folder), barrier, results)) for _ in range(6)]
-        for p in procs:
-            p.start()
-        for p in procs:
-            p.join(60)
-        outcomes = [results.get(timeout=10) for _ in procs]
+        outcomes = race(folder, 6)
         assert sum(o[0] == "won" for o in outcomes) == 1, outcomes
         assert not list(folder.glob(LOCK_NAME + "*")), list(folder.iterdir())
 

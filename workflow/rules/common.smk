@@ -97,7 +97,12 @@ OTHER_DATASETS = [d for d in DATASETS if d not in ENABLED]
 def refuse_other_dataset(w):
     """Input of the catch-all rule for files of a dataset the active profile does not run."""
     others = [p for p, names in config["profiles"].items() if w.other in names]
-    raise ValueError(
-        f"dataset {w.other!r} is not in profile {config['profile']!r} (it runs: {', '.join(ENABLED)}); "
+    # One line and exit 1, as for a bad params.yaml: an exception here would be printed by
+    # Snakemake as an InputFunctionException with its traceback.
+    import sys
+
+    print(
+        f"Error: dataset {w.other!r} is not in profile {config['profile']!r} (it runs: {', '.join(ENABLED)}); "
         + (f"run it with `--config profile={others[0]}` after the targets" if others
-           else f"add it to a profile in params.yaml (profiles.<name>: [..., {w.other}])"))
+           else f"add it to a profile in params.yaml (profiles.<name>: [..., {w.other}])"), file=sys.stderr)
+    raise SystemExit(1)

@@ -27,7 +27,6 @@ import fcntl
 import hashlib
 import logging
 import os
-import socket
 import threading
 import time
 import warnings
@@ -39,6 +38,7 @@ import optuna
 from optuna.trial import TrialState
 
 from mienet.errors import MienetError
+from mienet.runlock import _process_start, machine, process_alive  # a process's identity, defined once
 
 log = logging.getLogger(__name__)
 
@@ -201,31 +201,6 @@ class StudyLock:
 
 # --------------------------------------------------------------------------- who runs a trial
 
-def _boot_id() -> str:
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except OSError:
-        return ""
-
-
-def _process_start(pid: int) -> str | None:
-    """The start time of process ``pid`` (clock ticks since boot), None when there is none."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return None
-    except OSError:
-        return ""
-    rest = stat.rsplit(")", 1)[1].split()  # the fields after the command name, from field 3
-    if rest[0] in ("Z", "X"):  # a zombie is dead: a killed --workers child not yet joined
-        return None
-    return rest[19]  # field 22: start time
-
-
-def machine() -> str:
-    return f"{socket.gethostname()}/{_boot_id()}"
-
-
 def this_worker() -> dict:
     pid = os.getpid()
     return {"machine": machine(), "pid": pid, "start": _process_start(pid) or ""}
@@ -238,16 +213,7 @@ def worker_alive(worker: dict) -> bool | None:
     pid = int(worker.get("pid", 0))
     if pid <= 0:
         return None
-    if Path("/proc").is_dir():
-        start = _process_start(pid)
-        return start is not None and (not worker.get("start") or start == worker["start"])
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return process_alive(pid, str(worker.get("start") or ""))
 
 
 class Heartbeat:
