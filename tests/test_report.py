@@ -174,8 +174,8 @@ def test_effects_table(report):
     out, _ = report
     rows = list(csv.DictReader((out / "tables/effects_synthetic.csv").open()))
     header = next(csv.reader((out / "tables/effects_synthetic.csv").open()))
-    assert header[:10] == ["effect", "variant_a", "variant_b", "delta_top1", "ci95_low", "ci95_high", "resolved",
-                           "n_seeds", "split", "delta_ceiling"]
+    assert header[:11] == ["effect", "variant_a", "variant_b", "delta_top1", "ci95_low", "ci95_high", "resolved",
+                           "machine_sensitive", "n_seeds", "split", "delta_ceiling"]
     assert [(r["effect"], r["variant_a"], r["variant_b"]) for r in rows] == [e[:3] for e in EFFECTS]
     by = {(r["variant_a"], r["variant_b"]): r for r in rows}
     ablation = {r["variant"]: r for r in csv.DictReader((out / "tables/ablation_synthetic.csv").open())}
@@ -196,6 +196,30 @@ def test_effects_table(report):
     assert "Δ ceiling" not in sljd and "No effect can be computed on SLJD yet" in sljd
     assert next(csv.reader((out / "tables/effects_sljd.csv").open()))[-6:] == [
         "split", "seeds", "n_clips", "ci_method", "explanation", "note"]
+
+
+def test_verdicts_within_the_machine_margin_are_marked_machine_sensitive(tmp_path):
+    """params.yaml's machine_margin: a verdict an end of whose CI lies within it of 0 may flip on
+    another machine (issue 23's probe: `pa` - `tsn` and `afm` - `naive_fusion` did) and says so."""
+    out = tmp_path / "out"
+    # fixture CIs: naive_fusion - tsn [5.63, 27.08] (resolved), afm - naive_fusion [-9.38, 12.50],
+    # pa - tsn [-72.19, 62.81] (both unresolved)
+    write_report(RESULTS, out, datasets=["synthetic"], figures=False,
+                 params={"datasets": {"synthetic": {"format": "synth", "machine_margin": 6}}})
+    by = {(r["variant_a"], r["variant_b"]): r for r in csv.DictReader((out / "tables/effects_synthetic.csv").open())}
+    assert by[("naive_fusion", "tsn")]["machine_sensitive"] == "yes"
+    assert by[("afm", "naive_fusion")]["machine_sensitive"] == "no" and by[("pa", "tsn")]["machine_sensitive"] == "no"
+    assert by[("dptam", "tsn")]["machine_sensitive"] == ""  # not run: no verdict
+    md = (out / "tables/effects_synthetic.md").read_text()
+    nf = next(line for line in md.splitlines() if "`naive_fusion` − `tsn`" in line)
+    mark = nf.split("**resolved**")[1].split("|")[0].strip()
+    assert mark and f"{mark} machine-sensitive: an end of the CI lies within 6 points of 0" in md
+    assert "machine-sensitive" in (out / "tables/effects_synthetic.tex").read_text()
+    assert "machine-sensitive: may flip on another machine" in (out / "README.md").read_text()
+    # without a margin (no params.yaml, or none set) nothing is marked
+    write_report(RESULTS, out, datasets=["synthetic"], figures=False, params={"datasets": {"synthetic": {}}})
+    assert "machine-sensitive" not in (out / "tables/effects_synthetic.md").read_text()
+    assert {r["machine_sensitive"] for r in csv.DictReader((out / "tables/effects_synthetic.csv").open())} == {""}
 
 
 def test_factors_table(report):

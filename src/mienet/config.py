@@ -164,6 +164,11 @@ class Dataset:
     short_side: int | None = setting(None, minimum=8, help="resize frames to this short side when extracting")
     classes: str = setting(None, pattern=PATH_PATTERN, help="optional class list, one name a line")
     search: dict = setting(None, schema_ref="search_settings", help="this dataset's overrides of `search`")
+    machine_margin: float | None = setting(
+        None, minimum=0,
+        help="points by which another CPU, thread count or precision moved a mean effect of this recipe "
+             "(workflow/scripts/repro_matrix.py); the effects table marks a verdict machine-sensitive when "
+             "an end of its 95 % CI lies within it of 0")
 
 
 SYNTH_CLASSES = 8  # factor combinations of mienet.data.synth (checked there)

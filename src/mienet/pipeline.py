@@ -250,7 +250,10 @@ def dvc_stages(params: dict) -> dict:
         stages["search"] = {
             "matrix": matrix, "cmd": cmd.search(item_d, item_v, threads),
             "deps": [ann, "src/mienet/search", *TRAIN_CODE],
-            "params": ["search"] + [f"datasets.{d}" for d in names],
+            # the recipe and the dataset's search overrides; not the whole dataset entry, whose
+            # report-only keys (machine_margin) would re-run every search
+            "params": ["search"] + [f"datasets.{d}.{k}" for d in names for k in ("train", "search")
+                                    if params["datasets"][d].get(k) is not None],
             "outs": _uncached([f"{search_dir}/best_params.yaml", f"{search_dir}/trials.csv"]),
             "metrics": _uncached([f"{search_dir}/summary.json"])}
         stages["train_tuned"] = {

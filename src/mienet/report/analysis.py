@@ -103,6 +103,16 @@ class Effect:
         """True when the 95 % CI excludes 0, False when it includes it, None without a CI."""
         return self.interval.excludes(0.0) if self.interval is not None else None
 
+    def machine_sensitive(self, margin: float | None) -> bool | None:
+        """Whether another machine could flip the verdict: a shift of the CI by ``margin`` points
+        (the most another CPU, thread count or precision moved a mean effect of the recipe,
+        ``datasets.<name>.machine_margin``) would bring an end of it across 0. None without a
+        CI or a margin."""
+        iv = self.interval
+        if margin is None or iv is None or not iv.has_ci:
+            return None
+        return min(abs(iv.low), abs(iv.high)) < margin
+
 
 def effect(tree: ResultsTree, dataset: str, variant_a: str, variant_b: str, metric: str = "top1",
            name: str = "", explanation: str = "", replicates: int = REPLICATES) -> Effect:

@@ -76,6 +76,8 @@ def write_report(results_dir: str | Path, out_dir: str | Path | None = None, dat
     datasets = check_datasets(list(datasets)) if datasets is not None else list(tree.datasets)
     if params is not None:
         check_evaluate_settings(tree, params, datasets, params_name)
+        tree.machine_margins = {d: ds["machine_margin"] for d, ds in (params.get("datasets") or {}).items()
+                                if (ds or {}).get("machine_margin") is not None}
     not_reported = [d for d in tree.datasets if d not in datasets]
     if not_reported:
         log.info("results found for %s, not reported (not in --datasets)", ", ".join(not_reported))

@@ -224,6 +224,8 @@ class ResultsTree:
     datasets: list[str] = field(default_factory=list)  # found, in display order
     problems: list[str] = field(default_factory=list)
     bench_skipped: list[str] = field(default_factory=list)  # JSON that is not `bench train` output
+    # datasets.<name>.machine_margin of the params.yaml the report runs with (none without one)
+    machine_margins: dict[str, float] = field(default_factory=dict)
     cache: dict = field(default_factory=dict, repr=False)  # predictions and intervals, computed once
 
     def stats(self, dataset: str, variant: str) -> SeedStats:

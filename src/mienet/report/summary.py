@@ -153,6 +153,8 @@ def effects(tree: ResultsTree, dataset: str) -> str:
             how.append(f"t-interval over {_seeds(len(e.seeds))}, no predictions")
         elif len(e.seeds) == 1:
             how.append("one shared seed")
+        if e.machine_sensitive(tree.machine_margins.get(dataset)):
+            how.append("machine-sensitive: may flip on another machine")
         allowed = ceiling_delta(tree, dataset, e.variant_a, e.variant_b)
         if allowed is not None:
             how.append(f"the design allows {signed_ceiling_text(allowed)}")

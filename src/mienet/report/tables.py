@@ -488,6 +488,7 @@ def effects_table(tree: ResultsTree, dataset: str) -> Table:
     name = dataset_name(dataset)
     factors = list(tree.factor_design(dataset))
     effects = module_effects(tree, dataset)
+    margin = tree.machine_margins.get(dataset)
     splits = split_text(tree, dataset)
     header = [text("module"), text("a − b"), text("what changes"), text("seeds"),
               text("Δ top-1 (points) [95 % CI]"), text("resolved")]
@@ -502,7 +503,7 @@ def effects_table(tree: ResultsTree, dataset: str) -> Table:
         header=header,
         align="lllcrc" + ("r" * (1 + len(factors)) if factors else ""),
         csv_header=["effect", "variant_a", "variant_b", "delta_top1", "ci95_low", "ci95_high", "resolved",
-                    "n_seeds", "split",
+                    "machine_sensitive", "n_seeds", "split",
                     *(["delta_ceiling"] if factors else []),
                     *[f"{f}_{col}" for f in factors
                       for col in ("delta", "ci95_low", "ci95_high", "resolved", "delta_ceiling")],
@@ -525,10 +526,18 @@ def effects_table(tree: ResultsTree, dataset: str) -> Table:
         delta = _effect_cell(t, e)
         runs = [r for v in (e.variant_a, e.variant_b) for r in tree.runs.get((dataset, v), []) if r.seed in e.seeds]
         scored = sorted({r.split for r in runs} - {None})
+        verdict = _resolved_cell(e.resolved)
+        sensitive = e.machine_sensitive(margin)
+        if sensitive:
+            verdict = verdict + t.notes.mark(
+                "machine", f"machine-sensitive: an end of the CI lies within {margin:g} points of 0, and "
+                           f"another CPU, thread count or precision moved a mean effect of this recipe by up to "
+                           f"{margin:g} points (params.yaml `datasets.{dataset}.machine_margin`, measured with "
+                           "`workflow/scripts/repro_matrix.py`): the verdict may differ on another machine.")
         row = [text(e.effect), label, text(e.explanation), text(len(e.seeds)) if e.seeds else DASH, delta,
-               _resolved_cell(e.resolved)]
+               verdict]
         csv_row = [e.effect, e.variant_a, e.variant_b, fmt(e.delta, 4), *ci_bounds(e.interval),
-                   _resolved_text(e.resolved), str(len(e.seeds)), " ".join(scored)]
+                   _resolved_text(e.resolved), _resolved_text(sensitive), str(len(e.seeds)), " ".join(scored)]
         if factors:
             dc = ceiling_delta(tree, dataset, e.variant_a, e.variant_b)
             row.append(_signed_ceiling(dc))
