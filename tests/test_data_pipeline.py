@@ -17,6 +17,7 @@ from mienet.engine.data import (
     DECODER,
     IMAGENET_MEAN,
     IMAGENET_STD,
+    normalise_clips,
     ClipDataset,
     ClipSampler,
     MultiScaleCornerCrop,
@@ -159,7 +160,7 @@ def test_train_transform_applies_one_crop_and_flip_to_every_frame():
     for seed in range(12):
         torch.manual_seed(seed)
         out = transform(clip)
-        assert out.shape == (1, 6, 3, CROP, CROP) and out.dtype == torch.float32
+        assert out.shape == (1, 6, 3, CROP, CROP) and out.dtype == torch.uint8
         assert all(torch.equal(out[0, 0], out[0, f]) for f in range(1, 6))
         outputs.append(out)
     assert len({o.sum().item() for o in outputs}) > 3  # the draws do differ between clips
@@ -177,14 +178,55 @@ def test_flip_is_switchable():
         reference = MultiScaleCornerCrop(CROP)(clip)  # the crop alone, same draw
         torch.manual_seed(seed)
         maybe = with_flip(clip)
-        ref = (reference.float() / 255 - torch.tensor(IMAGENET_MEAN).view(3, 1, 1)) / torch.tensor(
-            IMAGENET_STD).view(3, 1, 1)
-        assert torch.allclose(plain[0], ref, atol=1e-5)  # flip off: never mirrored
+        assert torch.equal(plain[0], reference)  # flip off: never mirrored
         if torch.equal(maybe, plain.flip(-1)):
             mirrored += 1
         else:
             assert torch.equal(maybe, plain)
     assert 3 <= mirrored <= 17
+
+
+def test_normalising_on_the_device_equals_the_workers_float_path_bit_for_bit():
+    """The workers hand uint8 over; normalise_clips (run by to_device where the model runs) gives
+    exactly what the workers' v2 ToDtype + Normalize gave per clip, for a whole batch at once."""
+    from torchvision.transforms import v2
+
+    from mienet.engine.performance import SpeedConfig, to_device
+
+    batch = random_frames(2 * 3 * 4, CROP, CROP).view(2, 1, 3, 4, 3, CROP, CROP)
+    worker_path = v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    per_clip = torch.stack([worker_path(clip.reshape(-1, 3, CROP, CROP)).view(clip.shape) for clip in batch])
+    on_device = to_device(batch, "cpu", SpeedConfig())
+    assert on_device.dtype == torch.float32 and torch.equal(on_device, per_clip)
+    assert to_device(on_device, "cpu", SpeedConfig()) is on_device  # float input: already normalised
+    with pytest.raises(ValueError):
+        normalise_clips(batch.to(torch.int16))
+
+
+@pytest.mark.parametrize("flip", [True, False])
+def test_draw_then_apply_is_the_v2_pipeline_bit_for_bit(flip):
+    """ClipTransform draws from the frame size alone and applies later (where a device decoded
+    the bytes): the same draws, in the same order, and the same pixels as the v2 Compose it
+    replaced, so the default run's numbers do not move."""
+    from torchvision.transforms import v2
+
+    clip = random_frames(5, 60, 90)
+    reference = v2.Compose([MultiScaleCornerCrop(CROP)] + ([v2.RandomHorizontalFlip(p=0.5)] if flip else []))
+    transform = build_transform(train=True, size=CROP, flip=flip)
+    flips = 0
+    for seed in range(40):
+        torch.manual_seed(seed)
+        want = reference(clip)
+        after_reference = torch.rand(1)
+        torch.manual_seed(seed)
+        params = transform.draw(60, 90)
+        assert torch.equal(torch.rand(1), after_reference)  # as many draws as v2 took
+        assert torch.equal(transform.apply(clip, params)[0], want)
+        flips += params["flip"]
+    assert (10 <= flips <= 30) if flip else flips == 0
+    evaluation = build_transform(train=False, size=CROP, scale_size=40, num_crops=3)
+    assert evaluation.draw(60, 90) == {}
+    assert torch.equal(evaluation(clip), evaluation.crops(v2.Resize(40, antialias=True)(clip)))
 
 
 def test_multiscale_crop_uses_the_recipe_scales_and_corners():
@@ -212,15 +254,13 @@ def test_eval_transform_resizes_the_short_side_and_cuts_one_or_three_crops():
     resized = torch.nn.functional.interpolate(wide.float(), size=(40, 53), mode="bilinear",
                                               antialias=True, align_corners=False)
     left, right = resized[..., 4:36, :CROP], resized[..., 4:36, -CROP:]
-    restore = lambda x: x * torch.tensor(IMAGENET_STD).view(3, 1, 1) * 255 + torch.tensor(  # noqa: E731
-        IMAGENET_MEAN).view(3, 1, 1) * 255
-    assert (restore(three[0]) - left).abs().max() < 1.5  # uint8 rounding only
-    assert (restore(three[2]) - right).abs().max() < 1.5
+    assert (three[0].float() - left).abs().max() < 1.5  # uint8 rounding only
+    assert (three[2].float() - right).abs().max() < 1.5
     tall = build_transform(train=False, size=CROP, num_crops=3)(random_frames(2, 70, 40))
     assert tall.shape == (3, 2, 3, CROP, CROP) and not torch.equal(tall[0], tall[2])
     grey = torch.tensor([round(255 * m) for m in IMAGENET_MEAN], dtype=torch.uint8).view(1, 3, 1, 1)
-    normalised = build_transform(train=False, size=CROP)(grey.expand(2, 3, 40, 40).contiguous())
-    assert normalised.abs().max() < 0.01
+    normalised = normalise_clips(build_transform(train=False, size=CROP)(grey.expand(2, 3, 40, 40).contiguous()))
+    assert normalised.dtype == torch.float32 and normalised.abs().max() < 0.01
     with pytest.raises(ValueError):
         build_transform(train=False, size=CROP, num_crops=2)
 
@@ -264,7 +304,7 @@ def test_dataset_reads_the_frames_the_indices_name(dataset_root):
     ds = ClipDataset(all_list(dataset_root), dataset_root, num_segments=3, frames_per_segment=4, size=CROP)
     assert len(ds) == 6 and ds.num_classes == 3 and ds.labels == [c.label for c in ds.clips]
     clips, label, index = ds[4]
-    assert clips.shape == (1, 3, 4, 3, CROP, CROP) and clips.dtype == torch.float32
+    assert clips.shape == (1, 3, 4, 3, CROP, CROP) and clips.dtype == torch.uint8
     clip = ds.clips[4]
     assert (label, index) == (clip.label, 4)
     idx = sample_indices(clip.frames, 3, 4, "val")[0]

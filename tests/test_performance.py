@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 
 import pytest
 import torch
@@ -193,6 +194,33 @@ def test_bench_loader_reports_clips_per_second_and_the_ratio_to_the_step(tmp_pat
     assert result["loader_over_train"] == pytest.approx(
         result["clips_per_s"] / result["train_clips_per_s"]
     )
+
+
+def test_bench_loader_before_and_after_in_one_run_and_the_workers_a_gpu_needs(tmp_path, capsys):
+    """--worker-output both: float32 clips normalised in the workers (the path before) and uint8
+    clips (the path now), measured in one run; --train-rate: the workers one GPU needs."""
+    list_file, root = _write_frame_list(tmp_path)
+    argv = ["bench", "loader", "--list", str(list_file), "--root", str(root), "--segments", "2", "--size", "32",
+            "--batch", "2", "--workers", "2", "--batches", "3", "--worker-output", "both", "--train-rate", "1000"]
+    assert cli_main(argv + ["--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["float_path"]["worker_output"] == "float" and result["worker_output"] == "uint8"
+    assert result["clips_per_s_per_worker"] == pytest.approx(result["clips_per_s"] / 2, abs=0.01)
+    assert result["uint8_over_float"] == pytest.approx(
+        result["clips_per_s"] / result["float_path"]["clips_per_s"], abs=0.01)
+    assert result["workers_per_gpu"] == math.ceil(1000 / result["clips_per_s_per_worker"])
+    assert cli_main(argv) == 0
+    out = capsys.readouterr().out
+    assert "loader (float from the workers)" in out and "uint8 / float workers:" in out
+    assert "workers one GPU needs at 1000.0 training clips/s:" in out
+
+
+def test_workers_needed_rounds_up():
+    from mienet.sizing import workers_needed
+
+    assert workers_needed(100, 25) == 4 and workers_needed(101, 25) == 5 and workers_needed(1, 25) == 1
+    with pytest.raises(MienetError, match="delivered nothing"):
+        workers_needed(100, 0)
 
 
 def test_bf16_peaks_by_device_name_and_the_cuda_only_levers_on_cpu():

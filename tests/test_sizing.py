@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 
 import pytest
@@ -48,3 +49,28 @@ def test_unknown_profile_is_refused(tmp_path):
     work = project_copy(tmp_path)
     proc = run([BIN / "mienet", "sizing", "--profile", "nope"], work, check=False)
     assert proc.returncode == 2 and "profile 'nope' is not in params.yaml" in proc.stderr
+
+
+def test_the_loader_check_counts_the_workers_a_gpu_needs_and_warns(tmp_path):
+    """At --loader-clips-per-worker W (32 frames a clip, scaled by the recipe's frames per clip),
+    a GPU training at R clips/s needs ceil(R / W') workers; more than the node's cores per GPU
+    (one kept for training) or the recipe's workers is a warning naming the fix."""
+    work = project_copy(tmp_path)
+    table = sizing(work, "--profile", "paper", "--clips-per-s", "100", "--loader-clips-per-worker", "30",
+                   "--cores-per-gpu", "16")
+    rows = {r["dataset"]: r for r in table["datasets"]}
+    ss = rows["sthv2"]
+    assert ss["frames_per_clip"] == 32 and ss["gpu_clips_per_s"] == pytest.approx(100, abs=1)
+    assert ss["loader"]["workers_needed"] == 4 and ss["loader"]["recipe_workers"] == 8
+    sljd = rows["sljd"]  # T = 3: 12 frames a clip, so 80 clips/s a worker; a lighter model, so more clips/s
+    assert sljd["loader"]["loader_clips_per_s_per_worker"] == pytest.approx(30 * 32 / 12, abs=0.01)
+    assert sljd["loader"]["workers_needed"] == math.ceil(sljd["gpu_clips_per_s"] / (30 * 32 / 12) - 1e-9)
+    assert table["warnings"] == []
+    slow = sizing(work, "--profile", "paper", "--clips-per-s", "100", "--loader-clips-per-worker", "5",
+                  "--cores-per-gpu", "16")
+    assert any(w.startswith("sthv2: feeding 100 clips/s takes 20 loader workers at 5.0 clips/s each, more than "
+                            "the 15 cores") for w in slow["warnings"])
+    mid = sizing(work, "--profile", "paper", "--clips-per-s", "100", "--loader-clips-per-worker", "10")
+    assert any("set datasets.sthv2.train.workers to 10" in w for w in mid["warnings"])
+    text = run([BIN / "mienet", "sizing", "--profile", "paper", "--loader-clips-per-worker", "5"], work).stdout
+    assert "- warning: sthv2: feeding" in text and "loader workers one GPU needs" in text

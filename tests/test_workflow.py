@@ -108,6 +108,11 @@ def test_reproduce_all_runs_everything(reproduced):
     for rule in ("synth", "extract_frames", "make_annotations"):
         assert (work / "results" / "logs" / "synthetic" / f"{rule}.log").exists()
         assert (work / "results" / "benchmarks" / "synthetic" / f"{rule}.tsv").exists()
+    # lock files a run leaves (the search study's flock file stays by design) are ignored by git
+    locks = [p.relative_to(work).as_posix() for p in work.rglob("*mienet-lock*") if ".snakemake" not in p.parts]
+    assert "results/synthetic/search/mienet/journal.log.mienet-lock" in locks
+    for path in locks:
+        assert run(["git", "check-ignore", "-q", "--no-index", path], REPO, check=False).returncode == 0, path
 
 
 def test_second_run_has_nothing_to_do_and_dvc_agrees(reproduced):

@@ -119,6 +119,11 @@ class TrainConfig:
     amp: Amp = setting("auto", role="recipe", help="mixed precision")
     channels_last: Switch = setting("auto", role="recipe", help="channels-last memory layout")
     compile: Switch = setting("auto", role="recipe", help="torch.compile")
+    decode: Literal["auto", "cpu", "gpu"] = setting(
+        "auto", role="recipe",
+        help="where frames are decoded: cpu in the loader workers; gpu on the CUDA device from the JPEG "
+             "bytes the workers read (nvJPEG, one call per batch); auto: gpu on CUDA when a probe at the "
+             "start measures it faster, cpu everywhere else")
     cuda_graphs: Switch = setting("auto", role="recipe",
                                   help="CUDA graphs for the training forward and backward (auto: tried on "
                                        "one CUDA device at batch 16 or less, kept when measured faster; "

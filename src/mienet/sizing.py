@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,10 @@ PUBLISHED = {
               "source": "Something-Something V2: 168,913 / 24,777 / 27,157 videos, ~45 frames each"},
 }
 REFERENCE = ("mienet", "resnet50", 8, 224)  # the model --clips-per-s is measured on
+# `mienet bench loader --json` of workflow/scripts/bench_loader_paper.sh (T = 8, L = 4, 224 px,
+# SSv2-sized frames): the default of --loader-clips-per-worker when it exists
+LOADER_BENCH = Path("results/bench/loader_paper.json")
+REFERENCE_FRAMES = 32  # frames per clip of that measurement (T x L)
 DEFAULT_RATE = 100.0  # clips/s: one modern GPU (the loader target of issue 13 is 2x this)
 CHECKPOINT_FILES = 2  # best.pt and last.pt per run
 CHECKPOINT_FACTOR = 2  # weights + SGD momentum, float32
@@ -69,7 +74,38 @@ def dataset_sizes(name: str, annotations: Path) -> tuple[dict[str, Split], int, 
     return splits, p["classes"], p["source"]
 
 
-def build_table(params_path: Path, profile: str | None, rate: float, bytes_per_frame: float | None) -> dict:
+def workers_needed(train_clips_per_s: float, clips_per_s_per_worker: float) -> int:
+    """Loader workers (one CPU core each) that supply ``train_clips_per_s`` at
+    ``clips_per_s_per_worker``, rounded up."""
+    if clips_per_s_per_worker <= 0:
+        raise MienetError("the loader delivered nothing: no worker count can feed a GPU")
+    return max(1, math.ceil(train_clips_per_s / clips_per_s_per_worker - 1e-9))
+
+
+def loader_check(row: dict, recipe_workers: int, per_worker_ref: float, cores_per_gpu: int) -> dict:
+    """Whether a dataset's loader can feed one GPU: the GPU's clips/s for its reference model
+    (``row["gpu_clips_per_s"]``) against ``per_worker_ref`` (clips/s of one worker at 32 frames a
+    clip, scaled by the recipe's frames per clip). ``warnings`` says where the recipe's workers or
+    the node's cores fall short (one core is the training process's)."""
+    per_worker = per_worker_ref * REFERENCE_FRAMES / row["frames_per_clip"]
+    need = workers_needed(row["gpu_clips_per_s"], per_worker)
+    out = {"loader_clips_per_s_per_worker": round(per_worker, 2), "workers_needed": need,
+           "recipe_workers": recipe_workers, "warnings": []}
+    if need > cores_per_gpu - 1:
+        out["warnings"].append(
+            f"{row['dataset']}: feeding {row['gpu_clips_per_s']:.0f} clips/s takes {need} loader workers at "
+            f"{per_worker:.1f} clips/s each, more than the {cores_per_gpu - 1} cores a GPU has beside its "
+            f"training process (--cores-per-gpu {cores_per_gpu}): the CPUs, not the GPU, set the pace")
+    elif need > recipe_workers:
+        out["warnings"].append(
+            f"{row['dataset']}: the recipe's {recipe_workers} loader workers deliver about "
+            f"{recipe_workers * per_worker:.0f} of the {row['gpu_clips_per_s']:.0f} clips/s the GPU takes; "
+            f"set datasets.{row['dataset']}.train.workers to {need}")
+    return out
+
+
+def build_table(params_path: Path, profile: str | None, rate: float, bytes_per_frame: float | None,
+                loader_per_worker: float | None = None, cores_per_gpu: int = 16) -> dict:
     from mienet.config import TrainConfig, load_params
     from mienet.layout import dataset_layout, profile_datasets
     from mienet.models.flops import model_stats
@@ -133,8 +169,13 @@ def build_table(params_path: Path, profile: str | None, rate: float, bytes_per_f
                "gpu_hours_search": round(search_h, 1), "gpu_hours_tuned": round(tuned_h, 1),
                "gpu_hours": round(train_h + eval_h + search_h + tuned_h, 1),
                "longest_training_h": round(max(per_run.values()), 1),
+               "frames_per_clip": T * L,
+               "gpu_clips_per_s": round(rate * ref / model(REFERENCE[0])["gflops"], 1),
                "frames": frames, "frames_gb": None if frames_gb is None else round(frames_gb, 1),
                "checkpoints_gb": round(ckpt_gb, 1)}
+        if loader_per_worker is not None:
+            row["loader"] = loader_check(row, recipe.get("workers", TrainConfig.workers), loader_per_worker,
+                                         cores_per_gpu)
         rows.append(row)
         totals["jobs"] += row["jobs"]
         totals["gpu_jobs"] += gpu_jobs
@@ -145,7 +186,9 @@ def build_table(params_path: Path, profile: str | None, rate: float, bytes_per_f
     totals = {k: round(v, 1) if isinstance(v, float) else v for k, v in totals.items()}
     return {"profile": params["profile"], "variants": variants, "seeds": seeds, "searched": searched,
             "reference_model": "MIE-Net, ResNet-50, T=8, 224 px", "reference_gflops": round(ref, 2),
-            "clips_per_s": rate, "bytes_per_frame": bytes_per_frame, "datasets": rows, "total": totals}
+            "clips_per_s": rate, "bytes_per_frame": bytes_per_frame, "loader_clips_per_s_per_worker": loader_per_worker,
+            "cores_per_gpu": cores_per_gpu, "datasets": rows, "total": totals,
+            "warnings": [w for r in rows for w in r.get("loader", {}).get("warnings", [])]}
 
 
 def markdown(table: dict) -> str:
@@ -166,6 +209,15 @@ def markdown(table: dict) -> str:
                  f"searches of {', '.join(table['searched']) or 'none'}; {table['clips_per_s']:g} training clips/s "
                  f"for {table['reference_model']} ({table['reference_gflops']} GFLOPs per clip), other models "
                  "scaled by their FLOPs. Sizes: " + "; ".join(f"{r['dataset']}: {r['source']}" for r in table["datasets"]))
+    if table.get("loader_clips_per_s_per_worker") is not None:
+        lines.append("")
+        lines.append(
+            f"Loader: {table['loader_clips_per_s_per_worker']:g} clips/s per worker at 32 frames a clip (scaled by "
+            "each recipe's frames per clip); loader workers one GPU needs for the MIE-Net recipe: "
+            + ", ".join(f"{r['dataset']} {r['loader']['workers_needed']} (recipe: {r['loader']['recipe_workers']}, "
+                        f"GPU {r['gpu_clips_per_s']:g} clips/s)" for r in table["datasets"] if "loader" in r) + ".")
+        for w in table["warnings"]:
+            lines.append(f"- warning: {w}")
     return "\n".join(lines)
 
 
@@ -179,16 +231,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default %(default)s; measure with `mienet bench train ... --device cuda`)")
     parser.add_argument("--bytes-per-frame", type=float, default=None,
                         help="disk per extracted frame (default: results/bench/scale.json's packed layout, if present)")
+    parser.add_argument("--loader-clips-per-worker", type=float, default=None,
+                        help="clips/s one loader worker delivers at T=8, L=4, 224 px (default: "
+                             f"{LOADER_BENCH}'s measurement, if present; workflow/scripts/bench_loader_paper.sh)")
+    parser.add_argument("--cores-per-gpu", type=int, default=16,
+                        help="CPU cores a node has per GPU (default %(default)s): warns when the loader "
+                             "workers one GPU needs exceed them")
     parser.add_argument("--json", action="store_true", help="print the table as JSON")
 
 
 def run(args: argparse.Namespace) -> int:
     if args.clips_per_s <= 0:
         raise MienetError(f"--clips-per-s must be positive, got {args.clips_per_s}")
+    if args.cores_per_gpu < 1:
+        raise MienetError(f"--cores-per-gpu must be at least 1, got {args.cores_per_gpu}")
+    if args.loader_clips_per_worker is not None and args.loader_clips_per_worker <= 0:
+        raise MienetError(f"--loader-clips-per-worker must be positive, got {args.loader_clips_per_worker}")
     bpf = args.bytes_per_frame
     scale = Path("results/bench/scale.json")
     if bpf is None and scale.is_file():
         bpf = json.loads(scale.read_text()).get("bytes_per_frame", {}).get("packed")
-    table = build_table(Path(args.params), args.profile, args.clips_per_s, bpf)
+    per_worker = args.loader_clips_per_worker
+    if per_worker is None and LOADER_BENCH.is_file():
+        per_worker = json.loads(LOADER_BENCH.read_text()).get("clips_per_s_per_worker")
+    table = build_table(Path(args.params), args.profile, args.clips_per_s, bpf, per_worker, args.cores_per_gpu)
     print(json.dumps(table, indent=2) if args.json else markdown(table))
     return 0

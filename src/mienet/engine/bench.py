@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import statistics
@@ -43,6 +44,7 @@ import time
 from dataclasses import dataclass, field
 
 from mienet.errors import MienetError
+from mienet.sizing import workers_needed
 from mienet.models.backbone import ARCHS
 from mienet.models.variants import VARIANTS
 
@@ -203,9 +205,10 @@ def measure_train_steps(
     if steps < 1 or warmup < 0:
         raise MienetError(f"--steps must be positive and --warmup not negative, got {steps}, {warmup}")
     generator = torch.Generator().manual_seed(seed)
-    clips = torch.randn(
-        shape.batch, shape.segments, shape.frames_per_segment, 3, shape.size, shape.size,
-        generator=generator,
+    # uint8 as the loader hands it over: each step pays for the normalisation on the device
+    clips = torch.randint(
+        0, 256, (shape.batch, shape.segments, shape.frames_per_segment, 3, shape.size, shape.size),
+        generator=generator, dtype=torch.uint8,
     )
     labels = torch.randint(0, shape.num_classes, (shape.batch,), generator=generator)
     if device.type == "cuda":
@@ -362,6 +365,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="backbone of --compare-train (default resnet50)",
     )
     loader.add_argument("--num-classes", type=int, default=10, help="classes of --compare-train")
+    loader.add_argument(
+        "--worker-output", choices=("uint8", "float", "both"), default="uint8",
+        help="what the workers hand over: uint8 clips, normalised on the device (the data path "
+        "of `mienet train`), or float32 clips normalised in the workers (the path before, for a "
+        "before/after in one run); both: measure float then uint8 and print the ratio",
+    )
+    loader.add_argument(
+        "--train-rate", type=float, default=None, metavar="CLIPS_PER_S",
+        help="training clips/s one GPU takes (default: the --compare-train measurement); "
+        "prints the workers that would feed it",
+    )
     _add_timing_arguments(loader)
     loader.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -599,6 +613,32 @@ def _shape_line(result: dict) -> str:
     )
 
 
+class FloatInWorkers:
+    """A :class:`~mienet.engine.data.ClipDataset` whose workers normalise, as before the uint8
+    path: float32 clips cross the worker boundary. For ``bench loader --worker-output float``."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getattr__(self, name):  # sampler and measurement read the dataset's attributes
+        if name == "dataset":  # not set yet (unpickling in a spawned worker)
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
+
+    def __getitem__(self, item):
+        from mienet.engine.data import normalise_clips, one_intra_op_thread
+
+        out = self.dataset[item]
+        if out is None:
+            return None
+        clips, label, index = out
+        with one_intra_op_thread():
+            return normalise_clips(clips), label, index
+
+
 def run_loader(args: argparse.Namespace, device) -> int:
     try:
         from mienet.engine.data import ClipDataset, measure_loader
@@ -612,15 +652,28 @@ def run_loader(args: argparse.Namespace, device) -> int:
             f"--workers must not be negative and --batches must be positive, got "
             f"{args.workers}, {args.batches}"
         )
+    if args.train_rate is not None and args.train_rate <= 0:
+        raise MienetError(f"--train-rate must be positive, got {args.train_rate}")
     dataset = ClipDataset(
         args.list, root=args.root, num_segments=args.segments,
         frames_per_segment=args.frames_per_segment, size=args.size, train=True,
     )
-    measured = measure_loader(dataset, args.batch, args.workers, args.batches)
-    clips_per_s = float(measured["clips_per_s"] if isinstance(measured, dict) else measured)
+    outputs = ["float", "uint8"] if args.worker_output == "both" else [args.worker_output]
+    by_output = {}
+    for output in outputs:
+        measured = measure_loader(FloatInWorkers(dataset) if output == "float" else dataset,
+                                  args.batch, args.workers, args.batches)
+        measured["worker_output"] = output
+        measured["clips_per_s_per_worker"] = round(measured["clips_per_s"] / max(args.workers, 1), 2)
+        by_output[output] = measured
+    measured = by_output[outputs[-1]]
+    clips_per_s = float(measured["clips_per_s"])
+    per_worker = measured["clips_per_s_per_worker"]
     result = {
         "loader_clips_per_s": clips_per_s,
         "clips_per_s": clips_per_s,
+        "clips_per_s_per_worker": per_worker,
+        "worker_output": outputs[-1],
         "list": str(args.list),
         "root": str(args.root),
         "segments": args.segments,
@@ -631,8 +684,10 @@ def run_loader(args: argparse.Namespace, device) -> int:
         "batches": args.batches,
         **_environment(device),
     }
-    if isinstance(measured, dict):
-        result["loader"] = measured
+    result["loader"] = measured
+    if len(by_output) == 2:
+        result["float_path"] = by_output["float"]
+        result["uint8_over_float"] = round(by_output["uint8"]["clips_per_s"] / by_output["float"]["clips_per_s"], 2)
     if args.compare_train:
         shape = TrainShape(
             args.variant, args.arch, args.segments, args.size, args.batch,
@@ -644,13 +699,23 @@ def run_loader(args: argparse.Namespace, device) -> int:
         result["train_variant"], result["train_arch"] = args.variant, args.arch
         result["loader_over_train"] = clips_per_s / train["clips_per_s"]
         result["goal_loader_over_train"] = LOADER_GOAL
+    rate = args.train_rate if args.train_rate is not None else result.get("train_clips_per_s")
+    if rate is not None:
+        result["train_rate"] = rate
+        result["workers_per_gpu"] = workers_needed(rate, per_worker)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
-    print(
-        f"loader: {clips_per_s:.2f} clips/s ({args.workers} workers, batch {args.batch}, "
-        f"{args.segments} x {args.frames_per_segment} frames at {args.size} px, {args.batches} batches)"
-    )
+    shape = (f"batch {args.batch}, {args.segments} x {args.frames_per_segment} frames at {args.size} px, "
+             f"{args.batches} batches")
+    for output, m in by_output.items():
+        print(f"loader ({output} from the workers): {m['clips_per_s']:.2f} clips/s with {args.workers} "
+              f"workers, {m['clips_per_s_per_worker']:.2f} clips/s per worker ({shape})")
+    if "uint8_over_float" in result:
+        print(f"uint8 / float workers: {result['uint8_over_float']:.2f}x")
+    if rate is not None:
+        print(f"workers one GPU needs at {rate:.1f} training clips/s: {result['workers_per_gpu']} "
+              f"(at {per_worker:.2f} clips/s per worker)")
     if args.compare_train:
         print(
             f"training step ({args.variant}/{args.arch}, {result['train_speed_name']} on "
@@ -750,7 +815,7 @@ def end_to_end(list_file, root, shape: TrainShape, device, workers=E2E_WORKERS, 
                           device="cuda" if pin else "cpu", drop_last=True)
 
     def step(clips, labels):
-        train_step(model, optimizer, scaler, to_device(clips[:, 0], device, speed),
+        train_step(model, optimizer, scaler, to_device(clips, device, speed)[:, 0],
                    labels.to(device, non_blocking=pin), device, speed)
 
     loader.sampler.set_epoch(0)

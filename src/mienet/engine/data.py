@@ -1,9 +1,13 @@
 """Clips from TSN frame lists: segment sampling, clip-consistent augmentation, decoding, loading.
 
-A list line ``frames/<clip> <num frames> <label>`` becomes a float tensor
+A list line ``frames/<clip> <num frames> <label>`` becomes a uint8 tensor
 ``(V, T, L, 3, S, S)``: ``T`` segments, ``L`` consecutive frames from each
 (``docs/mie-net.md``, "Input"), ``V`` views (test clips x crops; 1 for training and
-validation), ImageNet-normalised.
+validation), cropped and flipped but not yet normalised. The loader's workers hand these
+uint8 clips over (a quarter of float32's bytes through the workers' shared memory, the pinned
+buffer and the host-to-device copy); :func:`normalise_clips` turns them into ImageNet-normalised
+float32 where the model runs (:func:`mienet.engine.performance.to_device`), on CPU and GPU alike,
+with the very operations the workers used to run, so the values are bit-identical.
 
 Reproducibility: :class:`ClipSampler` hands every item a ``sample_seed`` derived only from
 ``(seed, epoch, index)``; :class:`ClipDataset` seeds the frame offsets and the augmentation
@@ -46,6 +50,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +62,7 @@ import torchvision.transforms.v2.functional as TF
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from mienet.data.annotations import Clip, Problems, read_frame_list
+from mienet.engine.jpeg import decode_jpegs, jpeg_size
 from mienet.errors import MienetError
 
 log = logging.getLogger(__name__)
@@ -147,7 +153,10 @@ class MultiScaleCornerCrop(v2.Transform):
         self.max_distort = int(max_distort)
 
     def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
-        height, width = v2.query_size(flat_inputs)
+        return self.params_for(*v2.query_size(flat_inputs))
+
+    def params_for(self, height: int, width: int) -> dict[str, Any]:
+        """The crop of frames of ``height x width`` (two draws of torch's global generator)."""
         short = min(height, width)
         sides = [int(short * s) for s in self.scales]
         sides = [self.size if abs(s - self.size) < 3 else s for s in sides]
@@ -164,20 +173,60 @@ class MultiScaleCornerCrop(v2.Transform):
         return self._call_kernel(TF.resized_crop, inpt, **params, size=[self.size, self.size], antialias=True)
 
 
-class ClipTransform:
-    """uint8 ``(F, 3, H, W)`` RGB frames of one clip -> float ``(num_crops, F, 3, S, S)``.
+def normalise_clips(clips: torch.Tensor) -> torch.Tensor:
+    """uint8 RGB ``(..., 3, H, W)`` -> ImageNet-normalised float32 of the same shape, on the
+    tensor's device. Float input is returned as it is (already normalised)."""
+    if clips.is_floating_point():
+        return clips
+    if clips.dtype != torch.uint8:
+        raise ValueError(f"expected uint8 clips, got {clips.dtype}")
+    out = TF.to_dtype(clips, torch.float32, scale=True)
+    return TF.normalize(out, IMAGENET_MEAN, IMAGENET_STD, inplace=True)
 
-    ``geometry`` runs once on the whole clip (so v2 draws one set of random parameters for
-    all its frames), ``crops`` cuts the evaluation views, ``normalise`` turns uint8 into
-    ImageNet-normalised float32.
+
+class ClipTransform:
+    """uint8 ``(F, 3, H, W)`` RGB frames of one clip -> uint8 ``(num_crops, F, 3, S, S)``.
+
+    In two steps, so that the random part can run where the pixels are not (a worker holding a
+    clip's JPEG bytes for a device to decode, :class:`EncodedClip`): :meth:`draw` takes the
+    clip's random parameters from torch's global generator knowing only the frame size, and
+    :meth:`apply` applies them to every frame of the clip, on whatever device they are.
+    Training: the multi-scale corner crop resized to ``size`` (:class:`MultiScaleCornerCrop`),
+    then a horizontal flip with p = 0.5 when ``flip``: the same draws in the same order, and the
+    same kernels, as ``v2.Compose([MultiScaleCornerCrop(size), v2.RandomHorizontalFlip(0.5)])``
+    (tested bit for bit). Evaluation: the short side resized to ``scale_size``, then
+    :meth:`crops`. Normalisation is not here: it runs where the model runs
+    (:func:`normalise_clips`).
+
+    Every step stays in the workers but normalisation: the multi-scale crop and the evaluation
+    resize shrink the frames (456x256 to 224x224 is 43 % of the pixels), so moving them to the
+    device would send more bytes than it saves work; the flip is free either way.
     """
 
-    def __init__(self, geometry: v2.Transform, size: int, num_crops: int):
-        self.geometry = geometry
-        self.size = size
-        self.num_crops = num_crops
-        self.normalise = v2.Compose([v2.ToDtype(torch.float32, scale=True),
-                                     v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    def __init__(self, train: bool, size: int, num_crops: int = 1, flip: bool = True,
+                 scale_size: int | None = None):
+        self.train = bool(train)
+        self.size = int(size)
+        self.num_crops = int(num_crops)
+        self.flip = bool(flip)
+        self.scale_size = round(self.size * 256 / 224) if scale_size is None else int(scale_size)
+        self.crop = MultiScaleCornerCrop(self.size) if self.train else None
+
+    def draw(self, height: int, width: int) -> dict:
+        """The clip's random parameters for frames of ``height x width`` (none in evaluation)."""
+        if not self.train:
+            return {}
+        params = self.crop.params_for(height, width)
+        params["flip"] = bool(self.flip and torch.rand(1) < 0.5)  # v2: mirrored unless rand >= p
+        return params
+
+    def apply(self, frames: torch.Tensor, params: dict) -> torch.Tensor:
+        """``frames`` (F, 3, H, W) uint8 with the parameters of :meth:`draw`."""
+        if self.train:
+            out = TF.resized_crop(frames, params["top"], params["left"], params["height"], params["width"],
+                                  size=[self.size, self.size], antialias=True)
+            return (TF.horizontal_flip(out) if params["flip"] else out).unsqueeze(0)
+        return self.crops(TF.resize(frames, [self.scale_size], antialias=True))
 
     def crops(self, frames: torch.Tensor) -> torch.Tensor:
         s = self.size
@@ -196,15 +245,17 @@ class ClipTransform:
     def __call__(self, frames: torch.Tensor) -> torch.Tensor:
         if frames.dim() != 4 or frames.shape[1] != 3 or frames.dtype != torch.uint8:
             raise ValueError(f"expected uint8 frames (F, 3, H, W), got {frames.dtype} {tuple(frames.shape)}")
-        return self.normalise(self.crops(self.geometry(frames)))
+        return self.apply(frames, self.draw(*frames.shape[-2:]))
 
     def __repr__(self) -> str:
-        return f"ClipTransform(geometry={self.geometry}, size={self.size}, num_crops={self.num_crops})"
+        what = f"train, flip={self.flip}" if self.train else f"scale_size={self.scale_size}"
+        return f"ClipTransform({what}, size={self.size}, num_crops={self.num_crops})"
 
 
 def build_transform(train: bool, size: int, flip: bool = True, scale_size: int | None = None,
                     num_crops: int = 1) -> ClipTransform:
-    """The clip transform: uint8 ``(F, 3, H, W)`` -> float32 ``(num_crops, F, 3, size, size)``.
+    """The clip transform (:class:`ClipTransform`), its settings checked: uint8
+    ``(F, 3, H, W)`` -> uint8 ``(num_crops, F, 3, size, size)``.
 
     Training: :class:`MultiScaleCornerCrop` to ``size``, then a horizontal flip with p = 0.5
     when ``flip`` (off for SSv2, where left and right are part of the label); ``num_crops``
@@ -213,19 +264,12 @@ def build_transform(train: bool, size: int, flip: bool = True, scale_size: int |
     """
     if num_crops not in (1, 3):
         raise ValueError(f"num_crops must be 1 or 3, not {num_crops}")
-    if train:
-        if num_crops != 1:
-            raise ValueError("training takes one crop per clip")
-        steps: list[v2.Transform] = [MultiScaleCornerCrop(size)]
-        if flip:
-            steps.append(v2.RandomHorizontalFlip(p=0.5))
-        geometry = v2.Compose(steps)
-    else:
-        scale_size = round(size * 256 / 224) if scale_size is None else int(scale_size)
-        if scale_size < size:
-            raise ValueError(f"scale_size ({scale_size}) must be at least the crop size ({size})")
-        geometry = v2.Resize(scale_size, antialias=True)
-    return ClipTransform(geometry, size, num_crops)
+    if train and num_crops != 1:
+        raise ValueError("training takes one crop per clip")
+    transform = ClipTransform(train, size, num_crops, flip=flip, scale_size=scale_size)
+    if not train and transform.scale_size < size:
+        raise ValueError(f"scale_size ({transform.scale_size}) must be at least the crop size ({size})")
+    return transform
 
 
 # --------------------------------------------------------------------------- decoding
@@ -593,7 +637,8 @@ def one_intra_op_thread():
 
 
 class ClipDataset(Dataset):
-    """The clips of a frame list, each as float32 ``(V, T, L, 3, size, size)``.
+    """The clips of a frame list, each as uint8 ``(V, T, L, 3, size, size)`` (normalised on the
+    device: :func:`normalise_clips`).
 
     ``root`` is the folder the list's paths are relative to. A clip's frames are read from its
     frame pack ``root / (clip.path + ".frames")`` when there is one (``mienet extract-frames``'
@@ -614,12 +659,17 @@ class ClipDataset(Dataset):
     ``cache_frames`` keeps every decoded frame in memory after its first read (in each loader
     process): the items are identical, only the decoding is done once per frame instead of once
     per epoch. For small datasets (the synthetic default: about 160 MB).
+
+    ``encoded`` (the recipe's ``decode: gpu``): an item is an :class:`EncodedClip`, the sampled
+    frames' JPEG bytes with the clip's augmentation drawn from their size (the same draws as the
+    pixel path), for the device to decode (:class:`EncodedBatch`, :mod:`mienet.engine.jpeg`).
     """
 
     def __init__(self, list_file, root, num_segments: int, frames_per_segment: int = 4, size: int = 224,
                  train: bool = False, flip: bool = True, num_clips: int = 1, num_crops: int = 1,
                  dense: bool = False, template: str = "img_{:05d}.jpg", skip_missing: bool = False,
-                 num_classes: int | None = None, scale_size: int | None = None, cache_frames: bool = False):
+                 num_classes: int | None = None, scale_size: int | None = None, cache_frames: bool = False,
+                 encoded: bool = False):
         self.list_file = Path(list_file)
         self.root = Path(root)
         self.num_segments = int(num_segments)
@@ -632,6 +682,10 @@ class ClipDataset(Dataset):
         self.template = template
         self.skip_missing = bool(skip_missing)
         self.cache: dict[Path, torch.Tensor] | None = {} if cache_frames else None
+        self.encoded = bool(encoded)
+        if self.encoded and cache_frames:
+            raise MienetError("cache_frames keeps decoded frames; with decode: gpu the device decodes "
+                              "them: use one or the other")
         if self.num_segments < 1 or self.frames_per_segment < 1 or self.num_clips < 1:
             raise MienetError("segments, frames per segment and clips must be at least 1")
         try:
@@ -705,23 +759,44 @@ class ClipDataset(Dataset):
             return None
         return clips, clip.label, index
 
-    def _load(self, clip: Clip) -> torch.Tensor:
+    def _load(self, clip: Clip) -> torch.Tensor | EncodedClip:
         T, L, C = self.num_segments, self.frames_per_segment, self.num_clips
         idx = sample_indices(clip.frames, T, L, self.mode, num_clips=C, dense=self.dense)
         used, inverse = torch.unique(idx.view(-1), return_inverse=True)
-        frames = self._decode_clip(clip, used.tolist())  # each frame once
         inverse = inverse.view(C, T * L)
-        if self.train:
-            # every clip its own augmentation draw (normally C = 1)
-            views = []
-            for c in range(C):
-                mine, local = torch.unique(inverse[c], return_inverse=True)
-                views.append(self.transform(frames[mine])[:, local])
-            out = torch.cat(views)
-        else:
-            out = self.transform(frames)[:, inverse]  # (crops, C, T * L, 3, S, S)
-            out = out.transpose(0, 1).reshape(C * self.num_crops, T * L, *out.shape[-3:])
-        return out.reshape(-1, T, L, *out.shape[-3:]).contiguous()
+        if self.encoded:
+            data, where = self._read_encoded(clip, used.tolist())
+            height, width = jpeg_size(data[0], where[0])
+            return EncodedClip(data=[torch.frombuffer(bytearray(d), dtype=torch.uint8) for d in data],
+                               where=where, inverse=inverse, params=self._draw(height, width),
+                               transform=self.transform, segments=T, frames_per_segment=L)
+        frames = self._decode_clip(clip, used.tolist())  # each frame once
+        return assemble_views(self.transform, frames, inverse, self._draw(*frames.shape[-2:]), T, L)
+
+    def _draw(self, height: int, width: int) -> list[dict]:
+        """The random parameters of each view's augmentation (every training clip its own draw;
+        normally one clip), in the order the views are assembled."""
+        return [self.transform.draw(height, width) for _ in range(self.num_clips)] if self.train else [{}]
+
+    def _read_encoded(self, clip: Clip, indices: list[int]) -> tuple[list[bytes], list[str]]:
+        """The JPEG bytes of frames ``indices`` of a clip (pack or folder), each with its name for
+        errors; checked for completeness as the CPU path checks them."""
+        from mienet.data.pack import PackError, read_frames
+
+        pack = self.pack_path(clip)
+        try:
+            data = read_frames(pack, indices)
+        except PackError as exc:
+            raise FrameReadError(exc.path, exc.reason, frame=exc.frame) from None
+        if data is not None:
+            return data, [f"frame {i + 1} of {pack}" for i in indices]
+        paths = [self.frame_path(clip, i) for i in indices]
+        if not paths[0].parent.is_dir():
+            raise FrameReadError(paths[0].parent, f"neither the frame pack {pack} nor the frame folder exists")
+        data = [_read_bytes(p) for p in paths]
+        for p, d in zip(paths, data):
+            _check_complete(p, d)
+        return data, [str(p) for p in paths]
 
 
     def _read(self, clip: Clip, indices: list[int]) -> torch.Tensor:
@@ -748,6 +823,69 @@ class ClipDataset(Dataset):
             for (_, key), frame in zip(missing, decoded):
                 self.cache[key] = frame.clone()  # its own memory, not a view of the batch
         return torch.stack([self.cache[k] for k in keys])
+
+
+def assemble_views(transform: ClipTransform, frames: torch.Tensor, inverse: torch.Tensor, params: list[dict],
+                   segments: int, frames_per_segment: int) -> torch.Tensor:
+    """A clip's uint8 views ``(V, T, L, 3, S, S)`` from its decoded frames ``(U, 3, H, W)`` (each
+    sampled frame once; ``inverse`` ``(C, T * L)`` maps the clip's frame slots onto them) and the
+    drawn ``params`` (:meth:`ClipDataset._draw`), on the frames' device: the CPU path runs it in the
+    workers, the byte path (:class:`EncodedBatch`) where the frames were decoded."""
+    T, L = segments, frames_per_segment
+    if transform.train:
+        views = []
+        for c, p in enumerate(params):
+            mine, local = torch.unique(inverse[c], return_inverse=True)
+            views.append(transform.apply(frames[mine.to(frames.device)], p)[:, local.to(frames.device)])
+        out = torch.cat(views)
+    else:
+        out = transform.apply(frames, {})[:, inverse.to(frames.device)]  # (crops, C, T * L, 3, S, S)
+        out = out.transpose(0, 1).reshape(inverse.shape[0] * transform.num_crops, T * L, *out.shape[-3:])
+    return out.reshape(-1, T, L, *out.shape[-3:]).contiguous()
+
+
+@dataclass
+class EncodedClip:
+    """One clip as the JPEG bytes of its sampled frames (each once, 1-D uint8 tensors) with its
+    augmentation already drawn: what a worker hands over with ``decode: gpu``
+    (:mod:`mienet.engine.jpeg`); :class:`EncodedBatch` decodes and assembles it on a device."""
+
+    data: list[torch.Tensor]
+    where: list[str]
+    inverse: torch.Tensor
+    params: list[dict]
+    transform: ClipTransform
+    segments: int
+    frames_per_segment: int
+
+    def finish(self, frames: torch.Tensor) -> torch.Tensor:
+        return assemble_views(self.transform, frames, self.inverse, self.params, self.segments,
+                              self.frames_per_segment)
+
+
+class EncodedBatch:
+    """A batch of :class:`EncodedClip`: :meth:`decode` gives the uint8 clips
+    ``(B, V, T, L, 3, S, S)`` on a device, every frame of the batch decoded in one call."""
+
+    def __init__(self, clips: list[EncodedClip]):
+        self.clips = clips
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    @property
+    def shape(self) -> torch.Size:
+        return torch.Size([len(self.clips)])
+
+    def decode(self, device: torch.device | str) -> torch.Tensor:
+        images = decode_jpegs([d for c in self.clips for d in c.data], device,
+                              [w for c in self.clips for w in c.where])
+        out, k = [], 0
+        for clip in self.clips:
+            n = len(clip.data)
+            out.append(clip.finish(torch.stack(images[k:k + n])))
+            k += n
+        return torch.stack(out)
 
 
 def _line_number(clip: Clip) -> str:
@@ -796,15 +934,18 @@ def assert_disjoint(train: "ClipDataset", val: "ClipDataset", shown: int = 5) ->
         "writes disjoint splits):\n" + "\n".join(lines) + more)
 
 
-def collate_clips(batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
-    """``(clips (B, V, T, L, 3, S, S), labels (B,), indices (B,), skipped)``; ``None`` items
+def collate_clips(batch) -> tuple[torch.Tensor | EncodedBatch, torch.Tensor, torch.Tensor, int]:
+    """``(clips (B, V, T, L, 3, S, S) or an EncodedBatch, labels (B,), indices (B,), skipped)``; ``None`` items
     (skipped clips) are dropped and counted. A batch of only skipped items has empty tensors."""
     kept = [b for b in batch if b is not None]
     skipped = len(batch) - len(kept)
     if not kept:
         return torch.empty(0), torch.empty(0, dtype=torch.long), torch.empty(0, dtype=torch.long), skipped
-    with one_intra_op_thread():
-        clips = torch.stack([b[0] for b in kept])
+    if isinstance(kept[0][0], EncodedClip):
+        clips = EncodedBatch([b[0] for b in kept])
+    else:
+        with one_intra_op_thread():
+            clips = torch.stack([b[0] for b in kept])
     labels = torch.tensor([b[1] for b in kept], dtype=torch.long)
     indices = torch.tensor([b[2] for b in kept], dtype=torch.long)
     return clips, labels, indices, skipped

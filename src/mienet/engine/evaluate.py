@@ -40,9 +40,10 @@ def view_scores(model, clips: torch.Tensor, device, speed) -> torch.Tensor:
     """Average softmax over views: clips ``(B, V, T, L, 3, S, S)`` -> probabilities ``(B, K)``."""
     from mienet.engine.performance import autocast, to_device
 
+    clips = to_device(clips, device, speed)
     b, v = clips.shape[:2]
     with torch.no_grad(), autocast(device, speed):
-        logits = model(to_device(clips.flatten(0, 1), device, speed)).float()
+        logits = model(clips.flatten(0, 1)).float()
     return logits.softmax(dim=1).view(b, v, -1).mean(dim=1)
 
 

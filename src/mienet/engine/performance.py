@@ -48,6 +48,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mienet.engine.data import EncodedBatch, normalise_clips
 from mienet.errors import MienetError
 from mienet.models.modules import PersistenceOfAppearance
 
@@ -180,8 +181,11 @@ def make_grad_scaler(device: torch.device | str, speed: SpeedConfig) -> torch.am
     return torch.amp.GradScaler(device.type, enabled=device.type == "cuda" and speed.amp == "fp16")
 
 
-def to_device(clips: torch.Tensor, device: torch.device | str, speed: SpeedConfig) -> torch.Tensor:
-    """Move a batch of clips to ``device``, asynchronously from pinned memory on CUDA.
+def to_device(clips: torch.Tensor | EncodedBatch, device: torch.device | str, speed: SpeedConfig) -> torch.Tensor:
+    """Move a batch of clips to ``device``, asynchronously from pinned memory on CUDA, and
+    normalise uint8 clips there (:func:`mienet.engine.data.normalise_clips`, float32: the
+    model's first operations, PA's frame differences among them, see the input in float32 as
+    they always did; autocast casts it at the first convolution).
 
     No layout change: the clips are 6-D and channels-last is a 4-D layout. The
     ``(N * T, C, H, W)`` images the backbone sees are formed inside the model, and its
@@ -191,7 +195,9 @@ def to_device(clips: torch.Tensor, device: torch.device | str, speed: SpeedConfi
     """
     del speed
     device = torch.device(device)
-    return clips.to(device, non_blocking=device.type == "cuda")
+    if isinstance(clips, EncodedBatch):  # decode: gpu, JPEG bytes decoded on the device
+        return normalise_clips(clips.decode(device))
+    return normalise_clips(clips.to(device, non_blocking=device.type == "cuda"))
 
 
 def train_step(

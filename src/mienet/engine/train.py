@@ -344,14 +344,24 @@ class TrainData:
 
 def build_data(cfg: TrainConfig, rt: Runtime) -> TrainData:
     from mienet.engine.data import ClipDataset, assert_disjoint, build_loader
+    from mienet.engine.jpeg import probe_decode, resolve_decode
 
     ann = Path(cfg.annotations)
     classes = load_classes(ann)
     common = dict(root=cfg.root, num_segments=cfg.segments, frames_per_segment=cfg.frames_per_segment,
                   size=cfg.size, template=cfg.template, skip_missing=cfg.skip_missing,
                   num_classes=len(classes))
-    train_set = ClipDataset(ann / "train.txt", train=True, flip=cfg.flip, cache_frames=cfg.cache_frames, **common)
-    val_set = ClipDataset(ann / "val.txt", train=False, cache_frames=cfg.cache_frames, **common)
+
+    def sets(encoded: bool):
+        cache = cfg.cache_frames and not encoded
+        return (ClipDataset(ann / "train.txt", train=True, flip=cfg.flip, cache_frames=cache, encoded=encoded,
+                            **common),
+                ClipDataset(ann / "val.txt", train=False, cache_frames=cache, encoded=encoded, **common))
+
+    train_set, val_set = sets(False)
+    if resolve_decode(cfg.decode, rt.device, probe=lambda: probe_decode(
+            train_set, sets(True)[0], rt.device, cfg.workers, cfg.batch_size)):
+        train_set, val_set = sets(True)
     if len(train_set) == 0:
         raise MienetError(f"{ann / 'train.txt'} lists no clips")
     if len(val_set) == 0:
@@ -580,7 +590,7 @@ def train_epoch(cfg: TrainConfig, rt: Runtime, learner: Learner, loader, speed, 
         sums[3] += skipped
         if labels.numel() == 0:
             continue
-        clips = to_device(clips[:, 0], rt.device, speed)  # one view per training clip
+        clips = to_device(clips, rt.device, speed)[:, 0]  # one view per training clip
         labels = labels.to(rt.device, non_blocking=True)
         with autocast(rt.device, speed):
             logits = model(clips)
@@ -748,7 +758,7 @@ def validate(model, loader, rt: Runtime, speed, where: Path | None = None, epoch
             continue
         labels = labels.to(rt.device)
         with autocast(rt.device, speed):
-            logits = model(to_device(clips[:, 0], rt.device, speed)).float()
+            logits = model(to_device(clips, rt.device, speed)[:, 0]).float()
         sums[0] += F.cross_entropy(logits, labels, reduction="sum").item()
         top1, top5 = topk_correct(logits, labels)
         sums[1] += top1
@@ -840,6 +850,7 @@ def add_arguments(parser) -> None:
     opt(g, "--channels-last")
     opt(g, "--compile")
     opt(g, "--cuda-graphs")
+    opt(g, "--decode")
     g.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: PyTorch's choice)")
     g.add_argument("--no-progress", action="store_true")
     g.add_argument("--debug-nan-at-step", type=int, default=unset, help=unset)
