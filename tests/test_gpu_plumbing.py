@@ -228,7 +228,9 @@ def test_bench_e2e_on_a_synthetic_dataset_and_the_summary_in_the_efficiency_tabl
     best = max(e2e["worker_trials"], key=lambda t: t["clips_per_s"])["workers"]
     assert e2e["workers"] == best
     assert e2e["page_cache_dropped"] is False and "not asked" in e2e["page_cache"]
-    assert e2e["cuda_graphs"]["cuda_graphs"] is False
+    assert e2e["cuda_graphs"]["cuda_graphs"] is False and e2e["decode"] == "cpu"
+    assert cli_main(argv[:-1] + ["--decode", "gpu"]) == 2  # the byte path decodes on a CUDA device only
+    assert "decode: gpu needs a CUDA device; this run trains on cpu" in capsys.readouterr().err
     assert cli_main(argv[:-1] + ["--max-steps", "1"]) == 0
     text = capsys.readouterr().out
     assert "over 1 steps" in text and "waiting for data" in text and "-> " in text

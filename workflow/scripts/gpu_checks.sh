@@ -92,6 +92,31 @@ check bench_compare to_file "$B/train.json" timeout 400 "${M[@]}" bench train "$
 check bench_e2e to_file "$B/e2e.json" timeout 60 "${M[@]}" bench e2e --list "$D/annotations/train.txt" \
     --root "$D" --variant mienet --arch resnet50 --segments 3 --size 112 --batch 8 --workers 0 2 4 8 \
     --trial-batches 8 --max-steps 40 --device cuda --json
+step "the paper's input (T=8, L=4, 224 px, 456x256 frames): loader per worker, then end to end with CPU and GPU decode"
+check loader_paper to_file "$B/loader_paper.json" timeout 120 bash workflow/scripts/bench_loader_paper.sh "$W/loader" 8 \
+    --batches 20 --train-rate 1000 --json
+LP=(--list "$W/loader/train.txt" --root "$W/loader" --variant mienet --arch resnet50 --segments 8 --size 224
+    --batch 8 --workers 8 --trial-batches 4 --max-steps 30 --device cuda --json)
+check e2e_paper_cpu_decode to_file "$B/e2e_paper_cpu.json" timeout 90 "${M[@]}" bench e2e "${LP[@]}" --decode cpu
+check e2e_paper_gpu_decode to_file "$B/e2e_paper_gpu.json" timeout 90 "${M[@]}" bench e2e "${LP[@]}" --decode gpu
+python3 - "$B" <<'PY'
+import json, sys
+from pathlib import Path
+b = Path(sys.argv[1])
+for name in ("loader_paper", "e2e_paper_cpu", "e2e_paper_gpu"):
+    f = b / f"{name}.json"
+    if not f.is_file() or not f.stat().st_size:
+        print(f"     {name}: no result"); continue
+    r = json.loads(f.read_text())
+    if name == "loader_paper":
+        print(f"     loader: {r['clips_per_s_per_worker']:.1f} clips/s per worker ({r['workers']} workers: "
+              f"{r['clips_per_s']:.1f}); uint8/float {r.get('uint8_over_float')}; workers per GPU at 1000 clips/s: "
+              f"{r.get('workers_per_gpu')}")
+    else:
+        print(f"     {name}: {r['clips_per_s']:.1f} clips/s, data wait {100 * r['data_wait_share']:.1f} %, "
+              f"GPU busy {100 * (r['gpu_busy_share'] or 0):.1f} %, workers {r['workers']}")
+PY
+cp "$B/loader_paper.json" results/bench/loader_paper_gpu_node.json 2>/dev/null || true
 E2E=()
 [ -s "$B/e2e.json" ] && E2E=(--e2e "$B/e2e.json")
 if [ -s "$B/train.json" ]; then

@@ -314,6 +314,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     e2e.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                      help="where to run (default: CUDA when present, else CPU)")
     e2e.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch")
+    e2e.add_argument("--decode", choices=("cpu", "gpu"), default="cpu",
+                     help="cpu: the workers decode (default); gpu: they read JPEG bytes and the device decodes")
     e2e.add_argument("--json", action="store_true", help="print one JSON object")
 
     summary = modes.add_parser(
@@ -750,6 +752,8 @@ def _choose_pin_memory(dataset, batch: int, workers: int, device, batches: int) 
 
     if device.type != "cuda":
         return False, {"note": "no CUDA device: nothing to pin for"}
+    if getattr(dataset, "encoded", False):
+        return False, {"note": "decode gpu: the batches are JPEG bytes, decoded on the device"}
     times = {}
     for pin in (True, False):
         loader = build_loader(dataset, batch, shuffle=True, workers=workers, device="cuda" if pin else "cpu")
@@ -769,18 +773,21 @@ def _choose_pin_memory(dataset, batch: int, workers: int, device, batches: int) 
 
 
 def end_to_end(list_file, root, shape: TrainShape, device, workers=E2E_WORKERS, trial_batches: int = 10,
-               warmup: int = 2, max_steps: int | None = None, drop_cache: bool = True) -> dict:
+               warmup: int = 2, max_steps: int | None = None, drop_cache: bool = True, decode: str = "cpu") -> dict:
     """Training throughput with the real loader (see ``mienet bench e2e``) as a JSON-ready dict.
 
     Each step waits for its batch (``data wait``), then copies it, runs the default training
     step (forward, cross-entropy, backward, SGD; CUDA graphs by the ``auto`` rule) and
     synchronises, as the training loop's ``loss.item()`` does. ``compute_share``: the rest of
     the time; on CUDA ``gpu_busy_share``: the device's time between CUDA events around each step
-    over the wall time.
+    over the wall time. ``decode``: ``cpu``, the workers decode; ``gpu``, the workers read JPEG
+    bytes and the step decodes them on the device (the recipe's ``decode: gpu``; its decoding
+    then counts as compute, the bytes' reading as data wait).
     """
     import torch
 
     from mienet.engine.data import ClipDataset, build_loader, measure_loader
+    from mienet.engine.jpeg import resolve_decode
     from mienet.engine.performance import (default_speed_config, make_grad_scaler, prepare_model,
                                            setup_cuda_graphs, synchronize, to_device, train_step)
     from mienet.models import build_model
@@ -789,8 +796,10 @@ def end_to_end(list_file, root, shape: TrainShape, device, workers=E2E_WORKERS, 
     if not workers or workers[0] < 0 or trial_batches < 1 or warmup < 0 or (max_steps is not None and max_steps < 1):
         raise MienetError("--workers must be counts >= 0, --trial-batches and --max-steps positive, "
                           "--warmup not negative")
+    encoded = resolve_decode(decode, torch.device(device))
     dataset = ClipDataset(list_file, root=root, num_segments=shape.segments,
-                          frames_per_segment=shape.frames_per_segment, size=shape.size, train=True)
+                          frames_per_segment=shape.frames_per_segment, size=shape.size, train=True,
+                          encoded=encoded)
     if len(dataset) < shape.batch:
         raise MienetError(f"{list_file} has {len(dataset)} clips, fewer than one batch of {shape.batch}")
     trials = []
@@ -861,6 +870,7 @@ def end_to_end(list_file, root, shape: TrainShape, device, workers=E2E_WORKERS, 
     busy = sum(b.elapsed_time(e) for b, e in events) / 1e3 if events else None
     return {
         "mode": "e2e",
+        "decode": "gpu" if encoded else "cpu",
         "clips_per_s": clips_done / seconds,
         "data_wait_share": wait_s / seconds,
         "compute_share": compute_s / seconds,
@@ -891,7 +901,7 @@ def run_e2e(args: argparse.Namespace, device) -> int:
     shape = _shape(args)
     result = end_to_end(args.list, args.root, shape, device, workers=args.workers,
                         trial_batches=args.trial_batches, warmup=args.warmup, max_steps=args.max_steps,
-                        drop_cache=not args.no_drop_cache)
+                        drop_cache=not args.no_drop_cache, decode=args.decode)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0

@@ -836,12 +836,27 @@ def assemble_views(transform: ClipTransform, frames: torch.Tensor, inverse: torc
         views = []
         for c, p in enumerate(params):
             mine, local = torch.unique(inverse[c], return_inverse=True)
-            views.append(transform.apply(frames[mine.to(frames.device)], p)[:, local.to(frames.device)])
-        out = torch.cat(views)
+            if len(mine) < len(frames):
+                frames_c = frames.index_select(0, mine.to(frames.device))
+            else:
+                frames_c = frames
+            views.append(_gather(transform.apply(frames_c, p), local))
+        out = views[0] if len(views) == 1 else torch.cat(views)
     else:
-        out = transform.apply(frames, {})[:, inverse.to(frames.device)]  # (crops, C, T * L, 3, S, S)
+        out = _gather(transform.apply(frames, {}), inverse.view(-1)).unflatten(1, tuple(inverse.shape))
+        # (crops, C, T * L, 3, S, S) -> (C * crops, T * L, 3, S, S), clip by clip
         out = out.transpose(0, 1).reshape(inverse.shape[0] * transform.num_crops, T * L, *out.shape[-3:])
-    return out.reshape(-1, T, L, *out.shape[-3:]).contiguous()
+    # Not made contiguous here: torchvision's uint8 resize returns channels-last strides, and the
+    # batch's torch.stack (collate_clips) copies into a contiguous batch anyway, one copy not two.
+    return out.reshape(-1, T, L, *out.shape[-3:])
+
+
+def _gather(views: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:
+    """``views[:, slots]`` (frames into the clip's frame slots): a plain copy-free view when
+    every slot has its own frame in order (the common case), else one ``index_select``."""
+    if len(slots) == views.shape[1] and torch.equal(slots, torch.arange(len(slots))):
+        return views
+    return views.index_select(1, slots.to(views.device))
 
 
 @dataclass
