@@ -324,6 +324,17 @@ EXERCISES: dict[str, Exercise] = {
         why="no SLURM cluster here; tests/test_slurm.py runs the profile on a real one"),
     "mienet sizing --profile paper --clips-per-s 100": Exercise(
         "run", check=expect_in("| sthv2 |", "GPU-h total", "100 training clips/s")),
+    "bash workflow/scripts/bench_loader_paper.sh": Exercise(
+        "run", subs=(("bash workflow/scripts/bench_loader_paper.sh", f"bash {REPO}/workflow/scripts/bench_loader_paper.sh"
+                      " loaderbench 0 --batches 1"),),
+        check=expect_in("16 clips from 4 videos", "loader (float from the workers)", "uint8 / float workers:"),
+        why="the repository's script (the micro project has no sample videos), one batch, no workers"),
+    "bash workflow/scripts/loader_before_after.sh 75e560b": Exercise(
+        "run", subs=(("bash workflow/scripts/loader_before_after.sh 75e560b",
+                      f"bash {REPO}/workflow/scripts/loader_before_after.sh HEAD 1 0 1"),),
+        env={"LOADER_BENCH_DIR": "{tmp}"},
+        check=expect_in("round 1: before (HEAD)", "median per worker: before"),
+        why="against HEAD (a clone's history may be shallow), one round of one batch, frames in a fresh folder"),
     "mienet bench scale --sizes 500,2000,8000 --frames-per-segment 1": Exercise(
         "run", subs=(("--sizes 500,2000,8000", "--sizes 2,4 --frames 16 --size 32 --classes 2 --workers 0 "
                                                "--no-dvc --no-snakemake --no-containers --out scale-run/scale"),),

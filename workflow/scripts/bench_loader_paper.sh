@@ -7,13 +7,13 @@
 #
 #     bash workflow/scripts/bench_loader_paper.sh [WORK_DIR] [WORKERS]
 #
-# WORK_DIR (default /tmp/mienet-loader-bench) is reused when it holds the frames; WORKERS
+# WORK_DIR (default $LOADER_BENCH_DIR, else /tmp/mienet-loader-bench) is reused when it holds the frames; WORKERS
 # (default 1) is the DataLoader worker count of the measurement; further arguments go to
 # `mienet bench loader` (e.g. --json, --train-rate 1000). Preparation messages go to stderr.
 # Prints figures; asserts nothing.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-work="${1:-/tmp/mienet-loader-bench}"
+work="${1:-${LOADER_BENCH_DIR:-/tmp/mienet-loader-bench}}"
 workers="${2:-1}"
 bin="$root/.venv/bin"
 mkdir -p "$work/videos"

@@ -4,21 +4,23 @@
 # loader` call, once with the code of commit BEFORE (a git worktree) and once with this
 # checkout, alternating ROUNDS times; prints each measurement and the medians' ratio.
 #
-#     bash workflow/scripts/loader_before_after.sh BEFORE [ROUNDS] [WORKERS]
+#     bash workflow/scripts/loader_before_after.sh BEFORE [ROUNDS] [WORKERS] [BATCHES]
 #
-# e.g. `bash workflow/scripts/loader_before_after.sh 75e560b 3 1`. Asserts nothing.
+# e.g. `bash workflow/scripts/loader_before_after.sh 75e560b 3 1` (defaults: 3 rounds, 1 worker,
+# 20 timed batches; frames in $LOADER_BENCH_DIR, else /tmp/mienet-loader-bench). Asserts nothing.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 before="${1:?commit before the change}"
 rounds="${2:-3}"
 workers="${3:-1}"
-work=/tmp/mienet-loader-bench
+batches="${4:-20}"
+work="${LOADER_BENCH_DIR:-/tmp/mienet-loader-bench}"
 tree="$(mktemp -d /tmp/mienet-before-XXXXXX)"
 trap 'git -C "$root" worktree remove --force "$tree" >/dev/null 2>&1 || true' EXIT
 git -C "$root" worktree add --detach --force "$tree" "$before" >/dev/null 2>&1
-bash "$root/workflow/scripts/bench_loader_paper.sh" "$work" "$workers" --batches 2 --worker-output uint8 >/dev/null
+bash "$root/workflow/scripts/bench_loader_paper.sh" "$work" "$workers" --batches 1 --worker-output uint8 >/dev/null
 args=(bench loader --list "$work/train.txt" --root "$work" --segments 8 --frames-per-segment 4 --size 224
-      --batch 8 --workers "$workers" --batches 20 --json)
+      --batch 8 --workers "$workers" --batches "$batches" --json)
 py="$root/.venv/bin/python"
 declare -a old new
 for r in $(seq "$rounds"); do
