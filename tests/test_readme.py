@@ -322,6 +322,8 @@ EXERCISES: dict[str, Exercise] = {
     "snakemake --workflow-profile profiles/slurm reproduce_all --config profile=paper": Exercise(
         "dry", check=expect_in("Using workflow specific profile profiles/slurm", "slurm_partition=gpu"),
         why="no SLURM cluster here; tests/test_slurm.py runs the profile on a real one"),
+    "mienet sizing --profile paper --clips-per-s 100 --gpus 32 --job-limit 24": Exercise(
+        "run", check=expect_in("Wall-clock on 32 GPUs", "| **all together** |", "Jobs over the 24 h limit:")),
     "mienet sizing --profile paper --clips-per-s 100": Exercise(
         "run", check=expect_in("| sthv2 |", "GPU-h total", "100 training clips/s")),
     "bash workflow/scripts/bench_loader_paper.sh": Exercise(

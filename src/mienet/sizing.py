@@ -17,12 +17,14 @@ Costs counted per job, in GPU-hours:
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from mienet.errors import MienetError
+from mienet.schedule import Job, critical_path, list_schedule
 
 # Published sizes (clips per split, classes, mean frames per clip where known); used when the
 # annotation lists are not there yet. SLJD: "over 1,000 trimmed clips in 10 classes" (the
@@ -74,6 +76,15 @@ def dataset_sizes(name: str, annotations: Path) -> tuple[dict[str, Split], int, 
     return splits, p["classes"], p["source"]
 
 
+@functools.lru_cache(maxsize=None)
+def model_stats(*args, **kwargs) -> dict:
+    """:func:`mienet.models.flops.model_stats`, computed once per model and shape in a process
+    (it builds the model and counts its FLOPs: seconds each). Callers only read the dict."""
+    from mienet.models.flops import model_stats as count
+
+    return count(*args, **kwargs)
+
+
 def workers_needed(train_clips_per_s: float, clips_per_s_per_worker: float) -> int:
     """Loader workers (one CPU core each) that supply ``train_clips_per_s`` at
     ``clips_per_s_per_worker``, rounded up."""
@@ -104,11 +115,78 @@ def loader_check(row: dict, recipe_workers: int, per_worker_ref: float, cores_pe
     return out
 
 
+@dataclass
+class WallClock:
+    """What ``mienet sizing --gpus`` schedules with: G GPUs, each search spread over
+    ``search_jobs`` worker jobs (Optuna's distributed mode; the trials split as evenly as they
+    go), ``gpus_per_training`` GPUs per training (ideal linear speed-up), ``pruned_share`` of the
+    search's trial hours saved by pruning, and a job-time limit to check against."""
+
+    gpus: int
+    search_jobs: int = 1
+    gpus_per_training: int = 1
+    pruned_share: float = 0.0
+    job_limit: float | None = None
+
+    def check(self) -> None:
+        if self.gpus < 1 or self.search_jobs < 1 or self.gpus_per_training < 1:
+            raise MienetError("--gpus, --search-jobs and --gpus-per-training must be at least 1")
+        if self.gpus_per_training > self.gpus:
+            raise MienetError(f"--gpus-per-training {self.gpus_per_training} is more than --gpus {self.gpus}")
+        if not 0 <= self.pruned_share < 1:
+            raise MienetError(f"--pruned-share must be in [0, 1), got {self.pruned_share}")
+        if self.job_limit is not None and self.job_limit <= 0:
+            raise MienetError(f"--job-limit must be positive, got {self.job_limit}")
+
+
+def dataset_jobs(name: str, runs: dict[str, float], evals: dict[str, float], seeds: list[int],
+                 searches: dict[str, tuple[int, float, float]], wall: WallClock) -> list[Job]:
+    """The GPU jobs of one dataset: a training (``runs[v]`` GPU-hours over the training's GPUs)
+    and its evaluation (``evals[v]``) per variant and seed; per searched variant
+    ``searches[v] = (trials, GPU-hours of one trial, GPU-hours of the tuned training)``, the
+    worker jobs, then the tuned training and its evaluation."""
+    g = wall.gpus_per_training
+    jobs = []
+    for v, hours in runs.items():
+        for s in seeds:
+            train = f"{name}/train/{v}/seed{s}"
+            jobs += [Job(train, hours / g, g), Job(f"{name}/evaluate/{v}/seed{s}", evals[v], 1, (train,))]
+    for v, (trials, per_trial, tuned_h) in searches.items():
+        k = max(1, min(wall.search_jobs, trials))
+        share, extra = divmod(trials, k)
+        workers = [Job(f"{name}/search/{v}/worker{i}", (share + (i < extra)) * per_trial * (1 - wall.pruned_share))
+                   for i in range(k)]
+        tuned = Job(f"{name}/train_tuned/{v}", tuned_h / g, g, tuple(w.name for w in workers))
+        jobs += workers + [tuned, Job(f"{name}/evaluate_tuned/{v}", evals[v], 1, (tuned.name,))]
+    return jobs
+
+
+def wall_clock(jobs_by_dataset: dict[str, list[Job]], wall: WallClock) -> dict:
+    """Critical path, list-schedule makespan on ``wall.gpus`` GPUs and longest job, per dataset
+    (alone on the GPUs) and for the whole profile (every dataset's jobs together)."""
+    every = [j for jobs in jobs_by_dataset.values() for j in jobs]
+
+    def summary(jobs: list[Job]) -> dict:
+        longest = max(jobs, key=lambda j: j.hours, default=None)
+        return {"critical_path_h": round(critical_path(jobs), 1),
+                "makespan_h": round(list_schedule(jobs, wall.gpus)["makespan_h"], 1),
+                "longest_job_h": round(longest.hours, 1) if longest else 0.0,
+                "longest_job": longest.name if longest else None,
+                "gpu_hours": round(sum(j.hours * j.gpus for j in jobs), 1)}
+
+    out = {"gpus": wall.gpus, "search_jobs": wall.search_jobs, "gpus_per_training": wall.gpus_per_training,
+           "pruned_share": wall.pruned_share, "job_limit_h": wall.job_limit,
+           "datasets": {d: summary(jobs) for d, jobs in jobs_by_dataset.items()}, **summary(every)}
+    out["over_limit"] = ([{"job": j.name, "hours": round(j.hours, 1)} for j in every if j.hours > wall.job_limit]
+                         if wall.job_limit is not None else [])
+    return out
+
+
 def build_table(params_path: Path, profile: str | None, rate: float, bytes_per_frame: float | None,
-                loader_per_worker: float | None = None, cores_per_gpu: int = 16) -> dict:
+                loader_per_worker: float | None = None, cores_per_gpu: int = 16,
+                wall: WallClock | None = None) -> dict:
     from mienet.config import TrainConfig, load_params
     from mienet.layout import dataset_layout, profile_datasets
-    from mienet.models.flops import model_stats
     from mienet.search.space import read_search_settings
 
     params = load_params(params_path)
@@ -122,6 +200,7 @@ def build_table(params_path: Path, profile: str | None, rate: float, bytes_per_f
     views = ev["clips"] * ev["crops"]
     ref = model_stats(*REFERENCE[:3], REFERENCE[3])["gflops"]
     rows, totals = [], {"jobs": 0, "gpu_jobs": 0, "gpu_hours": 0.0, "frames_gb": 0.0, "checkpoints_gb": 0.0}
+    jobs_by_dataset: dict[str, list[Job]] = {}
     for name in profile_datasets(params):
         recipe = params["datasets"][name]["train"]
         T, size = recipe["segments"], recipe["size"]
@@ -155,6 +234,12 @@ def build_table(params_path: Path, profile: str | None, rate: float, bytes_per_f
         for v in searched:
             search_h += hours(v, trial_clips)
             tuned_h += hours(v, recipe["epochs"] * (n_train + n_val / 3)) + hours(v, n_scored * views / 3)
+        if wall is not None:
+            evals = {v: hours(v, n_scored * views / 3) for v in {*variants, *searched}}
+            searches = {v: (settings.n_trials, hours(v, trial_clips) / settings.n_trials,
+                            hours(v, recipe["epochs"] * (n_train + n_val / 3)))
+                        for v in searched if settings.n_trials}
+            jobs_by_dataset[name] = dataset_jobs(name, per_run, evals, seeds, searches, wall)
         runs = len(variants) * len(seeds)
         gpu_jobs = 2 * runs + 3 * len(searched) + 2  # train + evaluate; search, tuned, its evaluation; bench x2
         data_jobs = 1 + lay.extracted + (params["datasets"][name]["format"] == "synth")  # (synth,) extract, annotations
@@ -188,7 +273,8 @@ def build_table(params_path: Path, profile: str | None, rate: float, bytes_per_f
             "reference_model": "MIE-Net, ResNet-50, T=8, 224 px", "reference_gflops": round(ref, 2),
             "clips_per_s": rate, "bytes_per_frame": bytes_per_frame, "loader_clips_per_s_per_worker": loader_per_worker,
             "cores_per_gpu": cores_per_gpu, "datasets": rows, "total": totals,
-            "warnings": [w for r in rows for w in r.get("loader", {}).get("warnings", [])]}
+            "warnings": [w for r in rows for w in r.get("loader", {}).get("warnings", [])],
+            **({"wall_clock": wall_clock(jobs_by_dataset, wall)} if wall is not None else {})}
 
 
 def markdown(table: dict) -> str:
@@ -209,6 +295,23 @@ def markdown(table: dict) -> str:
                  f"searches of {', '.join(table['searched']) or 'none'}; {table['clips_per_s']:g} training clips/s "
                  f"for {table['reference_model']} ({table['reference_gflops']} GFLOPs per clip), other models "
                  "scaled by their FLOPs. Sizes: " + "; ".join(f"{r['dataset']}: {r['source']}" for r in table["datasets"]))
+    wc = table.get("wall_clock")
+    if wc is not None:
+        lines += ["", f"Wall-clock on {wc['gpus']} GPUs (each search over {wc['search_jobs']} worker job(s), "
+                      f"{wc['gpus_per_training']} GPU(s) per training at a linear speed-up, "
+                      f"{100 * wc['pruned_share']:g} % of the search's trial hours pruned):", "",
+                  "| dataset | GPU-h | critical path (h) | makespan alone (h) | longest job (h) |",
+                  "| --- | ---: | ---: | ---: | ---: |"]
+        for d, r in wc["datasets"].items():
+            lines.append(f"| {d} | {r['gpu_hours']:,} | {r['critical_path_h']:,} | {r['makespan_h']:,} "
+                         f"| {r['longest_job_h']:,} ({r['longest_job']}) |")
+        lines.append(f"| **all together** | {wc['gpu_hours']:,} | {wc['critical_path_h']:,} | **{wc['makespan_h']:,}** "
+                     f"| {wc['longest_job_h']:,} ({wc['longest_job']}) |")
+        if wc["job_limit_h"] is not None:
+            over = wc["over_limit"]
+            lines.append("")
+            lines.append(f"Jobs over the {wc['job_limit_h']:g} h limit: " + (
+                ", ".join(f"{o['job']} ({o['hours']:g} h)" for o in over) if over else "none") + ".")
     if table.get("loader_clips_per_s_per_worker") is not None:
         lines.append("")
         lines.append(
@@ -237,6 +340,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cores-per-gpu", type=int, default=16,
                         help="CPU cores a node has per GPU (default %(default)s): warns when the loader "
                              "workers one GPU needs exceed them")
+    g = parser.add_argument_group("wall-clock (with --gpus)")
+    g.add_argument("--gpus", type=int, default=None,
+                   help="also schedule the profile's GPU jobs on this many GPUs: critical path, makespan of a "
+                        "list schedule, longest job")
+    g.add_argument("--search-jobs", type=int, default=1, help="worker jobs each search is spread over (default 1)")
+    g.add_argument("--gpus-per-training", type=int, default=1,
+                   help="GPUs of each training and tuned training (default 1; linear speed-up assumed)")
+    g.add_argument("--pruned-share", type=float, default=0.0,
+                   help="share of the search's trial hours pruning saves, in [0, 1) (default 0: none)")
+    g.add_argument("--job-limit", type=float, default=None, help="hours a job may run; lists the jobs over it")
     parser.add_argument("--json", action="store_true", help="print the table as JSON")
 
 
@@ -254,6 +367,13 @@ def run(args: argparse.Namespace) -> int:
     per_worker = args.loader_clips_per_worker
     if per_worker is None and LOADER_BENCH.is_file():
         per_worker = json.loads(LOADER_BENCH.read_text()).get("clips_per_s_per_worker")
-    table = build_table(Path(args.params), args.profile, args.clips_per_s, bpf, per_worker, args.cores_per_gpu)
+    wall = None
+    if args.gpus is not None:
+        wall = WallClock(args.gpus, args.search_jobs, args.gpus_per_training, args.pruned_share, args.job_limit)
+        wall.check()
+    table = build_table(Path(args.params), args.profile, args.clips_per_s, bpf, per_worker, args.cores_per_gpu, wall)
+    if wall is not None:  # the whole profile's figures at the top level too
+        table["makespan_h"] = table["wall_clock"]["makespan_h"]
+        table["longest_job_h"] = table["wall_clock"]["longest_job_h"]
     print(json.dumps(table, indent=2) if args.json else markdown(table))
     return 0
