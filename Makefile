@@ -13,7 +13,7 @@ reproduce: setup
 
 test: setup
 	@bash workflow/scripts/setup_test_services.sh
-	.venv/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	@bash workflow/scripts/run_tests.sh $(PYTEST_ARGS)
 
 bench: setup
 	.venv/bin/mienet bench-extract tests/fixtures/videos

@@ -334,9 +334,10 @@ EXERCISES: dict[str, Exercise] = {
     "bash workflow/scripts/loader_before_after.sh 75e560b": Exercise(
         "run", subs=(("bash workflow/scripts/loader_before_after.sh 75e560b",
                       f"bash {REPO}/workflow/scripts/loader_before_after.sh HEAD 1 0 1"),),
-        env={"LOADER_BENCH_DIR": "{tmp}"},
+        env={"LOADER_BENCH_DIR": "loaderbench"},
         check=expect_in("round 1: before (HEAD)", "median per worker: before"),
-        why="against HEAD (a clone's history may be shallow), one round of one batch, frames in a fresh folder"),
+        why="against HEAD (a clone's history may be shallow), one round of one batch, on the frames the "
+            "line above prepared"),
     "mienet bench scale --sizes 500,2000,8000 --frames-per-segment 1": Exercise(
         "run", subs=(("--sizes 500,2000,8000", "--sizes 2,4 --frames 16 --size 32 --classes 2 --workers 0 "
                                                "--no-dvc --no-snakemake --no-containers --out scale-run/scale"),),

@@ -51,26 +51,29 @@ def test_unknown_profile_is_refused(tmp_path):
     assert proc.returncode == 2 and "profile 'nope' is not in params.yaml" in proc.stderr
 
 
-def test_the_loader_check_counts_the_workers_a_gpu_needs_and_warns(tmp_path):
+def test_the_loader_check_counts_the_workers_a_gpu_needs_and_warns(tmp_path, monkeypatch):
     """At --loader-clips-per-worker W (32 frames a clip, scaled by the recipe's frames per clip),
     a GPU training at R clips/s needs ceil(R / W') workers; more than the node's cores per GPU
     (one kept for training) or the recipe's workers is a warning naming the fix."""
-    work = project_copy(tmp_path)
-    table = sizing(work, "--profile", "paper", "--clips-per-s", "100", "--loader-clips-per-worker", "30",
-                   "--cores-per-gpu", "16")
-    rows = {r["dataset"]: r for r in table["datasets"]}
+    from conftest import REPO
+    from mienet.sizing import build_table
+
+    monkeypatch.chdir(tmp_path)  # no annotation lists here: the published sizes
+
+    def table(per_worker: float, cores: int = 16) -> dict:  # in-process: the models' FLOPs counted once
+        return build_table(REPO / "params.yaml", "paper", 100, None, per_worker, cores)
+
+    rows = {r["dataset"]: r for r in table(30)["datasets"]}
     ss = rows["sthv2"]
     assert ss["frames_per_clip"] == 32 and ss["gpu_clips_per_s"] == pytest.approx(100, abs=1)
     assert ss["loader"]["workers_needed"] == 4 and ss["loader"]["recipe_workers"] == 8
     sljd = rows["sljd"]  # T = 3: 12 frames a clip, so 80 clips/s a worker; a lighter model, so more clips/s
     assert sljd["loader"]["loader_clips_per_s_per_worker"] == pytest.approx(30 * 32 / 12, abs=0.01)
     assert sljd["loader"]["workers_needed"] == math.ceil(sljd["gpu_clips_per_s"] / (30 * 32 / 12) - 1e-9)
-    assert table["warnings"] == []
-    slow = sizing(work, "--profile", "paper", "--clips-per-s", "100", "--loader-clips-per-worker", "5",
-                  "--cores-per-gpu", "16")
+    assert table(30)["warnings"] == []
     assert any(w.startswith("sthv2: feeding 100 clips/s takes 20 loader workers at 5.0 clips/s each, more than "
-                            "the 15 cores") for w in slow["warnings"])
-    mid = sizing(work, "--profile", "paper", "--clips-per-s", "100", "--loader-clips-per-worker", "10")
-    assert any("set datasets.sthv2.train.workers to 10" in w for w in mid["warnings"])
-    text = run([BIN / "mienet", "sizing", "--profile", "paper", "--loader-clips-per-worker", "5"], work).stdout
+                            "the 15 cores") for w in table(5)["warnings"])
+    assert any("set datasets.sthv2.train.workers to 10" in w for w in table(10)["warnings"])
+    text = run([BIN / "mienet", "sizing", "--params", REPO / "params.yaml", "--profile", "paper",
+                "--loader-clips-per-worker", "5"], tmp_path).stdout
     assert "- warning: sthv2: feeding" in text and "loader workers one GPU needs" in text

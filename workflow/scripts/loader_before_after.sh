@@ -14,7 +14,7 @@ before="${1:?commit before the change}"
 rounds="${2:-3}"
 workers="${3:-1}"
 batches="${4:-20}"
-work="${LOADER_BENCH_DIR:-/tmp/mienet-loader-bench}"
+work="$(realpath -m "${LOADER_BENCH_DIR:-/tmp/mienet-loader-bench}")"
 tree="$(mktemp -d /tmp/mienet-before-XXXXXX)"
 trap 'git -C "$root" worktree remove --force "$tree" >/dev/null 2>&1 || true' EXIT
 git -C "$root" worktree add --detach --force "$tree" "$before" >/dev/null 2>&1
