@@ -279,7 +279,7 @@ EXERCISES: dict[str, Exercise] = {
     "make reproduce": Exercise("dry", why="the whole default run (minutes): make -n reproduce",
                                check=expect_in("snakemake --cores all reproduce_all")),
     "make test": Exercise("dry", why="the whole test suite, this file included: make -n test",
-                          check=expect_in("pytest")),
+                          check=expect_in("workflow/scripts/run_tests.sh")),
     # --- data preparation
     "mienet synth datasets/synthetic/videos": Exercise(
         "run", subs=(("datasets/synthetic/videos", "synth-full/videos --clips-per-class 1"),),
