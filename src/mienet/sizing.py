@@ -210,20 +210,22 @@ def build_table(params_path: Path, profile: str | None, rate: float, bytes_per_f
         scored = lay.standard_split if ev["split"] == "standard" else ev["split"]
         n_train, n_val = splits["train"].clips, splits["val"].clips
         n_scored = splits.get(scored, splits["val"]).clips
-        stats: dict[str, dict] = {}  # variant -> model_stats, computed once each
 
-        def model(variant: str) -> dict:
-            if variant not in stats:
-                stats[variant] = model_stats(variant, recipe["arch"], T, size, frames_per_segment=L,
-                                             num_classes=classes)
-            return stats[variant]
+        def model(variant: str) -> dict:  # model_stats is cached: computed once per variant
+            return model_stats(variant, recipe["arch"], T, size, frames_per_segment=L, num_classes=classes)
 
         def hours(variant: str, clips: float) -> float:
             return clips / (rate * ref / model(variant)["gflops"]) / 3600
 
-        per_run = {v: hours(v, recipe["epochs"] * (n_train + n_val / 3)) for v in variants}
+        def run_hours(variant: str) -> float:  # one training: every epoch's clips, validation forward only
+            return hours(variant, recipe["epochs"] * (n_train + n_val / 3))
+
+        def eval_hours(variant: str) -> float:
+            return hours(variant, n_scored * views / 3)
+
+        per_run = {v: run_hours(v) for v in variants}
         train_h = sum(per_run.values()) * len(seeds)
-        eval_h = sum(hours(v, n_scored * views / 3) for v in variants) * len(seeds)
+        eval_h = sum(eval_hours(v) for v in variants) * len(seeds)
         search_h = tuned_h = 0.0
         if searched:
             settings, _ = read_search_settings(params_path, name)
@@ -233,11 +235,10 @@ def build_table(params_path: Path, profile: str | None, rate: float, bytes_per_f
             trial_clips = settings.n_trials * settings.train.get("epochs", recipe["epochs"]) * (st + sv / 3)
         for v in searched:
             search_h += hours(v, trial_clips)
-            tuned_h += hours(v, recipe["epochs"] * (n_train + n_val / 3)) + hours(v, n_scored * views / 3)
+            tuned_h += run_hours(v) + eval_hours(v)
         if wall is not None:
-            evals = {v: hours(v, n_scored * views / 3) for v in {*variants, *searched}}
-            searches = {v: (settings.n_trials, hours(v, trial_clips) / settings.n_trials,
-                            hours(v, recipe["epochs"] * (n_train + n_val / 3)))
+            evals = {v: eval_hours(v) for v in {*variants, *searched}}
+            searches = {v: (settings.n_trials, hours(v, trial_clips) / settings.n_trials, run_hours(v))
                         for v in searched if settings.n_trials}
             jobs_by_dataset[name] = dataset_jobs(name, per_run, evals, seeds, searches, wall)
         runs = len(variants) * len(seeds)
@@ -274,7 +275,12 @@ def build_table(params_path: Path, profile: str | None, rate: float, bytes_per_f
             "clips_per_s": rate, "bytes_per_frame": bytes_per_frame, "loader_clips_per_s_per_worker": loader_per_worker,
             "cores_per_gpu": cores_per_gpu, "datasets": rows, "total": totals,
             "warnings": [w for r in rows for w in r.get("loader", {}).get("warnings", [])],
-            **({"wall_clock": wall_clock(jobs_by_dataset, wall)} if wall is not None else {})}
+            **(_wall_clock_keys(wall_clock(jobs_by_dataset, wall)) if wall is not None else {})}
+
+
+def _wall_clock_keys(wc: dict) -> dict:
+    """``wall_clock`` and the whole profile's makespan and longest job at the table's top level."""
+    return {"wall_clock": wc, "makespan_h": wc["makespan_h"], "longest_job_h": wc["longest_job_h"]}
 
 
 def markdown(table: dict) -> str:
@@ -372,8 +378,5 @@ def run(args: argparse.Namespace) -> int:
         wall = WallClock(args.gpus, args.search_jobs, args.gpus_per_training, args.pruned_share, args.job_limit)
         wall.check()
     table = build_table(Path(args.params), args.profile, args.clips_per_s, bpf, per_worker, args.cores_per_gpu, wall)
-    if wall is not None:  # the whole profile's figures at the top level too
-        table["makespan_h"] = table["wall_clock"]["makespan_h"]
-        table["longest_job_h"] = table["wall_clock"]["longest_job_h"]
     print(json.dumps(table, indent=2) if args.json else markdown(table))
     return 0

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import statistics
@@ -44,9 +43,9 @@ import time
 from dataclasses import dataclass, field
 
 from mienet.errors import MienetError
-from mienet.sizing import workers_needed
 from mienet.models.backbone import ARCHS
 from mienet.models.variants import VARIANTS
+from mienet.sizing import workers_needed
 
 LOADER_GOAL = 2.0  # the loader should deliver this many times what the training step consumes
 E2E_WORKERS = (0, 2, 4, 8)  # loader worker counts `bench e2e` tries

@@ -44,7 +44,7 @@ class JpegError(MienetError):
 
 def jpeg_size(data: bytes | memoryview, where: str = "frame") -> tuple[int, int]:
     """``(height, width)`` of a JPEG from its start-of-frame header, without decoding it."""
-    data = bytes(data[:65536]) if len(data) > 65536 else bytes(data)
+    data = bytes(data[:65536])  # the headers come first
     if not data.startswith(JPEG_START):
         raise JpegError(f"{where} is not a JPEG (decode: gpu reads JPEG frames only; extract with "
                         "--ext jpg, or set the recipe's decode to cpu)")
