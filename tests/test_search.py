@@ -221,18 +221,42 @@ def _assert_exactly(study: optuna.Study, n: int) -> None:
     assert len({tuple(sorted(t.params.items())) for t in trials}) == n  # no trial drawn twice
 
 
-def test_two_worker_processes_share_one_journal(dataset, params, tmp_path):
+def test_two_worker_jobs_share_one_journal_and_a_final_step_collects_them(dataset, params, tmp_path, capsys):
+    """A study spread over jobs (search.jobs: 2): two separate commands, as two Snakemake or SLURM
+    jobs run them (not --workers), each writing its record; then the final step."""
     out = tmp_path / "out"
-    # Two separate commands (as K Snakemake jobs or two shells would run them), not --workers.
-    cmd = [str(BIN / "mienet"), *search_args(dataset, params, out, "--n-trials", "4")]
-    procs = [subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(2)]
+    records = [out / "workers" / f"worker{k}.json" for k in range(2)]
+    procs = [subprocess.Popen([str(BIN / "mienet"), *search_args(dataset, params, out, "--n-trials", "4",
+                                                                 "--worker-record", str(r))],
+                              env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for r in records]
     for p in procs:
-        _, err = p.communicate(timeout=300)
+        stdout, err = p.communicate(timeout=300)
         assert p.returncode == 0, err.decode()[-2000:]
+        assert "search: worker job worker" in stdout.decode()
+    assert not (out / "summary.json").exists() and not (out / "best_params.yaml").exists()  # the final step's
     study = load(out)
     _assert_exactly(study, 4)
     assert {t.user_attrs["worker"]["pid"] for t in study.trials} == {p.pid for p in procs}
     assert len(list((out / "trials").iterdir())) == 4
+    ran = [[t["number"] for t in json.loads(r.read_text())["trials"]] for r in records]
+    assert all(ran) and sorted(ran[0] + ran[1]) == [0, 1, 2, 3]  # both ran trials, none twice
+    for t in study.trials:  # each trial's training ran once, in the job that took it
+        assert t.user_attrs["job"] == f"worker{next(k for k in range(2) if t.number in ran[k])}"
+        log = out / "trials" / str(t.number) / "log.csv"
+        assert [r["epoch"] for r in csv.DictReader(log.open())] == ["1", "2"]
+
+    assert main(search_args(dataset, params, out, "--n-trials", "4", "--after-workers", *map(str, records))) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["jobs"] == {f"worker{k}": sorted(ran[k]) for k in range(2)}
+    assert (summary["finished"], summary["running"]) == (4, 0) and (out / "best_params.yaml").is_file()
+    _assert_exactly(load(out), 4)  # the final step ran no trial
+
+    # a record that claims another job's trial is refused, naming the file
+    bad = out / "workers" / "worker9.json"
+    bad.write_text(json.dumps({"job": "worker9", "trials": [{"number": ran[0][0]}]}))
+    capsys.readouterr()
+    assert main(search_args(dataset, params, out, "--n-trials", "4", "--after-workers", str(records[0]), str(bad))) == 2
+    assert f"worker9.json: trial {ran[0][0]} was run by job 'worker0' too" in capsys.readouterr().err
 
 
 def test_stale_trials_of_another_machine_are_failed_and_queued(tmp_path):

@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "make-annotations": ("mienet.data.annotations", "write TSN frame-list annotations"),
     "bench-extract": ("mienet.data.bench", "measure frame extraction speed against ffmpeg"),
     "model-info": ("mienet.models.info", "parameters and GFLOPs of a model variant"),
+    "fetch-weights": ("mienet.models.backbone", "download ImageNet backbone weights into the torch hub cache"),
     "bench": ("mienet.engine.bench", "training and data-loading speed"),
     "train": ("mienet.engine.train", "train a model with the released recipe (CPU, GPU, torchrun)"),
     "evaluate": ("mienet.engine.evaluate", "test protocol: top-1/5, per-class accuracy, confusion"),

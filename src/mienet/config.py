@@ -91,6 +91,13 @@ class TrainConfig:
     size: int = setting(224, role="recipe", minimum=16, help="crop size in pixels")
     epochs: int = setting(60, role="recipe", minimum=1, help="epochs")
     batch_size: int = setting(8, role="recipe", minimum=1, help="clips per device")
+    sync_bn: bool = setting(True, role="recipe",
+                            help="with several processes, BatchNorm's statistics over the global batch (as one "
+                                 "process computes them) instead of each process's own share")
+    gpus: int = setting(1, role="recipe", minimum=1,
+                        help="processes (GPUs) of one training on one node: `mienet train` starts them "
+                             "with torchrun; the global batch is gpus x batch_size and lr scales with it. "
+                             "A run resumes only on as many processes as it started with")
     lr: float = setting(0.0025, role="recipe", exclusiveMinimum=0,
                         help="learning rate at batch 8 on one device, scaled linearly")
     lr_steps: list[int] = setting(role="recipe", factory=lambda: [36, 50], items={"minimum": 1},
@@ -300,6 +307,8 @@ class Search:
     n_trials: int = setting(20, minimum=0, help="trials that end (complete, pruned, failed), over all runs")
     timeout: float | None = setting(None, minimum=0, help="seconds per run after which no new trial starts")
     workers: int = setting(1, minimum=1, help="worker processes per run")
+    jobs: int = setting(1, minimum=1, help="the workflow's worker jobs on the study (Snakemake and SLURM "
+                                           "jobs taking trials until n_trials; 1: one job runs it all)")
     storage: str | None = setting(None, minLength=1, help="journal file path or database URL")
     study_name: str | None = setting(None, pattern=NAME_PATTERN)
     enqueue_default: bool = setting(True, help="trial 0 = the recipe's own values")

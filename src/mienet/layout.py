@@ -185,6 +185,10 @@ class Roots:
     def search_dir(self, dataset: str, variant: str) -> str:
         return f"{self.results}/{dataset}/search/{variant}"
 
+    def search_worker_record(self, dataset: str, variant: str, worker) -> str:
+        """What worker job ``worker`` of a study spread over jobs (``search.jobs`` > 1) ran."""
+        return f"{self.search_dir(dataset, variant)}/workers/worker{worker}.json"
+
     def trials_dir(self, dataset: str, variant: str) -> str:
         return f"{self.runs}/{dataset}/search/{variant}"
 

@@ -19,6 +19,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
+from mienet.config import TRAIN_DEFAULTS
 from mienet.data.frames import DEFAULT_LAYOUT
 from mienet.layout import (DatasetLayout, Roots, annotations_dir, data_root, dataset_layout,
                            profile_datasets)
@@ -148,12 +149,23 @@ class Commands:
                     "--out", q(r.result_dir(dataset, variant, run)),
                     "--workers 1 --no-progress")
 
-    def search(self, dataset: str, variant: str, threads) -> str:
+    def search(self, dataset: str, variant: str, threads, after_workers: list[str] | None = None) -> str:
+        """The study in one job; with ``after_workers`` (the worker jobs' records) the final step of
+        a study spread over jobs: what the workers left (a lost worker's retry), then the outputs."""
         r = self.roots
         return join("mienet search --params", q(self.params_file), "--dataset", q(dataset),
                     "--variant", q(variant), "--out", q(r.search_dir(dataset, variant)),
                     "--trials-dir", q(r.trials_dir(dataset, variant)),
-                    "--restart-if-changed --threads", q(threads), "--no-progress")
+                    "--restart-if-changed --threads", q(threads), "--no-progress",
+                    *(["--after-workers", *map(q, after_workers)] if after_workers else []))
+
+    def search_worker(self, dataset: str, variant: str, worker, threads) -> str:
+        """Worker job ``worker`` of a study spread over ``search.jobs`` jobs."""
+        return join(self.search(dataset, variant, threads), "--worker-record",
+                    q(self.roots.search_worker_record(dataset, variant, worker)))
+
+    def fetch_weights(self, arch: str) -> str:
+        return join("mienet fetch-weights", q(arch))
 
     def bench_train(self, dataset: str, variant: str, threads, recipe: dict | str) -> str:
         def t(key):
@@ -172,6 +184,21 @@ class Commands:
     def zoo(self) -> str:
         return join("mienet zoo --params", q(self.params_file), "--pretrained-dir", q(PRETRAINED_DIR),
                     "--results", q(self.roots.results), "--no-progress")
+
+
+def search_jobs(params: dict, dataset: str) -> int:
+    """The worker jobs of a dataset's study: ``datasets.<name>.search.jobs`` over ``search.jobs``."""
+    own = (params["datasets"][dataset].get("search") or {}).get("jobs")
+    return int(own if own is not None else params["search"].get("jobs", 1))
+
+
+def imagenet_archs(params: dict, dataset: str) -> list[str]:
+    """The backbones whose ImageNet weights a dataset's trainings read (its recipe, and the
+    search's fixed settings over it)."""
+    recipe = params["datasets"][dataset].get("train") or {}
+    fixed = {**recipe, **(params["search"].get("train") or {}),
+             **((params["datasets"][dataset].get("search") or {}).get("train") or {})}
+    return sorted({r.get("arch", TRAIN_DEFAULTS.arch) for r in (recipe, fixed) if r.get("pretrained") == "imagenet"})
 
 
 # --------------------------------------------------------------------------- dvc.yaml

@@ -5,8 +5,8 @@ from pathlib import Path
 from mienet.config import write_effective_params
 from mienet.layout import (ANNOTATION_FILES, SYNTH_DONE, Roots, annotations_dir, data_root, dataset_layout,
                            profile_datasets)
-from mienet.models.variants import VARIANTS as _VARIANTS
-from mienet.pipeline import Commands, dvc_yaml_text
+from mienet.models.variants import IMAGENET_FILES, VARIANTS as _VARIANTS, imagenet_weights_file
+from mienet.pipeline import Commands, dvc_yaml_text, imagenet_archs, search_jobs
 from mienet.report import expected_outputs
 
 # Rules call `mienet` from PATH: the active environment's, or this checkout's .venv/bin,
@@ -45,6 +45,22 @@ def layout(w):
 def annotation_files(name):
     return LAYOUT[name].annotation_files if name in LAYOUT else [
         f"{annotations_dir(DATA, name)}/{f}" for f in ANNOTATION_FILES]
+
+
+def weights_files(name):
+    """The ImageNet weights a dataset's trainings read, fetched by the local rule fetch_weights."""
+    return [imagenet_weights_file(a) for a in imagenet_archs(config, name)]
+
+
+def worker_records(name, variant):
+    """The records of the worker jobs of a study spread over search.jobs > 1 jobs; none for 1."""
+    jobs = search_jobs(config, name)
+    return [ROOTS.search_worker_record(name, variant, k) for k in range(jobs)] if jobs > 1 else []
+
+
+def gpus(name):
+    """GPUs of one training of a dataset: its recipe's gpus (mienet train starts that many processes)."""
+    return int(DATASETS[name]["train"].get("gpus", 1))
 
 
 def data_targets():
@@ -89,6 +105,8 @@ wildcard_constraints:
     variant="|".join(_VARIANTS),
     seed=r"\d+",
     run=r"seed\d+|tuned",
+    worker=r"\d+",
+    weights_file="|".join(re.escape(f) for f in IMAGENET_FILES.values()),
 
 
 OTHER_DATASETS = [d for d in DATASETS if d not in ENABLED]

@@ -2,9 +2,35 @@
 # Paths come from mienet.layout, commands from mienet.pipeline (the same as dvc.yaml's).
 
 
+rule search_worker:
+    input:
+        lambda w: annotation_files(w.dataset) + weights_files(w.dataset),
+    output:
+        ROOTS.search_worker_record("{dataset}", "{variant}", "{worker}"),
+    params:
+        study=lambda w: {**config["search"], **DATASETS[w.dataset].get("search", {})},
+        recipe=lambda w: DATASETS[w.dataset]["train"],
+        # one of search.jobs jobs taking trials of one study until it has n_trials
+        cmd=lambda w, threads: CMD.search_worker(w.dataset, w.variant, w.worker, threads),
+    log:
+        f"{RESULTS}/logs/{{dataset}}/search_{{variant}}_worker{{worker}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/{{dataset}}/search_{{variant}}_worker{{worker}}.tsv"
+    threads: config["resources"]["train_threads"]
+    resources:
+        gpu=1,  # memory and time: profiles/slurm (per rule family)
+    conda:
+        MIENET_ENV
+    shell:
+        "{params.cmd} > {log:q} 2>&1"
+
+
+# The whole study (search.jobs: 1), or the final step after its worker jobs: it runs what they
+# left (a lost worker's retry), checks their records and writes the outputs.
 rule search:
     input:
-        lambda w: annotation_files(w.dataset),
+        ann=lambda w: annotation_files(w.dataset) + weights_files(w.dataset),
+        workers=lambda w: worker_records(w.dataset, w.variant),
     output:
         best=f"{ROOTS.search_dir('{dataset}', '{variant}')}/best_params.yaml",
         summary=f"{ROOTS.search_dir('{dataset}', '{variant}')}/summary.json",
@@ -13,7 +39,7 @@ rule search:
         # The study (its journal) is not an output: an interrupted search resumes.
         study=lambda w: {**config["search"], **DATASETS[w.dataset].get("search", {})},
         recipe=lambda w: DATASETS[w.dataset]["train"],
-        cmd=lambda w, threads: CMD.search(w.dataset, w.variant, threads),
+        cmd=lambda w, threads: CMD.search(w.dataset, w.variant, threads, worker_records(w.dataset, w.variant)),
     log:
         f"{RESULTS}/logs/{{dataset}}/search_{{variant}}.log",
     benchmark:
@@ -29,7 +55,7 @@ rule search:
 
 rule train_tuned:
     input:
-        ann=lambda w: annotation_files(w.dataset),
+        ann=lambda w: annotation_files(w.dataset) + weights_files(w.dataset),
         hparams=f"{ROOTS.search_dir('{dataset}', '{variant}')}/best_params.yaml",
     output:
         best=f"{ROOTS.run_dir('{dataset}', '{variant}', 'tuned')}/checkpoints/best.pt",
@@ -44,7 +70,7 @@ rule train_tuned:
         f"{RESULTS}/benchmarks/{{dataset}}/train_{{variant}}_tuned.tsv"
     threads: config["resources"]["train_threads"]
     resources:
-        gpu=1,  # memory and time: profiles/slurm (per rule family)
+        gpu=lambda w: gpus(w.dataset),  # the recipe's gpus; memory and time: profiles/slurm (per rule family)
     conda:
         MIENET_ENV
     shell:

@@ -2,9 +2,27 @@
 # Paths come from mienet.layout, commands from mienet.pipeline (the same as dvc.yaml's).
 
 
+# ImageNet weights, downloaded on the submitting node: compute nodes mostly have no internet, and
+# a training never downloads (it fails at once naming the file and this rule). The torch hub
+# cache ($TORCH_HOME) must be on a file system the compute nodes see.
+localrules:
+    fetch_weights,
+
+
+rule fetch_weights:
+    output:
+        f"{os.path.dirname(imagenet_weights_file('resnet50'))}/{{weights_file}}",
+    params:
+        cmd=lambda w: CMD.fetch_weights({f: a for a, f in IMAGENET_FILES.items()}[w.weights_file]),
+    log:
+        f"{RESULTS}/logs/fetch_weights_{{weights_file}}.log",
+    shell:
+        "{params.cmd} > {log:q} 2>&1"
+
+
 rule train:
     input:
-        lambda w: annotation_files(w.dataset),
+        lambda w: annotation_files(w.dataset) + weights_files(w.dataset),
     output:
         best=f"{ROOTS.run_dir('{dataset}', '{variant}', 'seed{seed}')}/checkpoints/best.pt",
         curve=f"{ROOTS.run_dir('{dataset}', '{variant}', 'seed{seed}')}/log.csv",
@@ -19,7 +37,7 @@ rule train:
         f"{RESULTS}/benchmarks/{{dataset}}/train_{{variant}}_seed{{seed}}.tsv"
     threads: config["resources"]["train_threads"]
     resources:
-        gpu=1,  # memory and time: profiles/slurm (per rule family)
+        gpu=lambda w: gpus(w.dataset),  # the recipe's gpus; memory and time: profiles/slurm (per rule family)
     conda:
         MIENET_ENV
     shell:

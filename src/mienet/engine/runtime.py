@@ -196,3 +196,64 @@ def topk_correct(logits: torch.Tensor, labels: torch.Tensor, ks=(1, 5)) -> list[
     top = logits.topk(k_max, dim=1).indices
     hits = top.eq(labels[:, None])
     return [int(hits[:, : min(k, k_max)].any(dim=1).sum()) for k in ks]
+
+
+# --------------------------------------------------------------------------- BatchNorm across processes
+
+class CrossProcessBatchNorm(torch.nn.modules.batchnorm._BatchNorm):
+    """BatchNorm whose training statistics are those of the global batch, summed over the
+    processes (on any device; PyTorch's SyncBatchNorm runs on CUDA only). Its gradient flows
+    through the sums (``torch.distributed.nn.functional.all_reduce``), so a run of N processes
+    with DDP computes what one process computes on the global batch, up to float rounding."""
+
+    def _check_input_dim(self, x: torch.Tensor) -> None:
+        if x.dim() < 2:
+            raise ValueError(f"expected at least 2-D input (got {x.dim()}-D)")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+            return super().forward(x)
+        from torch.distributed.nn.functional import all_reduce
+
+        channels = x.shape[1]
+        dims = [0, *range(2, x.dim())]
+        local = x.float()
+        count = torch.tensor([local.numel() / channels], dtype=local.dtype, device=x.device)
+        sums = all_reduce(torch.cat([local.sum(dims), (local * local).sum(dims), count]))
+        n = sums[-1]
+        mean = sums[:channels] / n
+        var = (sums[channels:2 * channels] / n - mean * mean).clamp_min(0)
+        if self.track_running_stats:
+            with torch.no_grad():
+                m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked + 1)
+                self.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
+                self.running_var.mul_(1 - m).add_(var.detach() * n / (n - 1).clamp_min(1), alpha=m)
+                self.num_batches_tracked.add_(1)
+        shape = [1, channels] + [1] * (x.dim() - 2)
+        y = (local - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
+        if self.affine:
+            y = y * self.weight.view(shape) + self.bias.view(shape)
+        return y.to(x.dtype)
+
+
+def synchronise_batchnorm(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """Every BatchNorm of ``model`` with the global batch's statistics in a distributed run:
+    PyTorch's SyncBatchNorm on CUDA, :class:`CrossProcessBatchNorm` elsewhere (gloo on CPU).
+    Parameters and buffers are kept, and with them the checkpoints' names."""
+    if device.type == "cuda":
+        return torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+
+    def convert(module: torch.nn.Module) -> torch.nn.Module:
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm) and not isinstance(module, CrossProcessBatchNorm):
+            new = CrossProcessBatchNorm(module.num_features, module.eps, module.momentum, module.affine,
+                                        module.track_running_stats)
+            # the same Parameter and buffer objects: the optimiser already holds the parameters
+            for name in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked"):
+                setattr(new, name, getattr(module, name))
+            new.train(module.training)
+            return new
+        for name, child in module.named_children():
+            module.add_module(name, convert(child))
+        return module
+
+    return convert(model)

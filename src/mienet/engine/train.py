@@ -46,7 +46,7 @@ import torch.nn.functional as F
 from mienet.data.annotations import read_classes
 from mienet.errors import MienetError
 from mienet.io import atomic_path, write_text_atomic
-from mienet.engine.runtime import (Runtime, all_sum, claim_gpu, setup_runtime,  # noqa: F401
+from mienet.engine.runtime import (Runtime, all_sum, claim_gpu, setup_runtime, synchronise_batchnorm,  # noqa: F401
                                    topk_correct)  # (re-exported: they lived here)
 from mienet.config import TUNABLE, TrainConfig  # noqa: F401  (re-exported)
 
@@ -108,7 +108,7 @@ def outside_parameters(model) -> list[tuple[str, torch.nn.Parameter]]:
 
 def save_training_state(path: Path, model, optimizer, scheduler, scaler, epoch: int, best: dict,
                         cfg: TrainConfig, classes: list[str], rows: list[dict] | None = None,
-                        dataset_hash: str | None = None) -> None:
+                        dataset_hash: str | None = None, world_size: int = 1) -> None:
     from mienet.models import save_checkpoint
 
     module = getattr(model, "module", model)
@@ -118,7 +118,8 @@ def save_training_state(path: Path, model, optimizer, scheduler, scaler, epoch: 
         optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
         scaler=scaler.state_dict() if scaler is not None else {},
         rng=rng_state(), epoch=epoch, best=best, config=asdict(cfg), classes=classes,
-        log=list(rows or []), dataset_hash=dataset_hash, outside_grads=grads, format="mienet-train-1",
+        log=list(rows or []), dataset_hash=dataset_hash, outside_grads=grads, world_size=world_size,
+        format="mienet-train-1",
     )
 
 
@@ -173,7 +174,7 @@ def restore_best(ckpt_dir: Path, best_epoch: int, last_state: dict | None = None
 
 
 # Settings that may differ when a run is resumed: where and how it runs, not what it computes.
-RUN_ONLY = {"out", "workers", "device", "channels_last", "compile", "cuda_graphs", "debug_nan_at_step",
+RUN_ONLY = {"out", "workers", "device", "gpus", "channels_last", "compile", "cuda_graphs", "debug_nan_at_step",
             "debug_exit_at_step", "annotations", "root"}  # the lists are compared by their hash
 
 
@@ -188,7 +189,7 @@ def dataset_hash(annotations: Path) -> str:
 
 
 def run_differences(state: dict, cfg: TrainConfig, data_hash: str | None,
-                    extending: bool = True) -> list[str]:
+                    extending: bool = True, world_size: int = 1) -> list[str]:
     """Every difference between the run saved in ``state`` (last.pt) and ``cfg`` that changes
     what the run computes, as 'name: saved -> now'. ``extending``: ``epochs`` may grow (not
     below the epochs already trained). The lists are compared by ``dataset_hash``; a checkpoint
@@ -213,6 +214,12 @@ def run_differences(state: dict, cfg: TrainConfig, data_hash: str | None,
             old = list(old)
         if old != value:
             diff.append(f"{key}: {old!r} -> {value!r}")
+    started = state.get("world_size")  # None: a run saved before the count was recorded
+    if started is not None and int(started) != world_size:
+        # Not exact on another count: the global batch (and with it lr) and BatchNorm's
+        # per-process statistics change; the sampler's order would not (mienet.engine.data).
+        diff.append(f"processes (gpus): {int(started)} -> {world_size} (global batch "
+                    f"{int(started) * cfg.batch_size} -> {world_size * cfg.batch_size})")
     old_hash = state.get("dataset_hash")
     if data_hash is not None and old_hash is not None and old_hash != data_hash:
         diff.append(f"dataset (train.txt, val.txt, classes.txt): {saved.get('annotations')} "
@@ -220,8 +227,9 @@ def run_differences(state: dict, cfg: TrainConfig, data_hash: str | None,
     return sorted(diff)
 
 
-def _check_resumable(state: dict, cfg: TrainConfig, path: Path, data_hash: str | None = None) -> None:
-    diff = run_differences(state, cfg, data_hash)
+def _check_resumable(state: dict, cfg: TrainConfig, path: Path, data_hash: str | None = None,
+                     world_size: int = 1) -> None:
+    diff = run_differences(state, cfg, data_hash, world_size=world_size)
     if diff:
         raise MienetError(f"cannot resume from {path}: the run was started with other settings ("
                           + "; ".join(diff) + "). Resume with the run's own settings, pass "
@@ -483,7 +491,7 @@ def start_point(cfg: TrainConfig, rt: Runtime, learner: Learner, resume: bool,
     rows = read_log(run_dir / "log.csv")
     if resume and last.exists() and restart_if_changed:
         state = read_checkpoint_file(last)
-        changed = run_differences(state, cfg, data_hash, extending=False)
+        changed = run_differences(state, cfg, data_hash, extending=False, world_size=rt.world_size)
         if not changed and not restore_best(ckpt_dir, int((state.get("best") or {}).get("epoch", 0)), state):
             # best.pt was removed (a workflow re-running the job) and its second name is gone
             # too: the best epoch cannot be recovered from last.pt, so train again.
@@ -493,7 +501,7 @@ def start_point(cfg: TrainConfig, rt: Runtime, learner: Learner, resume: bool,
             resume = False
     if resume and last.exists():
         state = read_checkpoint_file(last)
-        _check_resumable(state, cfg, last, data_hash)
+        _check_resumable(state, cfg, last, data_hash, rt.world_size)
         _note_moved_or_unknown(state, cfg, last, rt)
         learner.model.load_state_dict(state["model"])
         learner.optimizer.load_state_dict(state["optimizer"])
@@ -650,7 +658,7 @@ def epoch_row(epoch: int, result: EpochResult, val: dict, seconds: float) -> dic
 
 
 def record_epoch(cfg: TrainConfig, learner: Learner, data: TrainData, point: StartPoint, row: dict,
-                 val: dict, live: LiveCurves) -> None:
+                 val: dict, live: LiveCurves, world_size: int = 1) -> None:
     """The main process after an epoch: the row, the best epoch, last.pt (and best.pt with its
     second name when it improved), log.csv and the curves."""
     ckpt_dir = cfg.run_dir / "checkpoints"
@@ -661,7 +669,7 @@ def record_epoch(cfg: TrainConfig, learner: Learner, data: TrainData, point: Sta
         point.best = {"val_top1": val["top1"], "val_top5": val["top5"], "epoch": epoch}
     m = learner
     save_training_state(ckpt_dir / "last.pt", m.model, m.optimizer, m.scheduler, m.scaler, epoch, point.best,
-                        cfg, data.classes, point.rows, data.hash)
+                        cfg, data.classes, point.rows, data.hash, world_size)
     if improved:
         save_best_weights(ckpt_dir / "best.pt", m.model, epoch, point.best, cfg, data.classes, data.hash)
         _copy_atomic(ckpt_dir / "best.pt", ckpt_dir / BEST_KEEP)
@@ -687,7 +695,15 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
     from mienet.runlock import run_lock
 
     check_config(cfg)
+    if cfg.pretrained_weights == "imagenet":  # before anything else: a compute node does not download
+        from mienet.models.backbone import require_imagenet_weights
+
+        require_imagenet_weights(cfg.arch)
     rt = setup_runtime(cfg.device)
+    if cfg.gpus > 1 and rt.world_size != cfg.gpus:
+        raise MienetError(f"the recipe asks for gpus: {cfg.gpus} but this training runs {rt.world_size} "
+                          f"process(es): start it with `mienet train` (which launches torchrun with "
+                          f"--nproc-per-node {cfg.gpus}) or torchrun --nproc-per-node {cfg.gpus}")
     with run_lock(cfg.run_dir, "run folder", take_over_foreign=take_over_lock, enabled=rt.main):
         return _train_locked(cfg, rt, resume, progress, on_epoch, restart_if_changed)
 
@@ -702,6 +718,8 @@ def _train_locked(cfg: TrainConfig, rt, resume: bool, progress: bool,
     steps_per_epoch = max(len(data.train_loader), 1)
     learner = build_learner(cfg, rt, len(data.classes), steps_per_epoch, speed)
     point = start_point(cfg, rt, learner, resume, restart_if_changed, data.hash)
+    if rt.world_size > 1 and cfg.sync_bn:  # before compiling; the optimiser keeps its parameters
+        learner.model = synchronise_batchnorm(learner.model, rt.device)
     learner.model = prepare_model(learner.model, rt.device, speed)
     graphs = setup_cuda_graphs(learner.model, rt.device, speed, cfg.cuda_graphs,  # CPU: nothing happens
                                (cfg.batch_size, cfg.segments, cfg.frames_per_segment, 3, cfg.size, cfg.size),
@@ -730,7 +748,7 @@ def _train_locked(cfg: TrainConfig, rt, resume: bool, progress: bool,
                            epoch=epoch)
             row = epoch_row(epoch, result, val, time.perf_counter() - t0)
             if rt.main:
-                record_epoch(cfg, learner, data, point, row, val, live)
+                record_epoch(cfg, learner, data, point, row, val, live, rt.world_size)
             if rt.world_size > 1:
                 dist.barrier()
             if on_epoch is not None:
@@ -826,6 +844,9 @@ def add_arguments(parser) -> None:
     g = parser.add_argument_group("optimisation")
     opt(g, "--epochs", type=int)
     opt(g, "--batch-size", type=int)
+    opt(g, "--gpus", type=int)
+    opt(g, "--no-sync-bn", "BatchNorm statistics of each process's own share of the batch",
+        action="store_false", field="sync_bn", dest="sync_bn")
     opt(g, "--lr", type=float)
     opt(g, "--lr-steps", type=int, nargs="*")
     opt(g, "--schedule")
@@ -920,8 +941,22 @@ def read_hparams(path: Path) -> dict:
     return data
 
 
+def relaunch_under_torchrun(gpus: int) -> None:
+    """Replace this process by ``torchrun --standalone --nproc-per-node gpus`` running the same
+    ``mienet`` command line (one node; SLURM's signals then reach torchrun, which passes them on)."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(gpus),
+           "-m", "mienet", *sys.argv[1:]]
+    log.info("gpus: %d: starting %d processes with torchrun", gpus, gpus)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, cmd)
+
+
 def run(args) -> int:
     cfg = config_from_args(args)
+    if cfg.gpus > 1 and "LOCAL_RANK" not in os.environ:
+        check_config(cfg)
+        relaunch_under_torchrun(cfg.gpus)
     if args.threads:
         torch.set_num_threads(args.threads)
     summary = train(cfg, resume=args.resume, progress=not args.no_progress,

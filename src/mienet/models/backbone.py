@@ -15,7 +15,6 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
 
 import torch
 from torch import nn
@@ -25,7 +24,7 @@ from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 from mienet.errors import MienetError
 from mienet.models.checkpoint import read_checkpoint_file
 from mienet.models.modules import DoublePoolingTemporalAttention
-from mienet.models.variants import ARCH_NAMES
+from mienet.models.variants import ARCH_NAMES, FETCH_RULE, IMAGENET_FILES, imagenet_weights_file
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +87,8 @@ ARCHS: dict[str, ResNetSpec] = {
     "resnet101": ResNetSpec(models.resnet101, models.ResNet101_Weights.IMAGENET1K_V1),
 }
 assert tuple(ARCHS) == ARCH_NAMES, "mienet.models.variants.ARCH_NAMES and ARCHS must name the same backbones"
+assert {a for a, spec in ARCHS.items() if spec.weights is not None} == set(IMAGENET_FILES), \
+    "mienet.models.variants.IMAGENET_FILES must name the backbones that have ImageNet weights"
 
 
 class TemporalAttentionBlock(nn.Module):
@@ -136,11 +137,7 @@ def build_backbone(
         raise MienetError(f"unknown backbone {arch!r}; choose one of {', '.join(ARCHS)}")
     spec = ARCHS[arch]
     if pretrained == "imagenet" and spec.weights is None:
-        with_weights = ", ".join(name for name, other in ARCHS.items() if other.weights is not None)
-        raise MienetError(
-            f"backbone {arch!r} has no ImageNet weights; train it from scratch (pretrained: none) "
-            f"or pick one of {with_weights}"
-        )
+        raise _no_weights(arch)
     resnet = spec.build(weights=None)
     if pretrained == "imagenet":
         resnet.load_state_dict(imagenet_state_dict(arch))
@@ -170,27 +167,48 @@ def _first_conv(old: nn.Conv2d, in_channels: int, *, average: bool) -> nn.Conv2d
     return conv
 
 
+def _no_weights(arch: str) -> MienetError:
+    with_weights = ", ".join(name for name, other in ARCHS.items() if other.weights is not None)
+    return MienetError(f"backbone {arch!r} has no ImageNet weights; train it from scratch (pretrained: none) "
+                       f"or pick one of {with_weights}")
+
+
 def imagenet_weights_path(arch: str) -> Path:
     """Where the ImageNet weights of ``arch`` live in the torch hub cache
     (``$TORCH_HOME/hub/checkpoints/<file name of the weights' URL>``)."""
-    filename = Path(urlparse(ARCHS[arch].weights.url).path).name
-    return Path(torch.hub.get_dir()) / "checkpoints" / filename
+    return Path(imagenet_weights_file(arch))
+
+
+def require_imagenet_weights(arch: str) -> Path:
+    """The weights file of ``arch``, or one line naming it and the way to get it. Trainings never
+    download: on a cluster they run on compute nodes, which mostly have no internet."""
+    if arch not in IMAGENET_FILES:
+        raise _no_weights(arch)
+    path = imagenet_weights_path(arch)
+    if not path.is_file():
+        raise MienetError(
+            f"ImageNet weights of {arch} not found: {path}. Fetch them on a machine with internet "
+            f"with `mienet fetch-weights {arch}` (the workflow's local rule {FETCH_RULE} runs it on the "
+            f"submitting node before any training), or copy the file {path.name} there; TORCH_HOME "
+            "moves the folder")
+    return path
 
 
 def imagenet_state_dict(arch: str) -> dict[str, torch.Tensor]:
-    """torchvision's ImageNet state dict of ``arch``, from the hub cache or downloaded.
+    """torchvision's ImageNet state dict of ``arch``, from the hub cache (read with
+    ``weights_only=True`` like any checkpoint); never downloaded here (:func:`fetch_imagenet_weights`)."""
+    return read_checkpoint_file(require_imagenet_weights(arch))
 
-    The file is read with ``weights_only=True`` like any checkpoint. Without network
-    access the error names the file to place and the directory to place it in.
-    """
-    url = ARCHS[arch].weights.url
+
+def fetch_imagenet_weights(arch: str) -> Path:
+    """Download ``arch``'s ImageNet weights into the hub cache unless they are there (checked
+    against the hash in their file name). Without network access the error names the file to
+    place and the folder to place it in."""
     path = imagenet_weights_path(arch)
-    if not path.is_file():
-        _download(url, path)
-    return read_checkpoint_file(path)
-
-
-def _download(url: str, path: Path) -> None:
+    if path.is_file():
+        log.info("%s: already there", path)
+        return path
+    url = ARCHS[arch].weights.url
     log.info("downloading %s to %s", url, path)
     hash_prefix = re.search(r"-([a-f0-9]+)\.", path.name)
     previous_timeout = socket.getdefaulttimeout()
@@ -209,3 +227,17 @@ def _download(url: str, path: Path) -> None:
         ) from exc
     finally:
         socket.setdefaulttimeout(previous_timeout)
+    return path
+
+
+# ---------------------------------------------------------------- mienet fetch-weights
+
+def add_arguments(parser) -> None:
+    parser.add_argument("arch", nargs="+", choices=sorted(IMAGENET_FILES),
+                        help="backbones whose ImageNet weights to download into the torch hub cache")
+
+
+def run(args) -> int:
+    for arch in dict.fromkeys(args.arch):
+        print(f"fetch-weights: {arch}: {fetch_imagenet_weights(arch)}")
+    return 0

@@ -67,6 +67,34 @@ class Variant:
 # the same at half width; neither has ImageNet weights). mienet.models.backbone maps each name to its constructor.
 ARCH_NAMES: tuple[str, ...] = ("resnet10", "resnet10_half", "resnet18", "resnet34", "resnet50", "resnet101")
 
+# The file of each backbone's ImageNet weights (torchvision's IMAGENET1K_V1) in the torch hub
+# cache, <hub>/checkpoints/<file>: named here without importing torch, so that the Snakefile's
+# rule fetch_weights knows its outputs (a test checks them against torchvision's URLs).
+IMAGENET_FILES: dict[str, str] = {
+    "resnet18": "resnet18-f37072fd.pth", "resnet34": "resnet34-b627a593.pth",
+    "resnet50": "resnet50-0676ba61.pth", "resnet101": "resnet101-63fe2227.pth",
+}
+FETCH_RULE = "fetch_weights"  # the workflow's local rule that downloads them (workflow/rules/train.smk)
+
+
+def torch_hub_dir() -> str:
+    """torch.hub.get_dir() without torch: $TORCH_HOME/hub, else $XDG_CACHE_HOME/torch/hub,
+    else ~/.cache/torch/hub."""
+    import os
+
+    home = os.environ.get("TORCH_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "torch")
+    return os.path.join(os.path.expanduser(home), "hub")
+
+
+def imagenet_weights_file(arch: str) -> str:
+    """Where ``arch``'s ImageNet weights are read from: <torch hub>/checkpoints/<file>."""
+    if arch not in IMAGENET_FILES:
+        raise KeyError(arch)
+    import os
+
+    return os.path.join(torch_hub_dir(), "checkpoints", IMAGENET_FILES[arch])
+
 VARIANTS: dict[str, Variant] = {
     v.name: v
     for v in (

@@ -51,6 +51,13 @@ def add_arguments(parser) -> None:
                    help="pruner type (its settings from --params when the type matches)")
     g.add_argument("--report-only", action="store_true",
                    help="run no trial: write the outputs from the study as it stands")
+    g.add_argument("--worker-record", type=Path, metavar="FILE",
+                   help="run as one of several worker jobs on the study: take trials until the study has "
+                        "n_trials, then write FILE (the trials this job ran) instead of the study's outputs")
+    g.add_argument("--after-workers", type=Path, nargs="+", metavar="RECORD",
+                   help="the final step of a spread study, after the worker jobs that wrote these records: "
+                        "check them, wait for a lost worker's trial to be reaped, run what is left of the "
+                        "budget (its retries), then write the outputs")
     g = parser.add_argument_group("fixed training settings (override `search.train`)")
     g.add_argument("--arch", help="resnet10, resnet18, resnet34, resnet50 or resnet101")
     g.add_argument("--segments", type=int)
@@ -105,11 +112,14 @@ def build_plan(args):
     if not args.report_only:
         check_reachable(storage)  # an unreachable database: one line, and nothing written to OUT
     study_name = args.study_name or s.study_name or f"{args.dataset}-{args.variant}"
+    if args.worker_record is not None and (args.report_only or args.after_workers):
+        raise MienetError("--worker-record runs trials: it goes with neither --report-only nor --after-workers")
     return SearchPlan(annotations=str(annotations), root=str(root), out=str(out), dataset=args.dataset,
                       variant=args.variant, storage=storage, study_name=study_name, settings=s,
                       progress=not args.no_progress, debug_fail_trials=tuple(args.debug_fail_trial),
                       threads=args.threads, trials_dir=str(args.trials_dir) if args.trials_dir else None,
-                      restart_if_changed=args.restart_if_changed)
+                      restart_if_changed=args.restart_if_changed,
+                      job=args.worker_record.stem if args.worker_record is not None else None)
 
 
 def run(args) -> int:
@@ -133,16 +143,25 @@ def run(args) -> int:
 
 def _run_locked(args, plan) -> int:
     from mienet.search.outputs import write_outputs
-    from mienet.search.study import load_existing_study, run_search
+    from mienet.search.study import (check_worker_records, load_existing_study, run_search,
+                                     settle_lost_trials)
 
     t0 = time.monotonic()
+    jobs = None
     if args.report_only:
         study = load_existing_study(plan)
         result = {"study": study, "workers": 0, "worker_errors": []}
     else:
+        if args.after_workers:
+            check_worker_records(load_existing_study(plan), args.after_workers)
+            settle_lost_trials(plan)
         result = run_search(plan, workers=plan.settings.workers)
+        if args.after_workers:
+            jobs = check_worker_records(result["study"], args.after_workers)
+    if args.worker_record is not None:
+        return _write_worker_record(args.worker_record, plan, result, time.monotonic() - t0)
     summary = write_outputs(result["study"], plan, time.monotonic() - t0, result["workers"],
-                            result["worker_errors"])
+                            result["worker_errors"], jobs)
     best = summary["best_value"]
     print(f"search: study {summary['study_name']}: {summary['finished']} of {summary['n_trials']} trials "
           f"({summary['complete']} complete, {summary['pruned']} pruned, {summary['failed']} failed"
@@ -160,3 +179,22 @@ def _run_locked(args, plan) -> int:
         raise MienetError(f"no trial of study {summary['study_name']} completed, so there is no "
                           f"best_params.yaml; the errors are in {Path(plan.out) / 'trials.csv'}")
     return 0
+
+
+def _write_worker_record(path: Path, plan, result: dict, seconds: float) -> int:
+    """A worker job's record: the trials it ran (the final step checks them) and its errors."""
+    import json
+    import socket
+
+    from mienet.io import write_text_atomic
+    from mienet.search.study import job_trials
+
+    trials = job_trials(result["study"], plan.job)
+    write_text_atomic(path, json.dumps({"job": plan.job, "study_name": plan.study_name, "host": socket.gethostname(),
+                                        "trials": trials, "seconds": round(seconds, 1),
+                                        "worker_errors": result["worker_errors"]}, indent=2) + "\n")
+    print(f"search: worker job {plan.job} of study {plan.study_name} ran {len(trials)} trial(s) "
+          f"({', '.join(str(t['number']) for t in trials) or 'none'}) -> {path}")
+    for err in result["worker_errors"]:
+        print(f"search: {err}")
+    return 1 if result["worker_errors"] else 0

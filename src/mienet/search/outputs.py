@@ -129,8 +129,9 @@ def write_plots(study: optuna.Study, plots: Path, n_complete: int) -> dict[str, 
 
 
 def write_outputs(study: optuna.Study, plan: SearchPlan, seconds: float, workers: int = 1,
-                  worker_errors: list[str] | None = None) -> dict:
-    """best_params.yaml (when a trial completed), trials.csv, summary.json and the plots."""
+                  worker_errors: list[str] | None = None, jobs: dict[str, list[int]] | None = None) -> dict:
+    """best_params.yaml (when a trial completed), trials.csv, summary.json and the plots.
+    ``jobs``: the trials each worker job of a spread study ran (job -> trial numbers)."""
     out = Path(plan.out)
     s = plan.settings
     trials = study.get_trials(deepcopy=False)
@@ -174,6 +175,7 @@ def write_outputs(study: optuna.Study, plan: SearchPlan, seconds: float, workers
         "seconds": round(seconds, 1),
         "workers": workers,
         "worker_errors": worker_errors or [],
+        **({"jobs": jobs} if jobs else {}),
         "sampler": s.sampler,
         "pruner": s.pruner,
         "plots": plots,

@@ -62,6 +62,7 @@ class SearchPlan:
     # A journal-file study started with another space or other fixed training settings is
     # set aside (renamed *.old, its trial runs deleted) and a new study starts.
     restart_if_changed: bool = False
+    job: str | None = None  # a worker job of a spread study: its trials carry this name (user attr "job")
 
 
 @dataclass
@@ -253,6 +254,8 @@ def take_trial(study: optuna.Study, plan: SearchPlan, storage, lock: StudyLock) 
         trial.set_user_attr("worker", this_worker())
         trial.set_user_attr("heartbeat", time.time())
         trial.set_user_attr("epochs_trained", 0)
+        if plan.job is not None:
+            trial.set_user_attr("job", plan.job)
         return trial
 
 
@@ -267,7 +270,9 @@ def retry_of(study: optuna.Study, trial: optuna.Trial) -> int | None:
 def trial_config(plan: SearchPlan, params: dict, run_dir: Path):
     from mienet.engine.train import TrainConfig
 
-    values = {**plan.settings.train, **params}
+    # A trial trains in its worker's process on the worker job's one GPU, whatever the recipe's
+    # gpus (the searched lr is the rate at batch 8, scaled linearly in either case).
+    values = {**plan.settings.train, **params, "gpus": 1}
     if values.get("pretrained") == "none":  # the recipes' spelling, as in `mienet train`
         values["pretrained"] = None
     if "lr_steps" in values:
@@ -415,6 +420,58 @@ def run_search(plan: SearchPlan, workers: int = 1) -> dict:
             raise
         errors = [f"worker {i} exited with status {p.exitcode}" for i, p in enumerate(procs) if p.exitcode]
     return {"study": study, "workers": workers, "worker_errors": errors, "seconds": time.monotonic() - t0}
+
+
+def settle_lost_trials(plan: SearchPlan) -> int:
+    """After every worker job of a spread study has ended, a trial still RUNNING lost its worker
+    (killed, timed out) unless its heartbeat is still fresh. Wait, at most the heartbeat's grace
+    period and one interval, until such trials are reaped (failed and queued again, to be run by
+    :func:`run_search` next) or finished; returns the trials still running then."""
+    study, storage, lock = open_study(plan)
+    hb = plan.settings.heartbeat
+    deadline = time.monotonic() + hb["grace_period"] + hb["interval"]
+    while True:
+        with lock():
+            reap_stale_trials(study, storage, hb)
+            running = tally(study.get_trials(deepcopy=False)).running
+        if running == 0 or time.monotonic() >= deadline:
+            return running
+        log.info("waiting for %d running trial(s) of study %s: finished, or reaped after %d s without a "
+                 "heartbeat", running, plan.study_name, hb["grace_period"])
+        time.sleep(hb["interval"])
+
+
+def job_trials(study: optuna.Study, job: str) -> list[dict]:
+    """The trials the worker job ``job`` took: number, state, and the trial a retry continues."""
+    return [{"number": t.number, "state": t.state.name, "retry_of": t.system_attrs.get("failed_trial")}
+            for t in study.get_trials(deepcopy=False) if t.user_attrs.get("job") == job]
+
+
+def check_worker_records(study: optuna.Study, records: list[Path]) -> dict[str, list[int]]:
+    """The worker jobs' records (``mienet search --worker-record``) against the study: every
+    record names its own job, no trial is claimed by two jobs, and each record lists what the
+    study says that job ran. Returns job -> trial numbers."""
+    jobs: dict[str, list[int]] = {}
+    owner: dict[int, str] = {}
+    for path in records:
+        try:
+            record = json.loads(Path(path).read_text())
+            job, numbers = record["job"], [int(t["number"]) for t in record["trials"]]
+        except FileNotFoundError:
+            raise MienetError(f"{path}: no record of this worker job (has it run?)") from None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise MienetError(f"{path}: not a worker record of mienet search ({exc})") from None
+        if job in jobs:
+            raise MienetError(f"{path}: job {job!r} has a second record")
+        for n in numbers:
+            if n in owner:
+                raise MienetError(f"{path}: trial {n} was run by job {owner[n]!r} too")
+            owner[n] = job
+        study_says = [t["number"] for t in job_trials(study, job)]
+        if sorted(numbers) != sorted(study_says):
+            raise MienetError(f"{path}: job {job!r} lists trials {numbers}, the study {study_says}")
+        jobs[job] = sorted(numbers)
+    return jobs
 
 
 # --------------------------------------------------------------------------- data subset
