@@ -70,7 +70,7 @@ def test_sizing_gpus_on_the_paper_profile(tmp_path, monkeypatch):
         return build_table(REPO / "params.yaml", "paper", 100, None, wall=wall)
 
     monkeypatch.chdir(tmp_path)  # no annotation lists here: the published sizes
-    one_job = sizing(32, job_limit=24)
+    one_job = sizing(32, 1, 1, job_limit=24)  # one job a search, one GPU a training (issue 21's "before")
     ss = {r["dataset"]: r for r in one_job["datasets"]}["sthv2"]
     wc = one_job["wall_clock"]
     tuned_train = ss["longest_training_h"]  # MIE-Net, the searched variant, is the longest training
@@ -85,7 +85,14 @@ def test_sizing_gpus_on_the_paper_profile(tmp_path, monkeypatch):
     # 10 trials over 10 jobs, 30 % of each pruned away; the tuned training on 4 GPUs
     assert spread["wall_clock"]["critical_path_h"] == pytest.approx(
         ss["gpu_hours_search"] / 10 * 0.7 + tuned_train / 4 + tuned_eval, abs=0.2)
-    assert spread["makespan_h"] < one_job["makespan_h"] / 5
+    assert spread["wall_clock"]["gpu_hours"] / 32 <= spread["makespan_h"] < one_job["makespan_h"] / 2
+    # the settings committed in params.yaml (search.jobs, the recipes' gpus): under 48 h on 32
+    # GPUs, no job over a day
+    committed = sizing(32, job_limit=24)
+    wc = committed["wall_clock"]
+    assert committed["makespan_h"] <= 48 and wc["over_limit"] == [] and committed["longest_job_h"] <= 24
+    assert (wc["datasets"]["sthv2"]["search_worker_jobs"], wc["datasets"]["sthv2"]["training_gpus"]) == (5, 2)
+    assert wc["gpu_hours"] == pytest.approx(committed["total"]["gpu_hours"], abs=0.5)
     eight = sizing(8, 10, 4, 0.3)
     assert eight["makespan_h"] >= max(eight["wall_clock"]["critical_path_h"], eight["wall_clock"]["gpu_hours"] / 8)
     text = run([BIN / "mienet", "sizing", "--params", REPO / "params.yaml", "--profile", "paper", "--gpus", "32",
@@ -93,7 +100,8 @@ def test_sizing_gpus_on_the_paper_profile(tmp_path, monkeypatch):
     assert "Wall-clock on 32 GPUs" in text and "| **all together** |" in text and "Jobs over the 24 h limit:" in text
     as_json = json.loads(run([BIN / "mienet", "sizing", "--params", REPO / "params.yaml", "--profile", "paper",
                               "--gpus", "32", "--job-limit", "24", "--json"], tmp_path).stdout)
-    assert (as_json["makespan_h"], as_json["longest_job_h"]) == (one_job["makespan_h"], one_job["longest_job_h"])
+    assert (as_json["makespan_h"], as_json["longest_job_h"]) == (committed["makespan_h"], committed["longest_job_h"])
+    assert "Jobs over the 24 h limit: none." in text
     proc = run([BIN / "mienet", "sizing", "--params", REPO / "params.yaml", "--gpus", "2", "--gpus-per-training", "4"],
                tmp_path, check=False)
     assert proc.returncode == 2 and "--gpus-per-training 4 is more than --gpus 2" in proc.stderr

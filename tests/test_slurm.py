@@ -96,18 +96,29 @@ def fail_with(proc: subprocess.CompletedProcess, what: str):
     pytest.fail(f"{what} ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
 
 
+SEARCH_DIR = Path("results/synthetic/search/mienet")
+TWO_GPUS = {"gpus": 2, "batch_size": 1}  # global batch 2: 2 of the 3 training clips, one a process
+
+
 @pytest.fixture(scope="module")
 def slurm_run(cluster, tmp_path_factory):
-    """`snakemake --workflow-profile profiles/slurm reproduce_all` on the micro configuration."""
+    """`snakemake --workflow-profile profiles/slurm reproduce_all` on the micro configuration, with
+    the study spread over 2 worker jobs and every training on 2 GPUs (2 processes, gloo on CPU).
+    The search's final step is asked for first, so that its 2 worker jobs are the only jobs
+    ready at once: both start together (8 CPUs and 1 GPU each of the node's 16 and 2)."""
     work = project_copy(tmp_path_factory.mktemp("slurm"))
     params = yaml.safe_load((work / "params.yaml").read_text())
-    params["search"]["enabled"] = False  # three sequential jobs fewer (the search runs in tests/test_search.py)
+    params["search"].update(jobs=2, n_trials=4)
+    params["datasets"]["synthetic"]["train"].update(TWO_GPUS)
     write_params(work, params)
     started = time.monotonic()
-    proc = snakemake_slurm(work, "reproduce_all")
-    if proc.returncode != 0:
-        fail_with(proc, "snakemake through SLURM failed")
-    return work, proc.stdout + proc.stderr, time.monotonic() - started
+    output = ""
+    for target in (str(SEARCH_DIR / "summary.json"), "reproduce_all"):
+        proc = snakemake_slurm(work, target)
+        output += proc.stdout + proc.stderr
+        if proc.returncode != 0:
+            fail_with(proc, f"snakemake {target} through SLURM failed")
+    return work, output, time.monotonic() - started
 
 
 def test_pipeline_runs_through_sbatch_to_its_report(slurm_run):
@@ -120,9 +131,9 @@ def test_pipeline_runs_through_sbatch_to_its_report(slurm_run):
         log = Path(log)
         assert log.name == f"{job}.log" and log.is_file(), log  # each SLURM log is named by its job id
         rules.setdefault(rule_of(work, log), []).append(job)
-    assert set(rules) == {"synth", "extract_frames", "make_annotations", "train", "evaluate", "bench_train",
-                          "zoo", "report"}, rules
-    assert len(rules["train"]) == 2 and len(rules["evaluate"]) == 2
+    assert set(rules) == {"synth", "extract_frames", "make_annotations", "search_worker", "search", "train",
+                          "train_tuned", "evaluate", "bench_train", "zoo", "report"}, rules
+    assert len(rules["train"]) == 2 and len(rules["evaluate"]) == 3 and len(rules["search_worker"]) == 2
     # every rule's own log names the SLURM job that ran it
     logs = "\n".join(p.read_text() for p in (work / "results" / "logs").rglob("*.log"))
     for job in jobs:
@@ -140,8 +151,9 @@ def test_partitions_gpus_memory_and_time_reach_sbatch(slurm_run):
         assert minutes(got["TimeLimit"]) == want["runtime"], (rule, got["TimeLimit"])
         assert megabytes(got["MinMemoryNode"]) >= want["mem_mb"], (rule, got["MinMemoryNode"])
         assert int(got["NumCPUs"]) == want["cpus_per_task"], (rule, got["NumCPUs"])
-        gpu = rule == "train" or want.get("gpu")
-        assert ("gpu:1" in got.get("TresPerJob", "")) == bool(gpu), (rule, got.get("TresPerJob"))
+        gpu = {"train": 2, "train_tuned": 2, "search": 1, "search_worker": 1}.get(rule, want.get("gpu"))
+        assert (f"gpu:{gpu}" in got.get("TresPerJob", "")) if gpu else "gpu" not in got.get("TresPerJob", ""), \
+            (rule, got.get("TresPerJob"))
         if gpu:
             assert got["Partition"] == "gpu"
         print(f"SLURM job {job}: {rule}, partition {got['Partition']}, {got['NumCPUs']} CPUs, "
@@ -150,6 +162,44 @@ def test_partitions_gpus_memory_and_time_reach_sbatch(slurm_run):
     # inside a training job: the GPU SLURM gave it
     for log in (work / "results" / "logs" / "synthetic").glob("train_*.log"):
         assert re.search(r"partition gpu, GPUs \d, CUDA_VISIBLE_DEVICES=\d\b", log.read_text()), log
+
+
+def test_the_study_ran_as_two_worker_jobs_and_the_final_step_saw_them_all(slurm_run):
+    work, output, _ = slurm_run
+    records = [json.loads((work / SEARCH_DIR / "workers" / f"worker{k}.json").read_text()) for k in range(2)]
+    ran = [[t["number"] for t in r["trials"]] for r in records]
+    assert all(ran), ran  # both took trials
+    assert sorted(ran[0] + ran[1]) == [0, 1, 2, 3]  # none twice, none left out
+    summary = json.loads((work / SEARCH_DIR / "summary.json").read_text())
+    assert summary["jobs"] == {f"worker{k}": sorted(ran[k]) for k in range(2)}
+    assert (summary["finished"], summary["running"], summary["n_trials"]) == (4, 0, 4)
+    assert (work / SEARCH_DIR / "best_params.yaml").is_file()
+    logs = [(work / "results" / "logs" / "synthetic" / f"search_mienet_worker{k}.log").read_text() for k in range(2)]
+    for k, log in enumerate(logs):  # each in its own SLURM job
+        assert re.search(r"SLURM job \d+ on node \S+, partition gpu", log) and f"worker job worker{k}" in log
+    print(f"search worker jobs: trials {ran[0]} and {ran[1]}")
+
+
+def test_a_two_gpu_training_equals_one_process_of_the_same_global_batch(slurm_run, tmp_path):
+    """The recipe's gpus: 2 with batch_size 1: 2 processes in one SLURM job (torchrun, gloo on
+    the CPU, BatchNorm over both) against one local process with batch_size 2."""
+    import torch
+
+    work, _, _ = slurm_run
+    run = work / "runs" / "synthetic" / "mienet" / "seed0"
+    log = (work / "results" / "logs" / "synthetic" / "train_mienet_seed0.log").read_text()
+    assert "world size 2" in log and "GPUs 2" in log, log[-2000:]
+    ref = tmp_path / "one"
+    proc = subprocess.run([BIN / "mienet", "train", "--params", work / "params.yaml", "--dataset", "synthetic",
+                           "--variant", "mienet", "--seed", "0", "--gpus", "1", "--batch-size", "2", "--out", ref,
+                           "--no-progress"], cwd=work, env=ENV, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    two = torch.load(run / "checkpoints" / "last.pt", weights_only=False)
+    one = torch.load(ref / "checkpoints" / "last.pt", weights_only=False)
+    assert (two["world_size"], one["world_size"]) == (2, 1)
+    diff = max((two["model"][k].float() - one["model"][k].float()).abs().max().item() for k in one["model"])
+    assert diff < 1e-4, diff  # every parameter and buffer; float rounding only (measured: about 1e-6)
+    print(f"2 processes x batch 1 against 1 x batch 2: max abs difference {diff:.2e}")
 
 
 def test_cancelled_job_is_reported_and_the_rerun_resumes(slurm_run):

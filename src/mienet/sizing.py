@@ -120,18 +120,19 @@ class WallClock:
     """What ``mienet sizing --gpus`` schedules with: G GPUs, each search spread over
     ``search_jobs`` worker jobs (Optuna's distributed mode; the trials split as evenly as they
     go), ``gpus_per_training`` GPUs per training (ideal linear speed-up), ``pruned_share`` of the
-    search's trial hours saved by pruning, and a job-time limit to check against."""
+    search's trial hours saved by pruning, and a job-time limit to check against. ``None``: each
+    dataset's own setting in params.yaml (``search.jobs``, the recipe's ``gpus``)."""
 
     gpus: int
-    search_jobs: int = 1
-    gpus_per_training: int = 1
+    search_jobs: int | None = None
+    gpus_per_training: int | None = None
     pruned_share: float = 0.0
     job_limit: float | None = None
 
     def check(self) -> None:
-        if self.gpus < 1 or self.search_jobs < 1 or self.gpus_per_training < 1:
+        if self.gpus < 1 or (self.search_jobs or 1) < 1 or (self.gpus_per_training or 1) < 1:
             raise MienetError("--gpus, --search-jobs and --gpus-per-training must be at least 1")
-        if self.gpus_per_training > self.gpus:
+        if (self.gpus_per_training or 1) > self.gpus:
             raise MienetError(f"--gpus-per-training {self.gpus_per_training} is more than --gpus {self.gpus}")
         if not 0 <= self.pruned_share < 1:
             raise MienetError(f"--pruned-share must be in [0, 1), got {self.pruned_share}")
@@ -140,19 +141,23 @@ class WallClock:
 
 
 def dataset_jobs(name: str, runs: dict[str, float], evals: dict[str, float], seeds: list[int],
-                 searches: dict[str, tuple[int, float, float]], wall: WallClock) -> list[Job]:
+                 searches: dict[str, tuple[int, float, float]], wall: WallClock, search_jobs: int = 1,
+                 gpus_per_training: int = 1) -> list[Job]:
     """The GPU jobs of one dataset: a training (``runs[v]`` GPU-hours over the training's GPUs)
     and its evaluation (``evals[v]``) per variant and seed; per searched variant
     ``searches[v] = (trials, GPU-hours of one trial, GPU-hours of the tuned training)``, the
-    worker jobs, then the tuned training and its evaluation."""
-    g = wall.gpus_per_training
+    worker jobs, then the tuned training and its evaluation. The dataset's ``search_jobs`` and
+    ``gpus_per_training`` unless ``wall`` overrides them."""
+    g = wall.gpus_per_training or gpus_per_training
+    if g > wall.gpus:
+        raise MienetError(f"{name}: a training on {g} GPUs does not fit on --gpus {wall.gpus}")
     jobs = []
     for v, hours in runs.items():
         for s in seeds:
             train = f"{name}/train/{v}/seed{s}"
             jobs += [Job(train, hours / g, g), Job(f"{name}/evaluate/{v}/seed{s}", evals[v], 1, (train,))]
     for v, (trials, per_trial, tuned_h) in searches.items():
-        k = max(1, min(wall.search_jobs, trials))
+        k = max(1, min(wall.search_jobs or search_jobs, trials))
         share, extra = divmod(trials, k)
         workers = [Job(f"{name}/search/{v}/worker{i}", (share + (i < extra)) * per_trial * (1 - wall.pruned_share))
                    for i in range(k)]
@@ -168,7 +173,9 @@ def wall_clock(jobs_by_dataset: dict[str, list[Job]], wall: WallClock) -> dict:
 
     def summary(jobs: list[Job]) -> dict:
         longest = max(jobs, key=lambda j: j.hours, default=None)
-        return {"critical_path_h": round(critical_path(jobs), 1),
+        searches = [j for j in jobs if "/search/" in j.name]
+        return {"search_worker_jobs": len(searches), "training_gpus": max((j.gpus for j in jobs), default=1),
+                "critical_path_h": round(critical_path(jobs), 1),
                 "makespan_h": round(list_schedule(jobs, wall.gpus)["makespan_h"], 1),
                 "longest_job_h": round(longest.hours, 1) if longest else 0.0,
                 "longest_job": longest.name if longest else None,
@@ -240,7 +247,11 @@ def build_table(params_path: Path, profile: str | None, rate: float, bytes_per_f
             evals = {v: eval_hours(v) for v in {*variants, *searched}}
             searches = {v: (settings.n_trials, hours(v, trial_clips) / settings.n_trials, run_hours(v))
                         for v in searched if settings.n_trials}
-            jobs_by_dataset[name] = dataset_jobs(name, per_run, evals, seeds, searches, wall)
+            from mienet.pipeline import search_jobs
+
+            jobs_by_dataset[name] = dataset_jobs(name, per_run, evals, seeds, searches, wall,
+                                                 search_jobs(params, name),
+                                                 int(recipe.get("gpus", TrainConfig.gpus)))
         runs = len(variants) * len(seeds)
         gpu_jobs = 2 * runs + 3 * len(searched) + 2  # train + evaluate; search, tuned, its evaluation; bench x2
         data_jobs = 1 + lay.extracted + (params["datasets"][name]["format"] == "synth")  # (synth,) extract, annotations
@@ -303,16 +314,20 @@ def markdown(table: dict) -> str:
                  "scaled by their FLOPs. Sizes: " + "; ".join(f"{r['dataset']}: {r['source']}" for r in table["datasets"]))
     wc = table.get("wall_clock")
     if wc is not None:
-        lines += ["", f"Wall-clock on {wc['gpus']} GPUs (each search over {wc['search_jobs']} worker job(s), "
-                      f"{wc['gpus_per_training']} GPU(s) per training at a linear speed-up, "
+        def given(value, what: str) -> str:
+            return f"{value} ({what}, from the command line)" if value else f"each dataset's {what} (params.yaml)"
+
+        lines += ["", f"Wall-clock on {wc['gpus']} GPUs ({given(wc['search_jobs'], 'search worker jobs')}; "
+                      f"{given(wc['gpus_per_training'], 'GPUs per training')}, at a linear speed-up; "
                       f"{100 * wc['pruned_share']:g} % of the search's trial hours pruned):", "",
-                  "| dataset | GPU-h | critical path (h) | makespan alone (h) | longest job (h) |",
-                  "| --- | ---: | ---: | ---: | ---: |"]
+                  "| dataset | search jobs | GPUs per training | GPU-h | critical path (h) | makespan alone (h) "
+                  "| longest job (h) |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for d, r in wc["datasets"].items():
-            lines.append(f"| {d} | {r['gpu_hours']:,} | {r['critical_path_h']:,} | {r['makespan_h']:,} "
-                         f"| {r['longest_job_h']:,} ({r['longest_job']}) |")
-        lines.append(f"| **all together** | {wc['gpu_hours']:,} | {wc['critical_path_h']:,} | **{wc['makespan_h']:,}** "
-                     f"| {wc['longest_job_h']:,} ({wc['longest_job']}) |")
+            lines.append(f"| {d} | {r['search_worker_jobs']} | {r['training_gpus']} | {r['gpu_hours']:,} "
+                         f"| {r['critical_path_h']:,} | {r['makespan_h']:,} | {r['longest_job_h']:,} ({r['longest_job']}) |")
+        lines.append(f"| **all together** | | | {wc['gpu_hours']:,} | {wc['critical_path_h']:,} "
+                     f"| **{wc['makespan_h']:,}** | {wc['longest_job_h']:,} ({wc['longest_job']}) |")
         if wc["job_limit_h"] is not None:
             over = wc["over_limit"]
             lines.append("")
@@ -350,9 +365,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--gpus", type=int, default=None,
                    help="also schedule the profile's GPU jobs on this many GPUs: critical path, makespan of a "
                         "list schedule, longest job")
-    g.add_argument("--search-jobs", type=int, default=1, help="worker jobs each search is spread over (default 1)")
-    g.add_argument("--gpus-per-training", type=int, default=1,
-                   help="GPUs of each training and tuned training (default 1; linear speed-up assumed)")
+    g.add_argument("--search-jobs", type=int, default=None,
+                   help="worker jobs each search is spread over (default: each dataset's search.jobs)")
+    g.add_argument("--gpus-per-training", type=int, default=None,
+                   help="GPUs of each training and tuned training (default: each recipe's gpus; linear "
+                        "speed-up assumed)")
     g.add_argument("--pruned-share", type=float, default=0.0,
                    help="share of the search's trial hours pruning saves, in [0, 1) (default 0: none)")
     g.add_argument("--job-limit", type=float, default=None, help="hours a job may run; lists the jobs over it")
