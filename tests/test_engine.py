@@ -285,3 +285,29 @@ def test_two_processes_never_hold_one_gpu_at_once(tmp_path):
     claimed = float(out_second.split()[2])
     assert claimed >= released, (out_first, out_second)
     assert "GPU 0 is free now" in err_second
+
+
+def test_the_recipes_gpus_start_torchrun_and_a_resume_on_another_count_is_refused(dataset, tmp_path):
+    """`mienet train --gpus 2` (a recipe's gpus: 2) starts 2 processes itself; resuming the run on
+    one process would change the global batch and BatchNorm's statistics: refused, naming both."""
+    run = tmp_path / "two"
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "OMP_NUM_THREADS": "1"}
+    cmd = [str(BIN / "mienet"), "train", "--annotations", str(dataset / "annotations"), "--out", str(run),
+           "--dataset", "tiny", *TINY, "--epochs", "1", "--batch-size", "2"]
+    proc = subprocess.run([*cmd, "--gpus", "2"], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "starting 2 processes with torchrun" in proc.stderr and "world size 2" in proc.stderr
+    import torch
+
+    assert torch.load(run / "checkpoints" / "last.pt", weights_only=False)["world_size"] == 2
+    again = subprocess.run([*cmd, "--epochs", "2", "--resume"], env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 2
+    assert "cannot resume" in again.stderr and "processes (gpus): 2 -> 1 (global batch 4 -> 2)" in again.stderr
+
+
+def test_a_training_without_its_imagenet_weights_fails_at_once(dataset, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    assert train(dataset, tmp_path / "run", "--pretrained", "imagenet") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "resnet18-f37072fd.pth" in err and "fetch_weights" in err, err
+    assert not (tmp_path / "run").exists()  # nothing started

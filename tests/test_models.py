@@ -456,16 +456,46 @@ def test_missing_or_garbage_checkpoint_is_a_user_error(tmp_path):
 # ---------------------------------------------------------------- ImageNet weights
 
 
-def test_imagenet_weights_offline_give_a_clear_error(tmp_path, monkeypatch):
+def test_missing_imagenet_weights_name_the_file_and_the_rule_that_fetches_them(tmp_path, monkeypatch):
+    """Nothing downloads while a model is built (a training on a compute node without internet):
+    one line naming the file, `mienet fetch-weights` and the workflow's local rule."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    try:
+    with pytest.raises(MienetError) as error:
         build_model("tsn", "resnet18", 4, 2, pretrained="imagenet")
-    except MienetError as error:
-        message = str(error)
-    else:
+    message = str(error.value)
+    assert str(tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth") in message and "\n" not in message
+    assert "mienet fetch-weights resnet18" in message and "local rule fetch_weights" in message
+    assert not (tmp_path / "hub").exists()  # no download was tried
+
+
+def test_fetch_weights_offline_names_the_file_and_the_folder(tmp_path, monkeypatch, capsys):
+    from mienet.cli import main
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    if main(["fetch-weights", "resnet18"]) == 0:
         pytest.skip("this machine could download the ImageNet weights")
-    assert "'resnet18-f37072fd.pth'" in message
-    assert repr(str(tmp_path / "hub" / "checkpoints")) in message
+    err = capsys.readouterr().err
+    assert "'resnet18-f37072fd.pth'" in err and repr(str(tmp_path / "hub" / "checkpoints")) in err
+
+
+def test_the_weights_files_named_without_torch_are_torchvisions(tmp_path, monkeypatch):
+    """mienet.models.variants names the files (the Snakefile imports no torch): the same names as
+    torchvision's weight URLs, in the folder torch.hub uses."""
+    from urllib.parse import urlparse
+
+    from mienet.models.backbone import ARCHS
+    from mienet.models.variants import IMAGENET_FILES, imagenet_weights_file, torch_hub_dir
+
+    for arch, spec in ARCHS.items():
+        if spec.weights is not None:
+            assert IMAGENET_FILES[arch] == Path(urlparse(spec.weights.url).path).name
+    for env in ({"TORCH_HOME": str(tmp_path / "th")}, {"XDG_CACHE_HOME": str(tmp_path / "xdg")}, {}):
+        for key in ("TORCH_HOME", "XDG_CACHE_HOME"):
+            monkeypatch.delenv(key, raising=False)
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        assert torch_hub_dir() == torch.hub.get_dir()
+    assert imagenet_weights_file("resnet50").endswith("checkpoints/resnet50-0676ba61.pth")
 
 
 def test_imagenet_weights_are_read_from_the_hub_cache(tmp_path, monkeypatch):

@@ -5,6 +5,7 @@ on stand-in released checkpoints, and the report with the reported numbers besid
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -92,3 +93,37 @@ def test_train_and_search_find_the_paper_layouts_from_params_alone(paper, tmp_pa
     assert "best val top-1" in out.stdout
     cfg = json.loads((tmp_path / "run" / "config.json").read_text())
     assert cfg["root"].endswith("SLJD") and cfg["annotations"] == "datasets/sljd/annotations"
+
+
+def test_on_slurm_the_paper_searches_run_as_worker_jobs_after_a_local_weights_fetch(paper, tmp_path):
+    """The paper recipes' committed cluster settings (search.jobs, SSv2's gpus, ImageNet weights)
+    over the miniature datasets: a dry run of `snakemake --workflow-profile profiles/slurm
+    reproduce_all` plans each search as worker jobs and a final step, SSv2's trainings on 2 GPUs,
+    and the weights fetched by a local rule (on the submitting node) before any training."""
+    from conftest import REPO
+
+    committed = yaml.safe_load((REPO / "params.yaml").read_text())["datasets"]
+    overlay = {"datasets": {name: {"search": {"jobs": (committed[name].get("search") or {}).get("jobs", 1)},
+                                   "train": {"arch": "resnet18", "pretrained": "imagenet",
+                                             "gpus": committed[name]["train"].get("gpus", 1)}}
+                            for name in PAPER}}
+    (tmp_path / "cluster.yaml").write_text(yaml.safe_dump(overlay))
+    proc = run([BIN / "snakemake", "-n", "--workflow-profile", "profiles/slurm", "reproduce_all", "--configfile",
+                "params.yaml", tmp_path / "cluster.yaml", "--config", "profile=paper"], paper,
+               env_extra={"TORCH_HOME": str(tmp_path / "torch")})
+    out = proc.stdout + proc.stderr
+    stats = dict(re.findall(r"^(\w+)\s+(\d+)$", out[out.index("Job stats"):], re.M))
+    jobs = {n: committed[n].get("search", {}).get("jobs", 1) for n in PAPER}
+    assert jobs["sthv2"] > 1 and jobs["diving48"] > 1
+    assert int(stats["search_worker"]) == sum(k for k in jobs.values() if k > 1), stats
+    assert int(stats["fetch_weights"]) == 1  # one backbone: one file, for every dataset
+    assert "localrule fetch_weights:" in out and "rule fetch_weights:" not in out.replace("localrule", "")
+    weights = str(tmp_path / "torch" / "hub" / "checkpoints" / "resnet18-f37072fd.pth")
+    blocks = out.split("\n\n")
+    for block in blocks:
+        if re.search(r"^rule (train|train_tuned):", block, re.M):
+            assert weights in block, block  # every training waits for the weights
+            wants = 2 if "dataset=sthv2" in block else 1
+            assert re.search(rf"\bgpu={wants}\b", block), block
+        if re.search(r"^rule search:", block, re.M) and "dataset=sljd" not in block:
+            assert "--after-workers" in block, block

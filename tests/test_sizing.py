@@ -8,7 +8,9 @@ import re
 
 import pytest
 
-from test_workflow import BIN, project_copy, run
+import yaml
+
+from test_workflow import BIN, project_copy, run, write_params
 
 
 def sizing(work, *args) -> dict:
@@ -26,7 +28,8 @@ def test_paper_profile_from_the_published_sizes(tmp_path):
     assert ss["longest_training_h"] == pytest.approx(60 * (168913 + 24777 / 3) / 100 / 3600, abs=0.1)
     # every variant x seed trains and is evaluated on a GPU, plus the search, its tuned run, bench
     runs = len(table["variants"]) * len(table["seeds"])
-    assert ss["gpu_jobs"] == 2 * runs + 3 * len(table["searched"]) + 2
+    # (the SSv2 study over search.jobs = 5 worker jobs and a final step)
+    assert ss["gpu_jobs"] == 2 * runs + (2 + 5 + 1) * len(table["searched"]) + 2
     assert ss["frames"] == (168913 + 24777 + 27157) * 45 and ss["frames_gb"] == pytest.approx(
         ss["frames"] * 1e4 / 1e9, abs=0.1)
     # half the rate, twice the hours
@@ -43,6 +46,14 @@ def test_job_count_matches_the_snakemake_dag(tmp_path):
     assert table["datasets"][0]["source"].startswith("counted in")
     assert table["datasets"][0]["train_clips"] == 3
     assert table["total"]["jobs"] == total - 1  # the DAG's total counts the target rule itself
+    # a study spread over 3 worker jobs: 3 jobs more in the DAG and in the count
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params["search"]["jobs"] = 3
+    write_params(work, params)
+    plan = run([BIN / "snakemake", "-n", "--forceall", "reproduce_all"], work).stdout
+    assert int(re.search(r"^search_worker\s+(\d+)", plan, re.M).group(1)) == 3
+    assert sizing(work, "--profile", "default")["total"]["jobs"] == int(
+        re.search(r"^total\s+(\d+)", plan, re.M).group(1)) - 1 == table["total"]["jobs"] + 3
 
 
 def test_unknown_profile_is_refused(tmp_path):

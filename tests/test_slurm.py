@@ -161,7 +161,8 @@ def test_partitions_gpus_memory_and_time_reach_sbatch(slurm_run):
               f"ran {got['RunTime']}")
     # inside a training job: the GPU SLURM gave it
     for log in (work / "results" / "logs" / "synthetic").glob("train_*.log"):
-        assert re.search(r"partition gpu, GPUs \d, CUDA_VISIBLE_DEVICES=\d\b", log.read_text()), log
+        # SLURM's GPU ids; the recipe's gpus: 2 take both of the node's
+        assert re.search(r"partition gpu, GPUs 0,1, CUDA_VISIBLE_DEVICES=0,1\b", log.read_text()), log
 
 
 def test_the_study_ran_as_two_worker_jobs_and_the_final_step_saw_them_all(slurm_run):
@@ -188,7 +189,7 @@ def test_a_two_gpu_training_equals_one_process_of_the_same_global_batch(slurm_ru
     work, _, _ = slurm_run
     run = work / "runs" / "synthetic" / "mienet" / "seed0"
     log = (work / "results" / "logs" / "synthetic" / "train_mienet_seed0.log").read_text()
-    assert "world size 2" in log and "GPUs 2" in log, log[-2000:]
+    assert "world size 2" in log and "CUDA_VISIBLE_DEVICES=0,1" in log, log[-2000:]
     ref = tmp_path / "one"
     proc = subprocess.run([BIN / "mienet", "train", "--params", work / "params.yaml", "--dataset", "synthetic",
                            "--variant", "mienet", "--seed", "0", "--gpus", "1", "--batch-size", "2", "--out", ref,

@@ -194,6 +194,7 @@ def build_table(params_path: Path, profile: str | None, rate: float, bytes_per_f
                 wall: WallClock | None = None) -> dict:
     from mienet.config import TrainConfig, load_params
     from mienet.layout import dataset_layout, profile_datasets
+    from mienet.pipeline import search_jobs
     from mienet.search.space import read_search_settings
 
     params = load_params(params_path)
@@ -247,13 +248,14 @@ def build_table(params_path: Path, profile: str | None, rate: float, bytes_per_f
             evals = {v: eval_hours(v) for v in {*variants, *searched}}
             searches = {v: (settings.n_trials, hours(v, trial_clips) / settings.n_trials, run_hours(v))
                         for v in searched if settings.n_trials}
-            from mienet.pipeline import search_jobs
-
             jobs_by_dataset[name] = dataset_jobs(name, per_run, evals, seeds, searches, wall,
                                                  search_jobs(params, name),
                                                  int(recipe.get("gpus", TrainConfig.gpus)))
         runs = len(variants) * len(seeds)
-        gpu_jobs = 2 * runs + 3 * len(searched) + 2  # train + evaluate; search, tuned, its evaluation; bench x2
+        k = search_jobs(params, name)
+        # train + evaluate; per search its worker jobs and final step (one job when k = 1), the
+        # tuned training and its evaluation; bench x2
+        gpu_jobs = 2 * runs + len(searched) * (2 + (k + 1 if k > 1 else 1)) + 2
         data_jobs = 1 + lay.extracted + (params["datasets"][name]["format"] == "synth")  # (synth,) extract, annotations
         frames = sum(s.frames for s in splits.values() if s.frames) if all(s.frames for s in splits.values()) else None
         frames_gb = frames * bytes_per_frame / 1e9 if frames and bytes_per_frame else None
