@@ -203,6 +203,26 @@ def test_a_two_gpu_training_equals_one_process_of_the_same_global_batch(slurm_ru
     print(f"2 processes x batch 1 against 1 x batch 2: max abs difference {diff:.2e}")
 
 
+def test_the_weights_are_fetched_on_the_submitting_node_not_in_a_job(cluster, tmp_path):
+    """The rule fetch_weights is local: under the SLURM profile it runs in Snakemake's own process
+    tree, never through sbatch. Offline (this machine) it fails there, with the download's error."""
+    from mienet.models.variants import IMAGENET_FILES
+
+    work = project_copy(tmp_path)
+    env = {**ENV, "TORCH_HOME": str(tmp_path / "torch")}
+    target = str(tmp_path / "torch" / "hub" / "checkpoints" / IMAGENET_FILES["resnet18"])
+    proc = subprocess.run(slurm_command(target, timeout=120), cwd=work, env=env, capture_output=True, text=True)
+    out = proc.stdout + proc.stderr
+    assert "localrule fetch_weights:" in out, out[-3000:]
+    assert not submitted(out) and not (work / ".snakemake" / "slurm_logs" / "rule_fetch_weights").exists()
+    log = (work / "results" / "logs" / "fetch_weights_resnet18-f37072fd.pth.log").read_text()
+    assert "SLURM job" not in log  # every mienet command inside a SLURM job says so first
+    if proc.returncode != 0:  # no internet here: the error names the file to place
+        assert "could not download the ImageNet weights" in log and "resnet18-f37072fd.pth" in log, log
+    else:
+        assert Path(target).is_file()
+
+
 def test_cancelled_job_is_reported_and_the_rerun_resumes(slurm_run):
     work, first, _ = slurm_run
     # one training, its evaluation and the report to redo (Snakemake does not remake a

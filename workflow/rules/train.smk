@@ -5,11 +5,10 @@
 # ImageNet weights, downloaded on the submitting node: compute nodes mostly have no internet, and
 # a training never downloads (it fails at once naming the file and this rule). The torch hub
 # cache ($TORCH_HOME) must be on a file system the compute nodes see.
-localrules:
-    fetch_weights,
-
-
-rule fetch_weights:
+rule:
+    name:
+        FETCH_RULE  # fetch_weights: the name the trainings' error gives (mienet.models.variants)
+    localrule: True
     output:
         f"{os.path.dirname(imagenet_weights_file('resnet50'))}/{{weights_file}}",
     params:
