@@ -311,3 +311,11 @@ def test_a_training_without_its_imagenet_weights_fails_at_once(dataset, tmp_path
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "resnet18-f37072fd.pth" in err and "fetch_weights" in err, err
     assert not (tmp_path / "run").exists()  # nothing started
+
+
+def test_a_two_gpu_training_without_its_weights_fails_before_starting_processes(dataset, tmp_path, monkeypatch,
+                                                                               capsys):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    assert train(dataset, tmp_path / "run", "--pretrained", "imagenet", "--gpus", "2") == 2
+    err = capsys.readouterr().err
+    assert "torchrun" not in err and "fetch_weights" in err and len(err.strip().splitlines()) == 1, err

@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
     args = build_parser(command if command in COMMANDS else None).parse_args(argv)
+    args._argv = argv  # the command line as given (mienet train relaunches itself under torchrun)
     module = importlib.import_module(args._module)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,

@@ -15,6 +15,8 @@ rule:
         cmd=lambda w: CMD.fetch_weights({f: a for a, f in IMAGENET_FILES.items()}[w.weights_file]),
     log:
         f"{RESULTS}/logs/fetch_weights_{{weights_file}}.log",
+    conda:
+        MIENET_ENV
     shell:
         "{params.cmd} > {log:q} 2>&1"
 

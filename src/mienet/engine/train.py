@@ -941,22 +941,29 @@ def read_hparams(path: Path) -> dict:
     return data
 
 
-def relaunch_under_torchrun(gpus: int) -> None:
-    """Replace this process by ``torchrun --standalone --nproc-per-node gpus`` running the same
-    ``mienet`` command line (one node; SLURM's signals then reach torchrun, which passes them on)."""
+def run_under_torchrun(gpus: int, argv: list[str]) -> int:
+    """The ``mienet`` command line ``argv`` under ``torchrun --standalone --nproc-per-node gpus``
+    (one node), as a child: its exit status. A SLURM job's signals reach every process of the
+    job; Ctrl-C reaches the terminal's process group, torchrun included."""
+    import subprocess
+
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(gpus),
-           "-m", "mienet", *sys.argv[1:]]
+           "-m", "mienet", *argv]
     log.info("gpus: %d: starting %d processes with torchrun", gpus, gpus)
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execv(sys.executable, cmd)
+    return subprocess.run(cmd).returncode
 
 
 def run(args) -> int:
     cfg = config_from_args(args)
     if cfg.gpus > 1 and "LOCAL_RANK" not in os.environ:
-        check_config(cfg)
-        relaunch_under_torchrun(cfg.gpus)
+        check_config(cfg)  # what can be refused at once is refused here, not by every process
+        if cfg.pretrained_weights == "imagenet":
+            from mienet.models.backbone import require_imagenet_weights
+
+            require_imagenet_weights(cfg.arch)
+        return run_under_torchrun(cfg.gpus, getattr(args, "_argv", sys.argv[1:]))
     if args.threads:
         torch.set_num_threads(args.threads)
     summary = train(cfg, resume=args.resume, progress=not args.no_progress,
