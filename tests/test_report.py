@@ -490,16 +490,6 @@ def test_intervals_and_effects_on_hand_made_predictions(tmp_path):
     assert "| 100.00 [100.00, 100.00] |" in md
 
 
-def test_bootstrap_is_fast_enough():
-    import time
-
-    x = (np.random.default_rng(0).uniform(size=(3, 400)) < 0.7).astype(float)
-    start = time.perf_counter()
-    for _ in range(7):
-        hierarchical_bootstrap(x)
-    assert time.perf_counter() - start < 2.0
-
-
 def test_split_text_names_selection_and_scored_splits(tmp_path):
     from mienet.report.tables import split_text
 

@@ -6,7 +6,7 @@ from mienet.config import write_effective_params
 from mienet.layout import (ANNOTATION_FILES, SYNTH_DONE, Roots, annotations_dir, data_root, dataset_layout,
                            profile_datasets)
 from mienet.models.variants import FETCH_RULE, IMAGENET_FILES, VARIANTS as _VARIANTS, imagenet_weights_file
-from mienet.pipeline import Commands, dvc_yaml_text, imagenet_archs, search_jobs
+from mienet.pipeline import BENCH_VARIANTS, PRETRAINED_DIR, Commands, dvc_yaml_text, imagenet_archs, search_jobs
 from mienet.report import expected_outputs
 
 # Rules call `mienet` from PATH: the active environment's, or this checkout's .venv/bin,
@@ -96,7 +96,7 @@ def report_output(path):
 
 def report_inputs(wildcards):
     inputs = ablation_targets() + search_targets()
-    inputs += [ROOTS.bench_file(d, v) for d in ENABLED for v in ("tsn", "mienet")]
+    inputs += [ROOTS.bench_file(d, v) for d in ENABLED for v in BENCH_VARIANTS]
     return inputs
 
 

@@ -36,6 +36,7 @@ same decoded frames.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import dataclasses
 import fcntl
@@ -45,6 +46,7 @@ import math
 import multiprocessing
 import os
 import re
+import signal
 import sys
 import time
 from pathlib import Path
@@ -660,7 +662,7 @@ def synthesize(out_dir: str | os.PathLike, classes: int = DEFAULT_CLASSES,
                clips_per_class: int = DEFAULT_CLIPS_PER_CLASS, frames: int = DEFAULT_FRAMES,
                size: int = DEFAULT_SIZE, fps: float = DEFAULT_FPS, seed: int = DEFAULT_SEED,
                jobs: int | None = None, progress: bool | None = None,
-               restart_if_changed: bool = False) -> dict:
+               restart_if_changed: bool = False, debug_kill_after: int | None = None) -> dict:
     """Write ``out_dir/<class>/clip_NNNN.mp4`` for the first ``classes`` classes; skip clips already there.
 
     An interrupted run is resumed: finished clips are kept (each is renamed into place only
@@ -704,9 +706,11 @@ def synthesize(out_dir: str | os.PathLike, classes: int = DEFAULT_CLASSES,
         with tqdm(total=len(todo), desc="synth", unit="clip", dynamic_ncols=True,
                   disable=None if progress is None else not progress) as bar:
             if jobs == 1:
-                for task in todo:
+                for n, task in enumerate(todo, 1):
                     _make_clip(task)
                     bar.update()
+                    if n == debug_kill_after:  # tests: what the OOM killer or a time limit leaves
+                        os.kill(os.getpid(), signal.SIGKILL)
             else:
                 # spawn: workers must not inherit OpenCV's thread pool through fork
                 ctx = multiprocessing.get_context("spawn")
@@ -748,12 +752,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--restart-if-changed", action="store_true",
                         help="if OUT_DIR holds clips made with other frames/size/fps/seed, remove them and "
                              "start over (default: refuse)")
+    parser.add_argument("--debug-kill-after", type=int, default=None, help=argparse.SUPPRESS)
 
 
 def run(args) -> int:
     summary = synthesize(args.out_dir, classes=args.classes, clips_per_class=args.clips_per_class,
                          frames=args.frames, size=args.size, fps=args.fps, seed=args.seed, jobs=args.jobs,
-                         restart_if_changed=args.restart_if_changed)
+                         restart_if_changed=args.restart_if_changed, debug_kill_after=args.debug_kill_after)
     removed = f", {summary['removed']} removed" if summary["removed"] else ""
     print(f"synth: {summary['written']} clips written, {summary['skipped']} skipped{removed} "
           f"({len(summary['classes'])} classes x {summary['clips_per_class']} clips, "

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from mienet.config import TRAIN_DEFAULTS
 from mienet.errors import MienetError
 
 DEFAULT_TEMPLATE = "img_{:05d}.jpg"
@@ -81,7 +82,7 @@ def _trained(checkpoint: Path) -> LoadedModel:
                           "class list inside)")
     classes = list(saved["classes"])
     model = build_model(cfg["variant"], cfg["arch"], len(classes), cfg["segments"],
-                        cfg["frames_per_segment"], dropout=cfg.get("dropout", 0.5))
+                        cfg["frames_per_segment"], dropout=cfg.get("dropout", TRAIN_DEFAULTS.dropout))
     load_checkpoint(model, checkpoint)
     config = {"dataset": "custom", "seed": 0, "template": DEFAULT_TEMPLATE, **cfg, "num_classes": len(classes)}
     meta = {"source": "trained", "checkpoint": str(checkpoint),

@@ -1,0 +1,52 @@
+"""Facts defined once: where the README's "Where each fact lives" names a place, a second literal
+of the same fact elsewhere fails here (issue 24, item 8, in part)."""
+
+from __future__ import annotations
+
+import re
+
+from conftest import REPO
+from mienet.config import TRAIN_DEFAULTS
+from mienet.pipeline import BENCH_VARIANTS, PRETRAINED_DIR
+from mienet.report.published import BUILTIN
+
+RULES = sorted((REPO / "workflow" / "rules").glob("*.smk")) + [REPO / "Snakefile"]
+
+
+def code_lines(path):
+    """A file's lines without comments (whole-line or trailing)."""
+    return [line.split("#", 1)[0] for line in path.read_text().splitlines()]
+
+
+def test_the_reported_numbers_are_the_ones_docs_mie_net_md_records():
+    """src/mienet/report/published.py (BUILTIN) against the table "What was reported" of
+    docs/mie-net.md, row by row, both ways."""
+    names = {"SLJD": "sljd", "Diving48": "diving48", "SSv2": "sthv2"}
+    text = (REPO / "docs" / "mie-net.md").read_text()
+    table = text[text.index("## What was reported"):]
+    rows = re.findall(r"^\| (DPTAM|MIE-Net) \| (\w+) \| ([\d+*]+) \| ([\d.]+) \| ([\d.]+) \|$", table, re.M)
+    documented = {(names[d], m, f, t1, t5) for m, d, f, t1, t5 in rows}
+    builtin = {(r.dataset, r.model, r.frames, r.top1, r.top5) for r in BUILTIN if r.source == "paper/README"}
+    assert len(documented) == 5 and documented == builtin
+    context = [r for r in BUILTIN if r.source != "paper/README"]
+    assert [(r.dataset, r.top1) for r in context] == [("sthv2", "62.7")] and "near 62.7" in text
+
+
+def test_the_rules_take_the_bench_variants_and_the_checkpoint_folder_from_python():
+    bench = "(" + ", ".join(f'"{v}"' for v in BENCH_VARIANTS) + ")"
+    for path in RULES:
+        for n, line in enumerate(code_lines(path), 1):
+            assert bench not in line, f"{path.name}:{n} repeats mienet.pipeline.BENCH_VARIANTS"
+            assert f'"{PRETRAINED_DIR}/' not in line and f"'{PRETRAINED_DIR}/" not in line, \
+                f"{path.name}:{n} repeats mienet.pipeline.PRETRAINED_DIR"
+
+
+def test_no_second_default_dropout():
+    """The recipe's default dropout is mienet.config.TrainConfig's; a loader of older checkpoints
+    once said 0.5 beside it."""
+    for path in sorted((REPO / "src" / "mienet").rglob("*.py")):
+        if path.name == "config.py":
+            continue
+        for n, line in enumerate(code_lines(path), 1):
+            assert not re.search(r"""["']dropout["'],\s*0\.\d""", line), f"{path}:{n}: a default dropout literal"
+    assert TRAIN_DEFAULTS.dropout == 0.6  # the released recipes' SLJD and Diving48 value (docs/mie-net.md)
