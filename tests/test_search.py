@@ -259,6 +259,27 @@ def test_two_worker_jobs_share_one_journal_and_a_final_step_collects_them(datase
     assert f"worker9.json: trial {ran[0][0]} was run by job 'worker0' too" in capsys.readouterr().err
 
 
+def test_the_final_step_runs_the_trial_a_lost_worker_job_left(dataset, params, tmp_path):
+    """Job 0 ran trial 0 and wrote its record; job 1 died in trial 1 (its SLURM job killed, no
+    record, no retry of the job). The final step reaps the lost trial and runs its retry."""
+    out = tmp_path / "out"
+    record = out / "workers" / "worker0.json"
+    assert main(search_args(dataset, params, out, "--n-trials", "1", "--worker-record", str(record))) == 0
+    lost = subprocess.run([str(BIN / "mienet"), *search_args(dataset, params, out, "--n-trials", "2",
+                                                             "--worker-record", str(out / "workers" / "worker1.json"),
+                                                             "--debug-exit-trial", "1")],
+                          env=ENV, capture_output=True, text=True, timeout=300)
+    assert lost.returncode == 137 and not (out / "workers" / "worker1.json").exists()
+    assert [t.state.name for t in load(out).trials] == ["COMPLETE", "RUNNING"]
+    assert main(search_args(dataset, params, out, "--n-trials", "2", "--after-workers", str(record))) == 0
+    trials = load(out).trials
+    assert [t.state.name for t in trials] == ["COMPLETE", "FAIL", "COMPLETE"]
+    assert trials[2].system_attrs["failed_trial"] == 1 and trials[2].user_attrs["job"] is None  # the final step's
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["finished"], summary["running"], summary["retried"]) == (2, 0, 1)
+    assert summary["jobs"] == {"worker0": [0]}
+
+
 def test_stale_trials_of_another_machine_are_failed_and_queued(tmp_path):
     settings = parse_search_settings({**SEARCH, "heartbeat": {"interval": 1, "grace_period": 5, "max_retry": 1}})
     storage = open_storage(str(tmp_path / "journal.log"), settings.heartbeat)

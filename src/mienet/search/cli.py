@@ -71,6 +71,7 @@ def add_arguments(parser) -> None:
                         "else PyTorch's choice)")
     g.add_argument("--no-progress", action="store_true", help="no per-epoch progress bars")
     g.add_argument("--debug-fail-trial", type=int, action="append", default=[], help=argparse.SUPPRESS)
+    g.add_argument("--debug-exit-trial", type=int, action="append", default=[], help=argparse.SUPPRESS)
 
 
 def build_plan(args):
@@ -117,6 +118,7 @@ def build_plan(args):
     return SearchPlan(annotations=str(annotations), root=str(root), out=str(out), dataset=args.dataset,
                       variant=args.variant, storage=storage, study_name=study_name, settings=s,
                       progress=not args.no_progress, debug_fail_trials=tuple(args.debug_fail_trial),
+                      debug_exit_trials=tuple(args.debug_exit_trial),
                       threads=args.threads, trials_dir=str(args.trials_dir) if args.trials_dir else None,
                       restart_if_changed=args.restart_if_changed,
                       job=args.worker_record.stem if args.worker_record is not None else None)

@@ -58,6 +58,7 @@ class SearchPlan:
     progress: bool = True
     trials_dir: str | None = None  # the trials' training runs (default OUT/trials)
     debug_fail_trials: tuple[int, ...] = ()  # tests: these trial numbers hit a NaN loss at once
+    debug_exit_trials: tuple[int, ...] = ()  # tests: the worker dies (no clean-up) at their first step
     threads: int | None = None  # torch threads of each worker process (None: PyTorch's choice)
     # A journal-file study started with another space or other fixed training settings is
     # set aside (renamed *.old, its trial runs deleted) and a new study starts.
@@ -254,7 +255,7 @@ def take_trial(study: optuna.Study, plan: SearchPlan, storage, lock: StudyLock) 
         trial.set_user_attr("worker", this_worker())
         trial.set_user_attr("heartbeat", time.time())
         trial.set_user_attr("epochs_trained", 0)
-        if plan.job is not None:
+        if plan.job is not None or "job" in trial.user_attrs:  # a retry carries its lost job's name
             trial.set_user_attr("job", plan.job)
         return trial
 
@@ -288,6 +289,8 @@ def objective(trial: optuna.Trial, plan: SearchPlan, run_dir: Path, resume: bool
     cfg = trial_config(plan, params, run_dir)
     if trial.number in plan.debug_fail_trials:
         cfg.debug_nan_at_step = 0
+    if trial.number in plan.debug_exit_trials:
+        cfg.debug_exit_at_step = 0
     trial.set_user_attr("max_epochs", cfg.epochs)
     epochs = 0
 
