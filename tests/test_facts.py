@@ -50,3 +50,28 @@ def test_no_second_default_dropout():
         for n, line in enumerate(code_lines(path), 1):
             assert not re.search(r"""["']dropout["'],\s*0\.\d""", line), f"{path}:{n}: a default dropout literal"
     assert TRAIN_DEFAULTS.dropout == 0.6  # the released recipes' SLJD and Diving48 value (docs/mie-net.md)
+
+
+def test_the_frame_file_name_template_is_written_once():
+    """mienet.data.frames.IMAGE_TEMPLATE; the recipe's default, the loader's and the benchmarks'
+    come from it (it was written four times)."""
+    from mienet.data.frames import FRAME_TEMPLATE, IMAGE_TEMPLATE
+
+    places = [f"{p.relative_to(REPO)}:{n}" for p in sorted((REPO / "src" / "mienet").rglob("*.py"))
+              for n, line in enumerate(code_lines(p), 1) if "img_{:05d}" in line or "img_{i" in line]
+    assert places == ["src/mienet/data/frames.py:59"], places
+    assert TRAIN_DEFAULTS.template == FRAME_TEMPLATE and FRAME_TEMPLATE.format(1) == "img_00001.jpg"
+    assert IMAGE_TEMPLATE.format(1, ext="png") == "img_00001.png"
+
+
+def test_every_report_family_has_its_caption_and_no_rule_lists_them_again():
+    """The families are mienet.report's (FIGURES, DATASET_TABLES, GLOBAL_TABLES); the Snakemake
+    report's captions are workflow/report/<family>.rst, one a family."""
+    from mienet.report import DATASET_TABLES, FIGURES, GLOBAL_TABLES
+
+    families = {*FIGURES, *DATASET_TABLES, *GLOBAL_TABLES}
+    captions = {p.stem for p in (REPO / "workflow" / "report").glob("*.rst")} - {"workflow", "search_plots"}
+    assert captions == families
+    for path in RULES:
+        text = "\n".join(code_lines(path))
+        assert not re.search(r'"accuracy_gflops":\s*"Figures"', text), path.name

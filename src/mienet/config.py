@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from mienet.data.frames import DEFAULT_LAYOUT, LAYOUTS
+from mienet.data.frames import DEFAULT_LAYOUT, FRAME_TEMPLATE, LAYOUTS
 from mienet.errors import MienetError
 from mienet.models.variants import ARCH_NAMES, VARIANTS
 
@@ -121,7 +121,7 @@ class TrainConfig:
                                  help="keep every decoded frame in memory after its first read (small "
                                       "datasets: the frames are decoded once, not every epoch; per loader "
                                       "process, so best with workers 0)")
-    template: str = setting("img_{:05d}.jpg", role="recipe", help="frame file name template (1-based)")
+    template: str = setting(FRAME_TEMPLATE, role="recipe", help="frame file name template (1-based)")
     skip_missing: bool = setting(False, role="recipe", help="skip clips with missing frames, counting them")
     amp: Amp = setting("auto", role="recipe", help="mixed precision")
     channels_last: Switch = setting("auto", role="recipe", help="channels-last memory layout")

@@ -7,7 +7,7 @@ from mienet.layout import (ANNOTATION_FILES, SYNTH_DONE, Roots, annotations_dir,
                            profile_datasets)
 from mienet.models.variants import FETCH_RULE, IMAGENET_FILES, VARIANTS as _VARIANTS, imagenet_weights_file
 from mienet.pipeline import BENCH_VARIANTS, PRETRAINED_DIR, Commands, dvc_yaml_text, imagenet_archs, search_jobs
-from mienet.report import expected_outputs
+from mienet.report import DATASET_TABLES, FIGURES, GLOBAL_TABLES, expected_outputs
 
 # Rules call `mienet` from PATH: the active environment's, or this checkout's .venv/bin,
 # which .venv's own `snakemake` puts first (workflow/scripts/setup_env.sh); a rule's conda
@@ -76,12 +76,9 @@ def ablation_targets():
     return [f"{ROOTS.result_dir(d, v, f'seed{s}')}/metrics.json" for d in ENABLED for v in VARIANTS for s in SEEDS]
 
 
-# Caption file and category of each output family, for `snakemake --report`.
-_FAMILIES = {
-    "ablation_bars": "Figures", "curves": "Figures", "confusion": "Figures", "per_class": "Figures",
-    "accuracy_gflops": "Figures", "ablation": "Tables", "comparison": "Tables", "search": "Tables",
-    "efficiency": "Tables", "effects": "Tables", "factors": "Tables",
-}
+# Caption file (workflow/report/<family>.rst) and category of each output family of
+# mienet.report, for `snakemake --report`.
+_FAMILIES = {**{f: "Figures" for f in FIGURES}, **{t: "Tables" for t in DATASET_TABLES + GLOBAL_TABLES}}
 
 
 def report_output(path):

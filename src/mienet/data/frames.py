@@ -56,7 +56,8 @@ from mienet.io import make_temp_dir, write_bytes_named, write_text_atomic
 log = logging.getLogger(__name__)
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".webm", ".mkv", ".mov")
-IMAGE_TEMPLATE = "img_{:05d}.{ext}"
+IMAGE_TEMPLATE = "img_{:05d}.{ext}"  # the frame file names (1-based), defined here only
+FRAME_TEMPLATE = IMAGE_TEMPLATE.replace("{ext}", "jpg")  # what the loader reads by default
 MANIFEST_NAME = "manifest.csv"
 PARTIAL_DIR = ".partial"
 STAMP_NAME = ".source.json"

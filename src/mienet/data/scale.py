@@ -57,6 +57,7 @@ import time
 from pathlib import Path
 
 from mienet.config import TrainConfig
+from mienet.data.frames import FRAME_TEMPLATE
 from mienet.errors import MienetError
 
 SSV2_CLIPS = 220_847
@@ -249,13 +250,13 @@ def compare_containers(folders_frames: Path, work: Path, clips: int = 64, reads:
     def read_folder(k, sel):
         out_ = []
         for i in sel:
-            with open(folders[k] / f"img_{i + 1:05d}.jpg", "rb") as fh:
+            with open(folders[k] / FRAME_TEMPLATE.format(i + 1), "rb") as fh:
                 out_.append(fh.read())
         return out_
 
     def read_tar(k, sel):
         with tarfile.open(tars[k], "r:") as tar:
-            return [tar.extractfile(f"img_{i + 1:05d}.jpg").read() for i in sel]
+            return [tar.extractfile(FRAME_TEMPLATE.format(i + 1)).read() for i in sel]
 
     readers = {"folder (one file per frame)": read_folder, "pack (mienet.data.pack)":
                lambda k, sel: read_frames(packs[k], sel), "tar (tarfile, no index)": read_tar}

@@ -62,6 +62,7 @@ import torchvision.transforms.v2.functional as TF
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from mienet.data.annotations import Clip, Problems, read_frame_list
+from mienet.data.frames import FRAME_TEMPLATE
 from mienet.engine.jpeg import decode_jpegs, jpeg_size
 from mienet.errors import MienetError
 
@@ -667,7 +668,7 @@ class ClipDataset(Dataset):
 
     def __init__(self, list_file, root, num_segments: int, frames_per_segment: int = 4, size: int = 224,
                  train: bool = False, flip: bool = True, num_clips: int = 1, num_crops: int = 1,
-                 dense: bool = False, template: str = "img_{:05d}.jpg", skip_missing: bool = False,
+                 dense: bool = False, template: str = FRAME_TEMPLATE, skip_missing: bool = False,
                  num_classes: int | None = None, scale_size: int | None = None, cache_frames: bool = False,
                  encoded: bool = False):
         self.list_file = Path(list_file)

@@ -23,7 +23,7 @@ import torch
 from mienet.config import TRAIN_DEFAULTS
 from mienet.errors import MienetError
 
-DEFAULT_TEMPLATE = "img_{:05d}.jpg"
+DEFAULT_TEMPLATE = TRAIN_DEFAULTS.template
 MAX_KEYS = 12  # keys named per kind of difference in check_fit's message
 
 
