@@ -75,3 +75,16 @@ def test_every_report_family_has_its_caption_and_no_rule_lists_them_again():
     for path in RULES:
         text = "\n".join(code_lines(path))
         assert not re.search(r'"accuracy_gflops":\s*"Figures"', text), path.name
+
+
+def test_the_zoo_table_is_named_once_and_is_what_mienet_zoo_writes(tmp_path):
+    """mienet.layout.Roots.zoo_tables: the zoo rule's outputs, the report's inputs and dvc.yaml's
+    outs (they were listed three times), and the files mienet.zoo.write_tables writes."""
+    from mienet.layout import Roots
+    from mienet.zoo import write_tables
+
+    written = write_tables([], tmp_path)
+    assert sorted(str(p) for p in written.values()) == sorted(Roots(results=str(tmp_path), runs="runs").zoo_tables())
+    for path in RULES + [REPO / "src" / "mienet" / "pipeline.py"]:
+        for n, line in enumerate(code_lines(path), 1):
+            assert "tables/zoo." not in line, f"{path.name}:{n} names the zoo table again"

@@ -195,6 +195,10 @@ class Roots:
     def bench_file(self, dataset: str, variant: str) -> str:
         return f"{self.results}/bench/train_{dataset}_{variant}.json"
 
+    def zoo_tables(self) -> list[str]:
+        """The zoo table `mienet zoo` writes (:func:`mienet.zoo.write_tables`) and the report waits for."""
+        return [f"{self.results}/tables/zoo.{ext}" for ext in ("md", "csv", "tex")]
+
 
 def from_params_file(path: str | Path, dataset: str) -> tuple[dict, DatasetLayout]:
     """(the validated params, the dataset's layout) of a params.yaml."""

@@ -305,7 +305,7 @@ def dvc_stages(params: dict) -> dict:
         "cmd": cmd.zoo(),
         "deps": [PRETRAINED_DIR, "src/mienet/zoo.py", "src/mienet/released.py", "src/mienet/engine/evaluate.py",
                  "src/mienet/engine/loading.py", "src/mienet/models", "src/mienet/report"],
-        "params": ["zoo"], "outs": _uncached(f"{roots.results}/tables/zoo.{ext}" for ext in ("md", "csv", "tex"))}
+        "params": ["zoo"], "outs": _uncached(roots.zoo_tables())}
     return dvc_text(stages)
 
 

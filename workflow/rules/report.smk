@@ -5,7 +5,7 @@ rule report:
     input:
         report_inputs,
         # the zoo table too, so that the `dvc commit` below finds every stage's outputs
-        [f"{RESULTS}/tables/zoo.{ext}" for ext in ("md", "csv", "tex")],
+        ROOTS.zoo_tables(),
     output:
         [report_output(p) for p in expected_outputs(ENABLED)],
     params:

@@ -9,7 +9,7 @@ rule zoo:
         lambda w: [f for e in config["zoo"].values() if e["dataset"] in ENABLED and not e.get("list")
                    and Path(f"{PRETRAINED_DIR}/{e['file']}").exists() for f in annotation_files(e["dataset"])],
     output:
-        [f"{RESULTS}/tables/zoo.{ext}" for ext in ("md", "csv", "tex")],
+        ROOTS.zoo_tables(),
     params:
         entries=config["zoo"],  # a changed entry re-runs the zoo
         cmd=CMD.zoo(),
