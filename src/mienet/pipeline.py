@@ -19,7 +19,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from mienet.config import TRAIN_DEFAULTS
+from mienet.config import SEARCH_DEFAULTS, TRAIN_DEFAULTS
 from mienet.data.frames import DEFAULT_LAYOUT
 from mienet.layout import (DatasetLayout, Roots, annotations_dir, data_root, dataset_layout,
                            profile_datasets)
@@ -189,7 +189,12 @@ class Commands:
 def search_jobs(params: dict, dataset: str) -> int:
     """The worker jobs of a dataset's study: ``datasets.<name>.search.jobs`` over ``search.jobs``."""
     own = (params["datasets"][dataset].get("search") or {}).get("jobs")
-    return int(own if own is not None else params["search"].get("jobs", 1))
+    return int(own if own is not None else params["search"].get("jobs", SEARCH_DEFAULTS.jobs))
+
+
+def training_gpus(params: dict, dataset: str) -> int:
+    """GPUs (processes) of one training of a dataset: its recipe's ``gpus``."""
+    return int((params["datasets"][dataset].get("train") or {}).get("gpus", TRAIN_DEFAULTS.gpus))
 
 
 def imagenet_archs(params: dict, dataset: str) -> list[str]:

@@ -194,7 +194,7 @@ def build_table(params_path: Path, profile: str | None, rate: float, bytes_per_f
                 wall: WallClock | None = None) -> dict:
     from mienet.config import TrainConfig, load_params
     from mienet.layout import dataset_layout, profile_datasets
-    from mienet.pipeline import search_jobs
+    from mienet.pipeline import search_jobs, training_gpus
     from mienet.search.space import read_search_settings
 
     params = load_params(params_path)
@@ -234,6 +234,7 @@ def build_table(params_path: Path, profile: str | None, rate: float, bytes_per_f
         per_run = {v: run_hours(v) for v in variants}
         train_h = sum(per_run.values()) * len(seeds)
         eval_h = sum(eval_hours(v) for v in variants) * len(seeds)
+        k = search_jobs(params, name)
         search_h = tuned_h = 0.0
         if searched:
             settings, _ = read_search_settings(params_path, name)
@@ -248,11 +249,9 @@ def build_table(params_path: Path, profile: str | None, rate: float, bytes_per_f
             evals = {v: eval_hours(v) for v in {*variants, *searched}}
             searches = {v: (settings.n_trials, hours(v, trial_clips) / settings.n_trials, run_hours(v))
                         for v in searched if settings.n_trials}
-            jobs_by_dataset[name] = dataset_jobs(name, per_run, evals, seeds, searches, wall,
-                                                 search_jobs(params, name),
-                                                 int(recipe.get("gpus", TrainConfig.gpus)))
+            jobs_by_dataset[name] = dataset_jobs(name, per_run, evals, seeds, searches, wall, k,
+                                                 training_gpus(params, name))
         runs = len(variants) * len(seeds)
-        k = search_jobs(params, name)
         # train + evaluate; per search its worker jobs and final step (one job when k = 1), the
         # tuned training and its evaluation; bench x2
         gpu_jobs = 2 * runs + len(searched) * (2 + (k + 1 if k > 1 else 1)) + 2

@@ -6,7 +6,8 @@ from mienet.config import write_effective_params
 from mienet.layout import (ANNOTATION_FILES, SYNTH_DONE, Roots, annotations_dir, data_root, dataset_layout,
                            profile_datasets)
 from mienet.models.variants import FETCH_RULE, IMAGENET_FILES, VARIANTS as _VARIANTS, imagenet_weights_file
-from mienet.pipeline import BENCH_VARIANTS, PRETRAINED_DIR, Commands, dvc_yaml_text, imagenet_archs, search_jobs
+from mienet.pipeline import (BENCH_VARIANTS, PRETRAINED_DIR, Commands, dvc_yaml_text, imagenet_archs, search_jobs,
+                             training_gpus)
 from mienet.report import DATASET_TABLES, FIGURES, GLOBAL_TABLES, expected_outputs
 
 # Rules call `mienet` from PATH: the active environment's, or this checkout's .venv/bin,
@@ -60,7 +61,7 @@ def worker_records(name, variant):
 
 def gpus(name):
     """GPUs of one training of a dataset: its recipe's gpus (mienet train starts that many processes)."""
-    return int(DATASETS[name]["train"].get("gpus", 1))
+    return training_gpus(config, name)
 
 
 def data_targets():

@@ -85,6 +85,16 @@ def check_config(cfg: TrainConfig) -> None:
         raise MienetError("invalid setting(s): " + "; ".join(problems))
 
 
+def check_before_start(cfg: TrainConfig) -> None:
+    """Everything refused before any work: the settings (:func:`check_config`) and, for
+    ``pretrained: imagenet``, the weights file (a compute node does not download)."""
+    check_config(cfg)
+    if cfg.pretrained_weights == "imagenet":
+        from mienet.models.backbone import require_imagenet_weights
+
+        require_imagenet_weights(cfg.arch)
+
+
 # --------------------------------------------------------------------------- checkpoints
 
 def rng_state() -> dict:
@@ -694,11 +704,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
     """
     from mienet.runlock import run_lock
 
-    check_config(cfg)
-    if cfg.pretrained_weights == "imagenet":  # before anything else: a compute node does not download
-        from mienet.models.backbone import require_imagenet_weights
-
-        require_imagenet_weights(cfg.arch)
+    check_before_start(cfg)
     rt = setup_runtime(cfg.device)
     if cfg.gpus > 1 and rt.world_size != cfg.gpus:
         raise MienetError(f"the recipe asks for gpus: {cfg.gpus} but this training runs {rt.world_size} "
@@ -958,11 +964,7 @@ def run_under_torchrun(gpus: int, argv: list[str]) -> int:
 def run(args) -> int:
     cfg = config_from_args(args)
     if cfg.gpus > 1 and "LOCAL_RANK" not in os.environ:
-        check_config(cfg)  # what can be refused at once is refused here, not by every process
-        if cfg.pretrained_weights == "imagenet":
-            from mienet.models.backbone import require_imagenet_weights
-
-            require_imagenet_weights(cfg.arch)
+        check_before_start(cfg)  # what can be refused at once is refused here, not by every process
         return run_under_torchrun(cfg.gpus, getattr(args, "_argv", sys.argv[1:]))
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -3,6 +3,7 @@ its residual blocks carry DPTAM (the table of ``docs/mie-net.md``)."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Literal
 
@@ -80,8 +81,6 @@ FETCH_RULE = "fetch_weights"  # the workflow's local rule that downloads them (w
 def torch_hub_dir() -> str:
     """torch.hub.get_dir() without torch: $TORCH_HOME/hub, else $XDG_CACHE_HOME/torch/hub,
     else ~/.cache/torch/hub."""
-    import os
-
     home = os.environ.get("TORCH_HOME") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "torch")
     return os.path.join(os.path.expanduser(home), "hub")
@@ -91,8 +90,6 @@ def imagenet_weights_file(arch: str) -> str:
     """Where ``arch``'s ImageNet weights are read from: <torch hub>/checkpoints/<file>."""
     if arch not in IMAGENET_FILES:
         raise KeyError(arch)
-    import os
-
     return os.path.join(torch_hub_dir(), "checkpoints", IMAGENET_FILES[arch])
 
 VARIANTS: dict[str, Variant] = {

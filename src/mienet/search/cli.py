@@ -155,11 +155,11 @@ def _run_locked(args, plan) -> int:
         result = {"study": study, "workers": 0, "worker_errors": []}
     else:
         if args.after_workers:
-            check_worker_records(load_existing_study(plan), args.after_workers)
+            # The records are checked once, before anything runs: the trials the final step runs
+            # (a lost worker's retry) belong to no worker job, so they do not change the answer.
+            jobs = check_worker_records(load_existing_study(plan), args.after_workers)
             settle_lost_trials(plan)
         result = run_search(plan, workers=plan.settings.workers)
-        if args.after_workers:
-            jobs = check_worker_records(result["study"], args.after_workers)
     if args.worker_record is not None:
         return _write_worker_record(args.worker_record, plan, result, time.monotonic() - t0)
     summary = write_outputs(result["study"], plan, time.monotonic() - t0, result["workers"],
