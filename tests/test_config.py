@@ -14,7 +14,7 @@ from conftest import REPO
 from mienet.config import TRAIN_DEFAULTS, TUNABLE, load_params, params_schema, schema_errors
 from mienet.errors import MienetError
 from mienet.layout import dataset_layout
-from mienet.models.variants import VARIANTS
+from mienet.registry.variants import VARIANTS
 
 BIN = Path(sys.executable).parent
 
@@ -75,7 +75,7 @@ def test_facts_are_written_once():
     assert hits == [], f"variant list written out in {hits}; import mienet.models.VARIANTS"
     for number in ("94.48", "90.69", "77.61", "98.17", "86.9"):
         hits = [str(p.relative_to(REPO)) for p in _source_files() if number in p.read_text()]
-        assert hits == ["src/mienet/report/published.py"], (number, hits)
+        assert hits == ["src/mienet/registry/published.py"], (number, hits)
 
 
 def test_yaml_number_trap_gets_a_hint():

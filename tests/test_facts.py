@@ -8,7 +8,7 @@ import re
 from conftest import REPO
 from mienet.config import TRAIN_DEFAULTS
 from mienet.pipeline import BENCH_VARIANTS, PRETRAINED_DIR
-from mienet.report.published import BUILTIN
+from mienet.registry.published import BUILTIN
 
 RULES = sorted((REPO / "workflow" / "rules").glob("*.smk")) + [REPO / "Snakefile"]
 
@@ -19,7 +19,7 @@ def code_lines(path):
 
 
 def test_the_reported_numbers_are_the_ones_docs_mie_net_md_records():
-    """src/mienet/report/published.py (BUILTIN) against the table "What was reported" of
+    """src/mienet/registry/published.py (BUILTIN) against the table "What was reported" of
     docs/mie-net.md, row by row, both ways."""
     names = {"SLJD": "sljd", "Diving48": "diving48", "SSv2": "sthv2"}
     text = (REPO / "docs" / "mie-net.md").read_text()
@@ -53,13 +53,13 @@ def test_no_second_default_dropout():
 
 
 def test_the_frame_file_name_template_is_written_once():
-    """mienet.data.frames.IMAGE_TEMPLATE; the recipe's default, the loader's and the benchmarks'
+    """mienet.registry.frames.IMAGE_TEMPLATE; the recipe's default, the loader's and the benchmarks'
     come from it (it was written four times)."""
-    from mienet.data.frames import FRAME_TEMPLATE, IMAGE_TEMPLATE
+    from mienet.registry.frames import FRAME_TEMPLATE, IMAGE_TEMPLATE
 
-    places = [f"{p.relative_to(REPO)}:{n}" for p in sorted((REPO / "src" / "mienet").rglob("*.py"))
-              for n, line in enumerate(code_lines(p), 1) if "img_{:05d}" in line or "img_{i" in line]
-    assert places == ["src/mienet/data/frames.py:59"], places
+    places = [p.relative_to(REPO).as_posix() for p in sorted((REPO / "src" / "mienet").rglob("*.py"))
+              for line in code_lines(p) if "img_{:05d}" in line or "img_{i" in line]
+    assert places == ["src/mienet/registry/frames.py"], places
     assert TRAIN_DEFAULTS.template == FRAME_TEMPLATE and FRAME_TEMPLATE.format(1) == "img_00001.jpg"
     assert IMAGE_TEMPLATE.format(1, ext="png") == "img_00001.png"
 

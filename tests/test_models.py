@@ -479,12 +479,12 @@ def test_fetch_weights_offline_names_the_file_and_the_folder(tmp_path, monkeypat
 
 
 def test_the_weights_files_named_without_torch_are_torchvisions(tmp_path, monkeypatch):
-    """mienet.models.variants names the files (the Snakefile imports no torch): the same names as
+    """mienet.registry.variants names the files (the Snakefile imports no torch): the same names as
     torchvision's weight URLs, in the folder torch.hub uses."""
     from urllib.parse import urlparse
 
     from mienet.models.backbone import ARCHS
-    from mienet.models.variants import IMAGENET_FILES, imagenet_weights_file, torch_hub_dir
+    from mienet.registry.variants import IMAGENET_FILES, imagenet_weights_file, torch_hub_dir
 
     for arch, spec in ARCHS.items():
         if spec.weights is not None:

@@ -27,7 +27,7 @@ import pytest
 from PIL import Image
 
 from mienet.cli import main
-from mienet.models.variants import VARIANTS
+from mienet.registry.variants import VARIANTS
 from mienet.report import EFFECTS, FIGURES, expected_outputs, write_report
 from mienet.report.analysis import accuracy_interval, effect, module_effects
 from mienet.report.collect import collect

@@ -206,7 +206,7 @@ def test_a_two_gpu_training_equals_one_process_of_the_same_global_batch(slurm_ru
 def test_the_weights_are_fetched_on_the_submitting_node_not_in_a_job(cluster, tmp_path):
     """The rule fetch_weights is local: under the SLURM profile it runs in Snakemake's own process
     tree, never through sbatch. Offline (this machine) it fails there, with the download's error."""
-    from mienet.models.variants import IMAGENET_FILES
+    from mienet.registry.variants import IMAGENET_FILES
 
     work = project_copy(tmp_path)
     env = {**ENV, "TORCH_HOME": str(tmp_path / "torch")}

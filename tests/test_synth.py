@@ -30,7 +30,7 @@ from mienet.data.synth import (
     synthesize,
 )
 from mienet.errors import MienetError
-from mienet.models.variants import VARIANTS
+from mienet.registry.variants import VARIANTS
 
 SMALL = dict(classes=3, clips_per_class=2, frames=16, size=64, progress=False)
 

@@ -54,7 +54,7 @@ def zoo_setup(tmp_path_factory, manifest):
     released_checkpoint(base / "pretrained" / "sljd_mienet.pth.tar", manifest, num_classes=3)
     entry = {"dataset": "sljd", "variant": "mienet", "arch": "resnet50", "segments": 3,
              "num_classes": 3, "size": 32}
-    zoo = {  # no reported numbers here: they come from mienet.report.published
+    zoo = {  # no reported numbers here: they come from mienet.registry.published
         "sljd_mienet": {**entry, "file": "sljd_mienet.pth.tar"},
         "sljd_absent": {**entry, "file": "absent.pth.tar"},
         "diving48_mienet": {**entry, "dataset": "diving48", "num_classes": 48, "file": "sljd_mienet.pth.tar"},
@@ -75,7 +75,7 @@ def test_zoo_evaluates_present_checkpoints_and_skips_absent_ones(zoo_setup, caps
     assert "zoo diving48_mienet: not evaluated: dataset diving48 is missing" in out and "val.txt" in out
 
     m = json.loads((base / "results" / "zoo" / "sljd_mienet" / "metrics.json").read_text())
-    # the reported numbers of the one table (mienet.report.published), by dataset and variant
+    # the reported numbers of the one table (mienet.registry.published), by dataset and variant
     assert m["source"] == "released" and m["reported_top1"] == 94.48 and m["reported_top5"] == 99.65
     assert m["views"] == 1 and m["segments"] == 3 and m["variant"] == "mienet" and m["clips"] >= 3
     for key in ("top1", "top5", "mean_class_acc", "params_m", "gflops", "split", "checkpoint"):

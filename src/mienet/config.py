@@ -11,7 +11,7 @@ written down. From it come:
   ``datasets.<name>.train`` are its fields marked ``recipe``;
 - :func:`validate_params`, the same schema applied by the CLI to ``--params`` files.
 
-Variant and backbone names come from :mod:`mienet.models.variants`. Nothing here imports
+Variant and backbone names come from :mod:`mienet.registry.variants`. Nothing here imports
 torch, so the Snakefile and every CLI start stay light.
 """
 
@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from mienet.data.frames import DEFAULT_LAYOUT, FRAME_TEMPLATE, LAYOUTS
+from mienet.registry.frames import DEFAULT_LAYOUT, FRAME_TEMPLATE, LAYOUTS
 from mienet.errors import MienetError
-from mienet.models.variants import ARCH_NAMES, VARIANTS
+from mienet.registry.variants import ARCH_NAMES, VARIANTS
 
 SCHEMA_FILE = Path("workflow/schemas/params.schema.yaml")
 # Names that become folder names, Snakemake wildcards, DVC matrix items and command-line
@@ -242,7 +242,7 @@ class Resources:
 @dataclass
 class ZooEntry:
     """``zoo.<name>``: one released checkpoint. The reported numbers are not here: they live in
-    :data:`mienet.report.published.BUILTIN`, found by (dataset, variant)."""
+    :data:`mienet.registry.published.BUILTIN`, found by (dataset, variant)."""
 
     dataset: str = setting(schema_ref="name", help="a key of datasets")
     variant: str = setting(schema_ref="variant")

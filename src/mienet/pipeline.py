@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mienet.config import SEARCH_DEFAULTS, TRAIN_DEFAULTS
-from mienet.data.frames import DEFAULT_LAYOUT
+from mienet.registry.frames import DEFAULT_LAYOUT
 from mienet.layout import (DatasetLayout, Roots, annotations_dir, data_root, dataset_layout,
                            profile_datasets)
 
@@ -29,7 +29,7 @@ PARAMS = "params.yaml"  # what DVC stages read; Snakemake passes its own (config
 BENCH_VARIANTS = ("tsn", "mienet")
 PRETRAINED_DIR = "pretrained"
 EVALUATE_CODE = ("src/mienet/engine/evaluate.py", "src/mienet/engine/loading.py")
-TRAIN_CODE = ("src/mienet/engine", "src/mienet/models", "src/mienet/config.py", "src/mienet/layout.py")
+TRAIN_CODE = ("src/mienet/engine", "src/mienet/models", "src/mienet/registry", "src/mienet/config.py", "src/mienet/layout.py")
 
 
 # A DVC placeholder while a stage is built: kept apart from user text (a path may contain

@@ -19,8 +19,8 @@ REQUIRED = ("dataset", "variant", "arch", "segments", "num_classes", "file")
 
 def reported(dataset: str, variant: str) -> tuple[float | None, float | None]:
     """The authors' top-1/top-5 for a dataset and variant: the one table of reported numbers,
-    :data:`mienet.report.published.BUILTIN` ((None, None) when nothing was reported)."""
-    from mienet.report.published import BUILTIN
+    :data:`mienet.registry.published.BUILTIN` ((None, None) when nothing was reported)."""
+    from mienet.registry.published import BUILTIN
 
     for row in BUILTIN:
         if row.dataset == dataset and row.counterpart == variant:

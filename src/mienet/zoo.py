@@ -14,7 +14,7 @@ The ``zoo:`` section of ``params.yaml`` lists one entry per released checkpoint:
         #           template, source (where to get the file)
 
 The reported top-1/top-5 are not in the entry: they come from the one table of reported numbers,
-:data:`mienet.report.published.BUILTIN`, by the entry's dataset and variant. The dataset's
+:data:`mienet.registry.published.BUILTIN`, by the entry's dataset and variant. The dataset's
 annotations and frames are found by :mod:`mienet.layout` when params.yaml describes the dataset.
 
 Released files carry no config and no class list (``epoch, arch, state_dict, optimizer,

@@ -5,7 +5,7 @@ from pathlib import Path
 from mienet.config import write_effective_params
 from mienet.layout import (ANNOTATION_FILES, SYNTH_DONE, Roots, annotations_dir, data_root, dataset_layout,
                            profile_datasets)
-from mienet.models.variants import FETCH_RULE, IMAGENET_FILES, VARIANTS as _VARIANTS, imagenet_weights_file
+from mienet.registry.variants import FETCH_RULE, IMAGENET_FILES, VARIANTS as _VARIANTS, imagenet_weights_file
 from mienet.pipeline import (BENCH_VARIANTS, PRETRAINED_DIR, Commands, dvc_yaml_text, imagenet_archs, search_jobs,
                              training_gpus)
 from mienet.report import DATASET_TABLES, FIGURES, GLOBAL_TABLES, expected_outputs

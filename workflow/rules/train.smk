@@ -7,7 +7,7 @@
 # cache ($TORCH_HOME) must be on a file system the compute nodes see.
 rule:
     name:
-        FETCH_RULE  # fetch_weights: the name the trainings' error gives (mienet.models.variants)
+        FETCH_RULE  # fetch_weights: the name the trainings' error gives (mienet.registry.variants)
     localrule: True
     output:
         f"{os.path.dirname(imagenet_weights_file('resnet50'))}/{{weights_file}}",

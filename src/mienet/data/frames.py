@@ -52,17 +52,13 @@ from pathlib import Path
 from mienet.data import pack
 from mienet.errors import MienetError
 from mienet.io import make_temp_dir, write_bytes_named, write_text_atomic
+from mienet.registry.frames import (DEFAULT_LAYOUT, FRAME_TEMPLATE, IMAGE_TEMPLATE, LAYOUTS,  # noqa: F401
+                                    MANIFEST_NAME, VIDEO_EXTENSIONS)
 
 log = logging.getLogger(__name__)
 
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".webm", ".mkv", ".mov")
-IMAGE_TEMPLATE = "img_{:05d}.{ext}"  # the frame file names (1-based), defined here only
-FRAME_TEMPLATE = IMAGE_TEMPLATE.replace("{ext}", "jpg")  # what the loader reads by default
-MANIFEST_NAME = "manifest.csv"
 PARTIAL_DIR = ".partial"
 STAMP_NAME = ".source.json"
-LAYOUTS = ("packed", "folders")
-DEFAULT_LAYOUT = "packed"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._\-/]")
 
 

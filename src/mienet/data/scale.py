@@ -57,7 +57,7 @@ import time
 from pathlib import Path
 
 from mienet.config import TrainConfig
-from mienet.data.frames import FRAME_TEMPLATE
+from mienet.registry.frames import FRAME_TEMPLATE
 from mienet.errors import MienetError
 
 SSV2_CLIPS = 220_847

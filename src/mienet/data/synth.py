@@ -3,7 +3,7 @@
 Every clip shows a procedurally drawn figure (side view) swinging its legs in antiphase, in
 front of a wall, under a light that changes over the clip. A class is one combination
 of three factors with two levels each (8 classes), and each factor is built to be visible
-through exactly one kind of evidence (:data:`mienet.models.variants.CUES`):
+through exactly one kind of evidence (:data:`mienet.registry.variants.CUES`):
 
 - ``appearance`` (red / blue wall): the hue family of the wall above the hip line. It is
   static and nothing that moves ever touches it, so it is visible in any single frame and
@@ -90,7 +90,7 @@ _CLIP_FILE = re.compile(r"^clip_(\d{4,})\.mp4$")
 class Factor:
     name: str
     levels: tuple[str, str]
-    cue: str  # the evidence that shows it: one of mienet.models.variants.CUES
+    cue: str  # the evidence that shows it: one of mienet.registry.variants.CUES
     description: str
 
 
@@ -129,7 +129,7 @@ def ceilings(classes: int = len(CLASS_LEVELS)) -> dict[str, dict]:
     ceiling is (number of distinct seen-level combinations) / classes, and a factor's ceiling
     is the share of clips whose level of it the best such guess gets right.
     """
-    from mienet.models.variants import VARIANTS
+    from mienet.registry.variants import VARIANTS
 
     levels = CLASS_LEVELS[:classes]
     out = {}

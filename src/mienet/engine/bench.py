@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 
 from mienet.errors import MienetError
 from mienet.models.backbone import ARCHS
-from mienet.models.variants import VARIANTS
+from mienet.registry.variants import VARIANTS
 from mienet.sizing import workers_needed
 
 LOADER_GOAL = 2.0  # the loader should deliver this many times what the training step consumes

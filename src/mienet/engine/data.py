@@ -62,7 +62,7 @@ import torchvision.transforms.v2.functional as TF
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from mienet.data.annotations import Clip, Problems, read_frame_list
-from mienet.data.frames import FRAME_TEMPLATE
+from mienet.registry.frames import FRAME_TEMPLATE
 from mienet.engine.jpeg import decode_jpegs, jpeg_size
 from mienet.errors import MienetError
 

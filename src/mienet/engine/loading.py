@@ -124,7 +124,7 @@ def check_fit(path: Path, entry: dict, name: str = "") -> None:
     released file does not fit the entry's variant (arch, segments and classes of the entry)."""
     from mienet.models import build_model
     from mienet.models.checkpoint import released_state, state_differences
-    from mienet.models.variants import VARIANTS
+    from mienet.registry.variants import VARIANTS
 
     state = released_state(path)
     fps = int(entry.get("frames_per_segment", 4))

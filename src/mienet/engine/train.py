@@ -60,7 +60,7 @@ def check_config(cfg: TrainConfig) -> None:
     """Refuse settings out of range before any work, one line naming every bad option
     (the params schema's ranges: the same as Snakemake's check of params.yaml)."""
     from mienet.config import RECIPE_KEYS, schema_errors, value_fits
-    from mienet.models.variants import VARIANTS
+    from mienet.registry.variants import VARIANTS
 
     values = {k: getattr(cfg, k) for k in RECIPE_KEYS}
     if values.get("pretrained") is None:
@@ -807,7 +807,7 @@ def add_arguments(parser) -> None:
     import typing
 
     from mienet.config import TRAIN_DEFAULTS
-    from mienet.models.variants import VARIANTS
+    from mienet.registry.variants import VARIANTS
 
     unset = argparse.SUPPRESS  # only options given on the command line reach the namespace
     meta = {f.name: f for f in fields(TrainConfig)}

@@ -9,8 +9,9 @@ Public API:
 - the modules: :class:`PersistenceOfAppearance`, :class:`AdaptiveFusion`,
   :class:`DoublePoolingTemporalAttention`, :class:`SegmentConsensus`.
 
-Attributes are imported on first use, so that ``mienet.models.variants`` (the variant
-table, read by the configuration model and the Snakefile) does not pull in torch.
+Attributes are imported on first use, so that importing the package does not pull in torch.
+The variant table itself is :mod:`mienet.registry.variants` (a leaf, read by the configuration
+model and the Snakefile).
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ _WHERE = {
     "model_stats": "flops",
     "AdaptiveFusion": "modules", "DoublePoolingTemporalAttention": "modules",
     "PersistenceOfAppearance": "modules", "SegmentConsensus": "modules",
-    "ARCH_NAMES": "variants", "VARIANTS": "variants", "Variant": "variants",
+    "ARCH_NAMES": "mienet.registry.variants", "VARIANTS": "mienet.registry.variants",
+    "Variant": "mienet.registry.variants",
 }
 
 __all__ = sorted(_WHERE)
@@ -33,6 +35,6 @@ __all__ = sorted(_WHERE)
 def __getattr__(name: str):
     if name not in _WHERE:
         raise AttributeError(f"module 'mienet.models' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"mienet.models.{_WHERE[name]}"), name)
+    value = getattr(importlib.import_module(_WHERE[name] if "." in _WHERE[name] else f"mienet.models.{_WHERE[name]}"), name)
     globals()[name] = value
     return value

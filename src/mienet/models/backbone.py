@@ -24,7 +24,7 @@ from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 from mienet.errors import MienetError
 from mienet.models.checkpoint import read_checkpoint_file
 from mienet.models.modules import DoublePoolingTemporalAttention
-from mienet.models.variants import ARCH_NAMES, FETCH_RULE, IMAGENET_FILES, imagenet_weights_file
+from mienet.registry.variants import ARCH_NAMES, FETCH_RULE, IMAGENET_FILES, imagenet_weights_file
 
 log = logging.getLogger(__name__)
 
@@ -86,9 +86,9 @@ ARCHS: dict[str, ResNetSpec] = {
     "resnet50": ResNetSpec(models.resnet50, models.ResNet50_Weights.IMAGENET1K_V1),
     "resnet101": ResNetSpec(models.resnet101, models.ResNet101_Weights.IMAGENET1K_V1),
 }
-assert tuple(ARCHS) == ARCH_NAMES, "mienet.models.variants.ARCH_NAMES and ARCHS must name the same backbones"
+assert tuple(ARCHS) == ARCH_NAMES, "mienet.registry.variants.ARCH_NAMES and ARCHS must name the same backbones"
 assert {a for a, spec in ARCHS.items() if spec.weights is not None} == set(IMAGENET_FILES), \
-    "mienet.models.variants.IMAGENET_FILES must name the backbones that have ImageNet weights"
+    "mienet.registry.variants.IMAGENET_FILES must name the backbones that have ImageNet weights"
 
 
 class TemporalAttentionBlock(nn.Module):

@@ -20,7 +20,7 @@ from mienet.models.modules import (
     SegmentConsensus,
     fusion_weights,
 )
-from mienet.models.variants import VARIANTS, Variant
+from mienet.registry.variants import VARIANTS, Variant
 
 
 class MIENet(nn.Module):
@@ -130,7 +130,7 @@ def build_model(
 ) -> MIENet:
     """Build one variant of MIE-Net.
 
-    - ``variant``: a key of :data:`VARIANTS` (:mod:`mienet.models.variants`).
+    - ``variant``: a key of :data:`VARIANTS` (:mod:`mienet.registry.variants`).
     - ``arch``: ``resnet18``, ``resnet34``, ``resnet50`` or ``resnet101``.
     - ``frames_per_segment``: ``L``; variants with PA need ``L >= 2``, and those that
       fuse RGB with PA need ``L = 4`` (three PA maps beside three RGB channels).

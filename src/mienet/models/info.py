@@ -8,7 +8,7 @@ import json
 from mienet.errors import MienetError
 from mienet.models.backbone import ARCHS
 from mienet.models.flops import model_stats
-from mienet.models.variants import VARIANTS
+from mienet.registry.variants import VARIANTS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

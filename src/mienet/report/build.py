@@ -12,7 +12,7 @@ from mienet.io import atomic_path, write_text_atomic
 from mienet.report import README, TABLE_FORMATS, expected_outputs
 from mienet.report.collect import check_evaluate_settings, collect
 from mienet.report.page import render
-from mienet.report.published import load_published
+from mienet.registry.published import load_published
 from mienet.report.tables import (
     ablation_table,
     comparison_table,

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mienet.errors import MienetError
-from mienet.models.variants import VARIANTS
+from mienet.registry.variants import VARIANTS
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ import seaborn as sns  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from mienet.io import atomic_path  # noqa: E402
-from mienet.models.variants import VARIANTS  # noqa: E402
+from mienet.registry.variants import VARIANTS  # noqa: E402
 from mienet.report import FIGURE_FORMATS, FIGURES  # noqa: E402
 from mienet.report.analysis import accuracy_interval  # noqa: E402
 from mienet.report.collect import (  # noqa: E402
@@ -39,7 +39,7 @@ PIXELS = (round(FIGSIZE[0] * DPI), round(FIGSIZE[1] * DPI))  # (width, height) o
 # Metadata that would otherwise carry the matplotlib version or a time stamp.
 METADATA = {"png": {"Software": None}, "pdf": {"Creator": None, "Producer": None, "CreationDate": None}}
 THEME = {"style": "whitegrid", "context": "paper", "font_scale": 1.0}
-# Index into seaborn's 10-colour "colorblind" palette (mienet.models.variants).
+# Index into seaborn's 10-colour "colorblind" palette (mienet.registry.variants).
 COLOUR_INDEX = {name: v.colour for name, v in VARIANTS.items()}
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from mienet.report import FIGURES
 from mienet.report import summary as say
 from mienet.report.collect import ResultsTree
-from mienet.report.published import PublishedRow
+from mienet.registry.published import PublishedRow
 from mienet.report.stats import REPLICATES
 from mienet.report.tables import Table, dataset_name, variant_name
 

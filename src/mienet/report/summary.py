@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mienet.models.variants import VARIANTS
+from mienet.registry.variants import VARIANTS
 from mienet.report.analysis import Effect, accuracy_interval, at_ceiling, ceiling_delta, effect, module_effects
 from mienet.report.collect import (
     ResultsTree,
@@ -12,7 +12,7 @@ from mienet.report.collect import (
     per_class_frame,
     per_class_variants,
 )
-from mienet.report.published import PublishedRow
+from mienet.registry.published import PublishedRow
 from mienet.report.stats import T, Interval
 from mienet.report.tables import (
     ceiling_text,

@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mienet.models.variants import VARIANTS
+from mienet.registry.variants import VARIANTS
 from mienet.report.analysis import (
     Effect,
     accuracy_interval,
@@ -26,7 +26,7 @@ from mienet.report.analysis import (
     module_effects,
 )
 from mienet.report.collect import ResultsTree, SeedStats, as_number
-from mienet.report.published import SOURCE, PublishedRow
+from mienet.registry.published import SOURCE, PublishedRow
 from mienet.report.stats import CLIPS, NONE, REPLICATES, T, Interval
 
 DATASET_NAMES = {
@@ -369,7 +369,7 @@ class Table:
 # --------------------------------------------------------------------------- helpers
 
 def switches(variant: str) -> dict[str, bool] | None:
-    """RGB / PA / AFM / DPTAM of a variant, from :data:`mienet.models.variants.VARIANTS`."""
+    """RGB / PA / AFM / DPTAM of a variant, from :data:`mienet.registry.variants.VARIANTS`."""
     v = VARIANTS.get(variant)
     if v is None:
         return None
