@@ -1,6 +1,7 @@
-"""Every command line of README.md's ```bash blocks, exercised in a micro copy of the project.
+"""Every command line of the documentation's ```bash blocks (README.md and every page of docs/),
+exercised in a micro copy of the project; the README a front page; every relative link resolving.
 
-``EXERCISES`` maps each README command line (continuations joined, comment dropped, ``a ; b``
+``EXERCISES`` maps each documented command line (continuations joined, comment dropped, ``a ; b``
 split) to how it is exercised, in the order the commands run:
 
 ``run``    the line as written, by ``bash -c`` in the micro project with ``.venv/bin`` first on
@@ -13,8 +14,11 @@ split) to how it is exercised, in the order the commands run:
            runs ``make -n X`` in the repository.
 ``setup``  a line that configures the shell: the file it reads exists.
 
-A README command without an entry fails (the README cannot grow an untested command line), and
-so does an entry whose command is no longer in the README.
+A command of any page without an entry fails, naming the page (no page can grow an untested
+command line), and so does an entry whose command is on no page. The one ```python block (in
+docs/models-and-training.md) runs too. The README stays a front page (``FRONT_PAGE_LINES``) that
+links every page of docs/, and every relative link of the pages reaches an existing file and, for
+a ``#anchor`` into a Markdown file, one of its headings (GitHub's slugs).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import json
 import re
 import shutil
 import subprocess
+from urllib.parse import unquote
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -34,21 +39,31 @@ from conftest import FIXTURE_VIDEOS, RELEASED_MANIFEST, REPO
 from test_workflow import BIN, project_copy, run, write_params
 
 README = REPO / "README.md"
+DOCS = REPO / "docs"
+FRONT_PAGE_LINES = 200
 GIT_ID = {"GIT_AUTHOR_NAME": "readme", "GIT_AUTHOR_EMAIL": "readme@example.org",
           "GIT_COMMITTER_NAME": "readme", "GIT_COMMITTER_EMAIL": "readme@example.org"}
-# Where the micro project keeps the paper datasets' downloads (as the README's examples do):
+# Where the micro project keeps the paper datasets' downloads (as the documented examples do):
 # miniature copies in their real formats, written by tests/minidata.py.
 PAPER_PATHS = {"sljd": {"source": "data/SLJD/lists", "root": "data/SLJD"},
                "diving48": {"source": "data/Diving48", "videos": "data/Diving48/rgb"},
                "sthv2": {"source": "data/sthv2/labels", "videos": "data/sthv2/videos"}}
 
 
-# --------------------------------------------------------------------------- the README's commands
+# --------------------------------------------------------------------------- the documented commands
 
-def readme_commands(text: str | None = None) -> list[str]:
+def pages() -> list[Path]:
+    """The documentation: the README and every Markdown page under docs/."""
+    return [README, *sorted(DOCS.rglob("*.md"))]
+
+
+def page_name(path: Path) -> str:
+    return path.relative_to(REPO).as_posix()
+
+
+def bash_commands(text: str) -> list[str]:
     """The command lines of the ```bash blocks: continuations joined, comments and blank lines
     dropped, ``a ; b`` split into two commands, white space normalised."""
-    text = README.read_text() if text is None else text
     commands = []
     for block in re.findall(r"^```bash\n(.*?)^```", text, re.S | re.M):
         block = re.sub(r"\\\n", " ", block)
@@ -61,15 +76,119 @@ def readme_commands(text: str | None = None) -> list[str]:
     return commands
 
 
-def readme_python() -> str:
-    (code,) = re.findall(r"^```python\n(.*?)^```", README.read_text(), re.S | re.M)
-    return code
+def documented_commands() -> list[str]:
+    """Every page's command lines, page after page."""
+    return [c for page in pages() for c in bash_commands(page.read_text())]
 
 
-def test_readme_commands_are_parsed():
+def python_blocks() -> list[tuple[str, str]]:
+    """(page, code) of every ```python block of the documentation."""
+    return [(page_name(page), code) for page in pages()
+            for code in re.findall(r"^```python\n(.*?)^```", page.read_text(), re.S | re.M)]
+
+
+def test_commands_are_parsed():
     text = "x\n```bash\na b \\\n    c   # note\n# only a comment\n\nd ; e  # two\n```\n```\nnot bash\n```\n"
-    assert readme_commands(text) == ["a b c", "d", "e"]
-    assert len(readme_commands()) >= 40
+    assert bash_commands(text) == ["a b c", "d", "e"]
+    assert len(documented_commands()) >= 40
+    names = [page_name(p) for p in pages()]
+    for page in ("README.md", "docs/workflow-and-dvc.md", "docs/models-and-training.md"):
+        assert page in names and bash_commands((REPO / page).read_text()), page
+
+
+# --------------------------------------------------------------------------- the pages and their links
+
+def prose(text: str) -> str:
+    """A page without its fenced code blocks and inline code (neither holds links or headings)."""
+    text = re.sub(r"^(```|~~~).*?^\1[ \t]*$", "", text, flags=re.S | re.M)
+    return re.sub(r"`[^`\n]*`", "", text)
+
+
+def github_slug(heading: str) -> str:
+    """The anchor GitHub gives a heading: its text (link targets, tags and markup dropped),
+    lower case, every character but letters, digits, ``_``, ``-`` and spaces removed, spaces
+    turned into ``-``."""
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", heading)
+    text = re.sub(r"<[^>]+>", "", text)
+    return re.sub(r"[^\w\- ]", "", text.strip().lower()).replace(" ", "-")
+
+
+def anchors(text: str) -> set[str]:
+    """The anchors of a page's headings; a repeated slug gets ``-1``, ``-2``, ... as on GitHub."""
+    seen: dict[str, int] = {}
+    found = set()
+    for line in re.sub(r"^(```|~~~).*?^\1[ \t]*$", "", text, flags=re.S | re.M).splitlines():
+        match = re.match(r" {0,3}#{1,6}\s+(.*?)(?:\s+#+)?\s*$", line)
+        if match:
+            slug = github_slug(match.group(1))
+            n = seen.get(slug, 0)
+            seen[slug] = n + 1
+            found.add(slug if n == 0 else f"{slug}-{n}")
+    return found
+
+
+def links(text: str) -> list[str]:
+    """The targets of a page's inline links and images, and of its link definitions."""
+    body = prose(text)
+    inline = re.findall(r"\]\(\s*<?([^)\s>]+)>?(?:\s+[\"'(][^)]*)?\)", body)
+    return inline + re.findall(r"^ {0,3}\[[^\]]+\]:\s*<?(\S+?)>?(?:\s.*)?$", body, re.M)
+
+
+def broken_links(page: Path, text: str | None = None) -> list[str]:
+    """The relative links of a page whose file, or whose ``#anchor`` in a Markdown file, does not
+    exist; a link out of the repository counts as broken."""
+    text = page.read_text() if text is None else text
+    broken = []
+    for target in links(text):
+        if re.match(r"[a-z][a-z0-9+.-]*:", target, re.I) or target.startswith("//"):
+            continue  # http:, https:, mailto:
+        path, _, anchor = unquote(target).partition("#")
+        if not path:  # on the page itself
+            if anchor not in anchors(text):
+                broken.append(f"{target}: no heading #{anchor} on the page")
+            continue
+        file = (page.parent / path).resolve()
+        if not file.is_relative_to(REPO.resolve()) or not file.exists():
+            broken.append(f"{target}: no file {path}")
+        elif anchor and file.suffix == ".md" and anchor not in anchors(file.read_text()):
+            broken.append(f"{target}: no heading #{anchor} in {file.relative_to(REPO.resolve()).as_posix()}")
+    return broken
+
+
+def test_headings_get_github_anchors():
+    assert github_slug("`mienet synth`: the embedded default dataset") == "mienet-synth-the-embedded-default-dataset"
+    assert github_slug("Clusters (SLURM)") == "clusters-slurm"
+    assert github_slug("Profiles: the synthetic default and the paper's datasets") == \
+        "profiles-the-synthetic-default-and-the-papers-datasets"
+    assert github_slug("What was reported (seed README, model zoo)") == "what-was-reported-seed-readme-model-zoo"
+    assert github_slug("Data at scale & [packs](scale.md)") == "data-at-scale--packs"
+    text = "# A\n\n```bash\n# not a heading\n```\n## A\n### `b_c` d\n"
+    assert anchors(text) == {"a", "a-1", "b_c-d"}
+
+
+def test_a_broken_link_is_found():
+    page = DOCS / "any-page.md"  # resolved beside the real pages; never written
+    text = ("[ok](../README.md#the-default-run) [ok](scale.md) [web](https://example.org/x.md#y)\n"
+            "[gone](no-such-page.md) [bad anchor](../README.md#no-such-heading) ![img](../nothing.png)\n"
+            "[self](#here) [not here](#there)\n\n## Here\n\n`[code](not-a-link.md)`\n```\n[block](not-a-link.md)\n```\n")
+    broken = broken_links(page, text)
+    assert [b.split(":")[0] for b in broken] == ["no-such-page.md", "../README.md#no-such-heading",
+                                                  "../nothing.png", "#there"]
+
+
+@pytest.mark.parametrize("page", pages(), ids=page_name)
+def test_every_relative_link_resolves(page):
+    broken = broken_links(page)
+    assert not broken, f"{page_name(page)}: " + "; ".join(broken)
+
+
+def test_the_readme_is_a_front_page_that_links_every_page():
+    lines = README.read_text().splitlines()
+    assert len(lines) <= FRONT_PAGE_LINES, f"README.md has {len(lines)} lines; move sections into docs/"
+    assert bash_commands(README.read_text())[:2] == ["make reproduce", "make test"]  # the two commands first
+    linked = {(README.parent / unquote(t).partition("#")[0]).resolve() for t in links(README.read_text())}
+    unlinked = [page_name(p) for p in pages()[1:] if p.resolve() not in linked]
+    assert not unlinked, f"README.md does not link {unlinked}"
 
 
 # --------------------------------------------------------------------------- how each is exercised
@@ -77,7 +196,7 @@ def test_readme_commands_are_parsed():
 @dataclass(frozen=True)
 class Exercise:
     kind: str                                   # run | dry | setup
-    subs: tuple[tuple[str, str], ...] = ()      # (README text, what runs instead)
+    subs: tuple[tuple[str, str], ...] = ()      # (documented text, what runs instead)
     env: dict = field(default_factory=dict)     # values; "{tmp}" is a fresh empty folder
     before: Callable[[Path], None] | None = None
     after: Callable[[Path], None] | None = None
@@ -344,6 +463,13 @@ EXERCISES: dict[str, Exercise] = {
         check=expect_in("packed", "folders"),
         why="28 minutes at the real sizes: two tiny sizes without DVC and Snakemake (tests/test_scale.py "
             "runs those), written to scale-run/ rather than results/bench"),
+    "mienet bench scale --sizes 500,2000,8000 --frames-per-segment 1 --work-dir /tmp/scalework": Exercise(
+        "run", subs=(("--sizes 500,2000,8000", "--sizes 2,4 --frames 16 --size 32 --classes 2 --workers 0 "
+                                               "--no-dvc --no-snakemake --no-containers --out scale-run/scale-docs"),
+                     ("--work-dir /tmp/scalework", "--work-dir scale-work")),
+        check=expect_in("packed", "folders"),
+        why="docs/scale.md's line: as the one above, with its work folder in the micro project rather "
+            "than /tmp"),
     "mienet devices": Exercise("run", check=expect_in("CUDA_VISIBLE_DEVICES:", "SLURM: not in a SLURM job",
                                                       "training runs on: the CPU (no CUDA device)"),
                                why="no GPU here: it says so; tests/test_slurm.py claims GPUs inside SLURM jobs"),
@@ -421,16 +547,34 @@ def as_run(command: str, ex: Exercise) -> str:
     return command
 
 
-def test_every_readme_command_is_exercised():
-    missing = [c for c in readme_commands() if c not in EXERCISES]
-    assert not missing, "\n".join(f"README command {c!r} is not exercised by tests/test_readme.py"
+def unexercised(text: str) -> list[str]:
+    """The command lines of a page's ```bash blocks that ``EXERCISES`` has no entry for."""
+    return [c for c in bash_commands(text) if c not in EXERCISES]
+
+
+@pytest.mark.parametrize("page", pages(), ids=page_name)
+def test_every_command_of_the_page_is_exercised(page):
+    missing = unexercised(page.read_text())
+    assert not missing, "\n".join(f"{page_name(page)}: command {c!r} is not exercised by tests/test_readme.py"
                                   for c in missing)
 
 
-def test_every_exercise_is_a_readme_command():
-    stale = [c for c in EXERCISES if c not in readme_commands()]
-    assert not stale, "\n".join(f"tests/test_readme.py exercises {c!r}, which is no longer in README.md"
+def test_a_page_with_a_command_that_is_not_exercised_fails():
+    page = ("# A page\n\n```bash\nmienet synth datasets/synthetic/videos   # exercised\n"
+            "mienet frobnicate --all \\\n    --now\n```\n")
+    assert unexercised(page) == ["mienet frobnicate --all --now"]
+
+
+def test_every_exercise_is_a_documented_command():
+    documented = set(documented_commands())
+    stale = [c for c in EXERCISES if c not in documented]
+    assert not stale, "\n".join(f"tests/test_readme.py exercises {c!r}, which is on no page (README.md, docs/)"
                                 for c in stale)
+
+
+def test_the_python_example_is_the_only_python_block():
+    """A ```python block elsewhere would not be run: the one that is, is the Models section's."""
+    assert [page for page, _ in python_blocks()] == ["docs/models-and-training.md"]
 
 
 def test_the_exercise_table_is_well_formed():
@@ -481,7 +625,7 @@ class Session:
 def micro(tmp_path_factory) -> Session:
     """The project at micro size in a git + DVC repository (tests/test_workflow.py's
     ``project_copy``): one variant (mienet), one seed, 1-epoch ResNet-10 at 32 px; search off in the
-    workflow (the README's `mienet search` line runs the study: 1 trial); the paper datasets'
+    workflow (the documented `mienet search` line runs the study: 1 trial); the paper datasets'
     paths filled in (PAPER_PATHS, miniature copies from tests/minidata.py); the zoo's Diving48
     entry scored at 32 px; .gitignore and .dvc/config (its remote) as in the repository."""
     from minidata import build_paper_datasets
@@ -521,11 +665,13 @@ def test_readme_command(micro, command):
 
 
 def test_the_python_example_runs(micro, monkeypatch):
-    """The Models section's Python block, with a stand-in pretrained/sljd_mienet.pth.tar (10 classes)."""
+    """The Python block of docs/models-and-training.md (Models), with a stand-in
+    pretrained/sljd_mienet.pth.tar (10 classes)."""
     stand_in(micro.work / "pretrained" / "sljd_mienet.pth.tar", num_classes=10)
     monkeypatch.chdir(micro.work)
     scope: dict = {}
-    exec(compile(readme_python(), "README.md", "exec"), scope)
+    ((page, code),) = python_blocks()
+    exec(compile(code, page, "exec"), scope)
     import torch
 
     model = scope["model"].eval()
