@@ -13,7 +13,8 @@ import pytest
 from mienet.cli import main
 from mienet.engine.evaluate import choose_checkpoint, score_factors
 from mienet.errors import MienetError
-from mienet.layout import SELECTION_SPLIT, STANDARD_SPLIT, dataset_layout
+from mienet.layout import SELECTION_SPLIT, dataset_layout
+from mienet.registry.formats import FORMATS
 from mienet.pipeline import Commands
 
 TINY = ["--variant", "mienet", "--arch", "resnet10_half", "--segments", "2", "--size", "32", "--epochs", "2",
@@ -42,7 +43,7 @@ def test_a_checkpoints_folder_never_scores_the_split_it_was_selected_on(run_with
     ckpts = run / "checkpoints"
     assert choose_checkpoint(ckpts, "test") == (ckpts / "best.pt", SELECTION_SPLIT)
     assert choose_checkpoint(ckpts, "val") == (ckpts / "last.pt", "none (last epoch)")
-    for split in set(STANDARD_SPLIT.values()):
+    for split in {f.standard_split for f in FORMATS.values()}:
         _, selection = choose_checkpoint(ckpts, split)
         assert selection != split
     # a checkpoints folder without the file the split needs is an error naming it
@@ -126,7 +127,7 @@ def test_cached_frames_give_identical_items(run_with_test_split):
     """cache_frames decodes each frame once; the items (augmentation included) do not change."""
     import torch
 
-    from mienet.engine.data import ClipDataset
+    from mienet.engine.dataset import ClipDataset
 
     root, _ = run_with_test_split
     kw = dict(root=root, num_segments=3, frames_per_segment=4, size=32, train=True)

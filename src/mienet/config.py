@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from mienet.registry.formats import FORMATS
 from mienet.registry.frames import DEFAULT_LAYOUT, FRAME_TEMPLATE, LAYOUTS
 from mienet.errors import MienetError
 from mienet.registry.variants import ARCH_NAMES, VARIANTS
@@ -56,7 +57,7 @@ Amp = Literal["auto", "bf16", "fp16", "off"]
 Switch = Literal["auto", "on", "off"]
 Schedule = Literal["step", "cosine"]
 Pretrained = Literal["none", "imagenet"]
-Format = Literal["synth", "folder", "sljd", "diving48", "sthv2"]
+Format = Literal[tuple(FORMATS)]  # mienet.registry.formats: one entry a format
 
 
 def setting(default=dataclasses.MISSING, *, help: str = "", role: str = "", factory=None, **schema):
@@ -169,10 +170,13 @@ class Dataset:
     format: Format = setting(help="where the labels come from")
     train: dict = setting(help="the recipe of `mienet train` for the dataset",
                           schema_ref="recipe")
-    source: str = setting(None, pattern=PATH_PATTERN, help="sljd: folder of the lists; diving48/sthv2: folder of the JSON files")
-    root: str = setting(None, pattern=PATH_PATTERN, help="sljd: dataset root the list paths are relative to (default: "
-                                   "the parent of source)")
-    videos: str = setting(None, pattern=PATH_PATTERN, help="folder, diving48, sthv2: the videos")
+    source: str = setting(None, pattern=PATH_PATTERN, help="; ".join(
+        f"{f.name}: {f.source_help}" for f in FORMATS.values() if "source" in f.requires))
+    root: str = setting(None, pattern=PATH_PATTERN, help=", ".join(
+        f.name for f in FORMATS.values() if f.root_from_source) + ": dataset root the list paths are relative "
+        "to (default: the parent of source)")
+    videos: str = setting(None, pattern=PATH_PATTERN, help=", ".join(
+        f.name for f in FORMATS.values() if "videos" in f.requires) + ": the videos")
     short_side: int | None = setting(None, minimum=8, help="resize frames to this short side when extracting")
     classes: str = setting(None, pattern=PATH_PATTERN, help="optional class list, one name a line")
     search: dict = setting(None, schema_ref="search_settings", help="this dataset's overrides of `search`")
@@ -229,7 +233,7 @@ class Ablation:
 @dataclass
 class Evaluate:
     split: Literal["standard", "val", "test"] = setting(
-        help="standard: each dataset's protocol (mienet.layout.STANDARD_SPLIT)")
+        help="standard: each dataset's protocol (its format's standard_split, mienet.registry.formats)")
     clips: int = setting(minimum=1)
     crops: Literal[1, 3] = setting()
 

@@ -3,17 +3,16 @@
 The Snakefile, dvc.yaml (written by ``mienet generate``), ``mienet train``, ``search``,
 ``evaluate``, ``zoo`` and ``predict`` all ask this module; none builds a path itself.
 
-Per dataset format::
+Per dataset format (what a format is: :data:`mienet.registry.formats.FORMATS`)::
 
-    format    videos              frames                     annotations               list root
-    synth     DATA/<name>/videos  DATA/<name>/frames         DATA/<name>/annotations   DATA/<name>
-    folder    <videos>            DATA/<name>/frames         DATA/<name>/annotations   DATA/<name>
-    sljd      -                   <root> (frames come ready) DATA/<name>/annotations   <root>
-    diving48  <videos>            DATA/<name>/frames         DATA/<name>/annotations   DATA/<name>
-    sthv2     <videos>            DATA/<name>/frames         DATA/<name>/annotations   DATA/<name>
+    videos of the format   videos              frames                     annotations               list root
+    synthesized (synth)    DATA/<name>/videos  DATA/<name>/frames         DATA/<name>/annotations   DATA/<name>
+    given (folder, ...)    <videos>            DATA/<name>/frames         DATA/<name>/annotations   DATA/<name>
+    none (sljd)            -                   <root> (frames come ready) DATA/<name>/annotations   <root>
 
-``DATA`` is ``data_root``; ``<videos>``, ``<root>`` and ``<source>`` are the dataset's keys. For
-SLJD, ``root`` defaults to the parent of ``source`` (lists in ``SLJD/lists``, root ``SLJD``).
+``DATA`` is ``data_root``; ``<videos>``, ``<root>`` and ``<source>`` are the dataset's keys (those a
+format requires: its ``requires``). With ``root_from_source`` (SLJD), ``root`` defaults to the parent
+of ``source`` (lists in ``SLJD/lists``, root ``SLJD``).
 Runs go to ``RUNS/<dataset>/<variant>/<run>`` and their results to ``RESULTS/<dataset>/<variant>/<run>``
 (``run`` is ``seed<N>`` or ``tuned``); searches to ``RESULTS/<dataset>/search/<variant>``.
 """
@@ -24,12 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mienet.errors import MienetError
+from mienet.registry.formats import FORMATS, DatasetFormat
 
-EXTRACTED = ("synth", "folder", "diving48", "sthv2")  # formats whose frames `extract-frames` makes
 ANNOTATION_FILES = ("train.txt", "val.txt", "classes.txt")
-# The split each format reports (`evaluate.split: standard`): the field's protocol. Checkpoints
-# are selected on val, so a format that reports val is scored with its last epoch instead.
-STANDARD_SPLIT = {"synth": "test", "folder": "test", "sljd": "test", "diving48": "val", "sthv2": "val"}
 SELECTION_SPLIT = "val"  # the list `mienet train` picks its best epoch on
 SYNTH_DONE = ".mienet-synth-done.json"  # written last by `mienet synth` into its videos folder
 # A factor design (`mienet synth` writes it beside its videos; `make-annotations` copies it beside
@@ -53,15 +49,19 @@ class DatasetLayout:
     short_side: int | None
 
     @property
+    def spec(self) -> DatasetFormat:
+        return FORMATS[self.format]
+
+    @property
     def extracted(self) -> bool:
         """Whether frames are made by `mienet extract-frames` (else they come ready: SLJD)."""
-        return self.format in EXTRACTED
+        return self.spec.extracted
 
     @property
     def videos_ready(self) -> str:
         """What the extraction waits for: the synth run's completion file (an interrupted synth is
         resumed, not deleted), or the videos folder itself."""
-        return f"{self.videos}/{SYNTH_DONE}" if self.format == "synth" else self.videos
+        return f"{self.videos}/{SYNTH_DONE}" if self.spec.synthesized else self.videos
 
     @property
     def manifest(self) -> str:
@@ -76,8 +76,9 @@ class DatasetLayout:
 
     @property
     def standard_split(self) -> str:
-        """The split this dataset reports (:data:`STANDARD_SPLIT`)."""
-        return STANDARD_SPLIT[self.format]
+        """The split this dataset reports (its format's ``standard_split``: the field's protocol).
+        Checkpoints are selected on val, so a format that reports val is scored with its last epoch."""
+        return self.spec.standard_split
 
 
 def data_root(params: dict) -> str:
@@ -128,18 +129,17 @@ def dataset_layout(params: dict, name: str, params_file: str | None = None) -> D
             raise MienetError(f"{_where(params_file)}datasets.{name}.{key} is required for format {fmt!r}")
         return str(value).rstrip("/") or "/"
 
-    if fmt == "synth":
-        videos, frames, root, source = f"{base}/videos", f"{base}/frames", base, None
-    elif fmt in ("folder", "diving48", "sthv2"):
-        videos, frames, root = need("videos"), f"{base}/frames", base
-        source = need("source") if fmt != "folder" else None
-    elif fmt == "sljd":
-        source = need("source")
+    if fmt not in FORMATS:
+        raise MienetError(f"{_where(params_file)}datasets.{name}.format {fmt!r} is not one of {', '.join(FORMATS)}")
+    spec = FORMATS[fmt]
+    given = {key: need(key) for key in spec.requires}
+    source = given.get("source")
+    if spec.root_from_source:
         root = str(ds.get("root") or Path(source).parent).rstrip("/")
-        videos, frames = None, root
     else:
-        raise MienetError(f"{_where(params_file)}datasets.{name}.format {fmt!r} is not one of "
-                          "synth, folder, sljd, diving48, sthv2")
+        root = base
+    videos = {"synthesized": f"{base}/videos", "given": given.get("videos"), "none": None}[spec.videos]
+    frames = f"{base}/frames" if spec.extracted else root
     return DatasetLayout(name=name, format=fmt, annotations=annotations_dir(data_root(params), name), root=root,
                          frames=frames,
                          videos=videos, source=source, classes=ds.get("classes"),

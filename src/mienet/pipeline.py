@@ -111,15 +111,13 @@ class Commands:
 
     def make_annotations(self, dataset: str) -> str:
         lay = self.layout(dataset)
-        if lay.format in ("synth", "folder"):
-            args = ["--format folder --videos", q(lay.videos), "--frames", q(lay.frames),
-                    "--val-ratio", q(self.v("annotations", "val_ratio")),
-                    "--test-ratio", q(self.v("annotations", "test_ratio")),
-                    "--seed", q(self.v("annotations", "seed"))]
-        elif lay.format == "sljd":
-            args = ["--format sljd --source", q(lay.source), "--root", q(lay.root)]
-        else:
-            args = ["--format", q(lay.format), "--source", q(lay.source), "--frames", q(lay.frames)]
+        args = ["--format", q(lay.format)]
+        for option in lay.spec.options:  # the layout's paths the format's reader takes
+            args += [f"--{option}", q(getattr(lay, option))]
+        if lay.spec.split_by_settings:
+            args += ["--val-ratio", q(self.v("annotations", "val_ratio")),
+                     "--test-ratio", q(self.v("annotations", "test_ratio")),
+                     "--seed", q(self.v("annotations", "seed"))]
         if lay.classes:
             args += ["--classes", q(lay.classes)]
         return join("mienet make-annotations", *args, "-o", q(lay.annotations))
@@ -227,7 +225,7 @@ def dvc_stages(params: dict) -> dict:
     # Data stages differ by dataset in more than a name: one stage per dataset.
     for d in names:
         lay = layouts[d]
-        if lay.format == "synth":
+        if lay.spec.synthesized:
             stages[f"synth_{d}"] = {
                 "cmd": cmd.synth(d, cmd.v("extract", "jobs")),
                 "deps": ["src/mienet/data/synth.py"], "params": ["synth"],
@@ -243,7 +241,7 @@ def dvc_stages(params: dict) -> dict:
         ann_deps = [lay.frames if lay.extracted else lay.source, "src/mienet/data/annotations.py"]
         stages[f"make_annotations_{d}"] = {
             "cmd": cmd.make_annotations(d), "deps": ann_deps,
-            "params": ["annotations"] if lay.format in ("synth", "folder") else
+            "params": ["annotations"] if lay.spec.split_by_settings else
             [f"datasets.{d}.{k}" for k in ("format", "source", "root", "classes") if params["datasets"][d].get(k)],
             "outs": [lay.annotations]}
 
@@ -300,7 +298,7 @@ def dvc_stages(params: dict) -> dict:
         stages[f"bench_train_{d}"] = {
             "foreach": list(BENCH_VARIANTS),
             "do": {"cmd": cmd.bench_train(d, placeholder("item"), threads, f"datasets.{d}.train"),
-                   "deps": ["src/mienet/engine/bench.py"], "params": [f"datasets.{d}.train"],
+                   "deps": ["src/mienet/bench/training.py"], "params": [f"datasets.{d}.train"],
                    "outs": _uncached([roots.bench_file(d, placeholder("item"))])}}
     stages["report"] = {
         "cmd": cmd.report(names),

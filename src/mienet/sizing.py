@@ -24,19 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mienet.errors import MienetError
+from mienet.registry.formats import FORMATS
 from mienet.schedule import Job, critical_path, list_schedule
 
-# Published sizes (clips per split, classes, mean frames per clip where known); used when the
-# annotation lists are not there yet. SLJD: "over 1,000 trimmed clips in 10 classes" (the
-# authors' README); its split is not published: 80/10/10 assumed.
-PUBLISHED = {
-    "sljd": {"train": 800, "val": 100, "test": 100, "classes": 10, "frames": None,
-             "source": "authors' README: ~1,000 clips, 10 classes; 80/10/10 split assumed"},
-    "diving48": {"train": 15027, "val": 1970, "classes": 48, "frames": None,
-                 "source": "Diving48 V2: 15,027 train / 1,970 test videos"},
-    "sthv2": {"train": 168913, "val": 24777, "test": 27157, "classes": 174, "frames": 45,
-              "source": "Something-Something V2: 168,913 / 24,777 / 27,157 videos, ~45 frames each"},
-}
 REFERENCE = ("mienet", "resnet50", 8, 224)  # the model --clips-per-s is measured on
 # `mienet bench loader --json` of workflow/scripts/bench_loader_paper.sh (T = 8, L = 4, 224 px,
 # SSv2-sized frames): the default of --loader-clips-per-worker when it exists
@@ -53,8 +43,9 @@ class Split:
     frames: int | None  # total frames, when known
 
 
-def dataset_sizes(name: str, annotations: Path) -> tuple[dict[str, Split], int, str]:
-    """Clips (and frames) per split, classes, and where the figures come from."""
+def dataset_sizes(name: str, annotations: Path, fmt: str) -> tuple[dict[str, Split], int, str]:
+    """Clips (and frames) per split, classes, and where the figures come from: the lists, else the
+    format's published size (:data:`mienet.registry.formats.FORMATS`)."""
     from mienet.data.annotations import read_frame_list
 
     lists = {s: annotations / f"{s}.txt" for s in ("train", "val", "test")}
@@ -68,12 +59,13 @@ def dataset_sizes(name: str, annotations: Path) -> tuple[dict[str, Split], int, 
         classes = (len(classes_file.read_text().splitlines()) if classes_file.is_file()
                    else 1 + max(c.label for c in read_frame_list(lists["train"])))
         return splits, classes, f"counted in {annotations}"
-    if name not in PUBLISHED:
+    p = FORMATS[fmt].published
+    if p is None:
         raise MienetError(f"dataset {name!r}: no annotation lists in {annotations} and no published size; "
                           "run `snakemake data` first")
-    p = PUBLISHED[name]
-    splits = {s: Split(p[s], p[s] * p["frames"] if p["frames"] else None) for s in ("train", "val", "test") if s in p}
-    return splits, p["classes"], p["source"]
+    counts = {"train": p.train, "val": p.val, "test": p.test}
+    splits = {s: Split(n, n * p.frames if p.frames else None) for s, n in counts.items() if n}
+    return splits, p.classes, p.source
 
 
 @functools.lru_cache(maxsize=None)
@@ -214,7 +206,7 @@ def build_table(params_path: Path, profile: str | None, rate: float, bytes_per_f
         T, size = recipe["segments"], recipe["size"]
         L = recipe.get("frames_per_segment", TrainConfig.frames_per_segment)
         lay = dataset_layout(params, name)
-        splits, classes, source = dataset_sizes(name, Path(lay.annotations))
+        splits, classes, source = dataset_sizes(name, Path(lay.annotations), lay.format)
         scored = lay.standard_split if ev["split"] == "standard" else ev["split"]
         n_train, n_val = splits["train"].clips, splits["val"].clips
         n_scored = splits.get(scored, splits["val"]).clips
@@ -255,7 +247,7 @@ def build_table(params_path: Path, profile: str | None, rate: float, bytes_per_f
         # train + evaluate; per search its worker jobs and final step (one job when k = 1), the
         # tuned training and its evaluation; bench x2
         gpu_jobs = 2 * runs + len(searched) * (2 + (k + 1 if k > 1 else 1)) + 2
-        data_jobs = 1 + lay.extracted + (params["datasets"][name]["format"] == "synth")  # (synth,) extract, annotations
+        data_jobs = 1 + lay.extracted + lay.spec.synthesized  # (synth,) extract, annotations
         frames = sum(s.frames for s in splits.values() if s.frames) if all(s.frames for s in splits.values()) else None
         frames_gb = frames * bytes_per_frame / 1e9 if frames and bytes_per_frame else None
         ckpt_gb = (runs + len(searched)) * CHECKPOINT_FILES * CHECKPOINT_FACTOR * 4 * max(

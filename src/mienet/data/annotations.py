@@ -21,18 +21,20 @@ anything is written.
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
-import random
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from mienet.data.frames import clip_frames, find_videos, read_manifest
+from mienet.data.frames import clip_frames, read_manifest
 from mienet.data.pack import PackError, pack_path
 from mienet.errors import MienetError
 from mienet.io import write_files_atomic
+from mienet.layout import FACTORS_FILE
+from mienet.registry.formats import FORMATS, DatasetFormat
 
 log = logging.getLogger(__name__)
 
@@ -263,165 +265,7 @@ def resolve(splits: dict[str, list[Candidate]], num_classes: int, folders: Frame
 
 # --------------------------------------------------------------------------- sources
 
-def _rel(path: Path, root: Path) -> str:
-    try:
-        return path.resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
-        raise MienetError(f"{path} is not inside the dataset root {root}; pass --root") from None
-
-
-def from_folders(videos_dir: Path, frames_dir: Path, root: Path, val_ratio: float, test_ratio: float,
-                 seed: int) -> tuple[list[str], dict[str, list[Candidate]]]:
-    """Folder-per-class videos: labels from the sorted class folders, seeded stratified split."""
-    if not 0 <= val_ratio < 1 or not 0 <= test_ratio < 1 or val_ratio + test_ratio >= 1:
-        raise MienetError(f"--val-ratio ({val_ratio}) and --test-ratio ({test_ratio}) must be in [0, 1) "
-                          "and leave clips for training")
-    videos = find_videos(videos_dir)
-    classes = sorted(p.name for p in videos_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not classes:
-        raise MienetError(f"{videos_dir} holds no class folders (expected {videos_dir}/<class>/<clip>.mp4)")
-    by_class: dict[str, list[str]] = defaultdict(list)
-    problems = Problems()
-    for vid, path in videos.items():
-        rel = path.relative_to(videos_dir)
-        if len(rel.parts) < 2:
-            problems.add(str(path), "video is not inside a class folder")
-            continue
-        by_class[rel.parts[0]].append(vid)
-    problems.raise_if_any(f"cannot label the videos of {videos_dir}")
-    rng = random.Random(seed)
-    splits: dict[str, list[Candidate]] = {s: [] for s in SPLITS}
-    for label, name in enumerate(classes):
-        ids = sorted(by_class.get(name, []))
-        if not ids:
-            log.warning("class folder %s holds no videos", videos_dir / name)
-        rng.shuffle(ids)
-        n_test, n_val = round(len(ids) * test_ratio), round(len(ids) * val_ratio)
-        chunks = {"test": ids[:n_test], "val": ids[n_test:n_test + n_val], "train": ids[n_test + n_val:]}
-        for split, chunk in chunks.items():
-            for vid in sorted(chunk):
-                splits[split].append(Candidate(_rel(frames_dir / vid, root), label, str(videos[vid])))
-    if not splits["test"]:
-        del splits["test"]
-    return classes, splits
-
-
-def from_lists(lists_dir: Path, root: Path) -> dict[str, list[Candidate]]:
-    """SLJD (and any TSN-format dataset): existing lists, checked and normalised."""
-    splits = {}
-    for split in SPLITS:
-        path = lists_dir / f"{split}.txt"
-        if not path.exists():
-            if split != "test":
-                raise MienetError(f"{path} does not exist (expected train.txt and val.txt in {lists_dir})")
-            continue
-        splits[split] = [
-            Candidate(_normalise_path(c.path), c.label, c.origin, declared_frames=c.frames)
-            for c in read_frame_list(path)
-        ]
-    return splits
-
-
-def _normalise_path(path: str) -> str:
-    parts = [p for p in path.replace("\\", "/").split("/") if p not in ("", ".")]
-    return "/".join(parts)
-
-
-def _load_json(path: Path):
-    if not path.is_file():
-        raise MienetError(f"{path} does not exist")
-    try:
-        return json.loads(path.read_text(encoding="utf-8-sig"))
-    except json.JSONDecodeError as exc:
-        raise MienetError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
-
-
-def _json_list(path: Path) -> list:
-    data = _load_json(path)
-    if not isinstance(data, list):
-        raise MienetError(f"{path}: expected a JSON list of objects, got {type(data).__name__}")
-    return data
-
-
-def from_diving48(source: Path, frames_dir: Path, root: Path) -> tuple[list[str], dict[str, list[Candidate]]]:
-    """Diving48 V2: train list -> train.txt, test list -> val.txt (the usual protocol's "val")."""
-    classes = packaged_classes("diving48")
-    vocab_path = source / "Diving48_vocab.json"
-    if vocab_path.exists():
-        vocab = _json_list(vocab_path)
-        if len(vocab) != len(classes):
-            raise MienetError(f"{vocab_path}: {len(vocab)} classes, expected {len(classes)}")
-    problems = Problems()
-    splits = {}
-    for split, name in (("train", "Diving48_V2_train.json"), ("val", "Diving48_V2_test.json")):
-        path = source / name
-        out = []
-        for i, entry in enumerate(_json_list(path)):
-            origin = f"{path}: entry {i}"
-            if not isinstance(entry, dict) or "vid_name" not in entry or "label" not in entry:
-                problems.add(origin, "expected an object with 'vid_name' and 'label'")
-                continue
-            label = entry["label"]
-            if not isinstance(label, int) or isinstance(label, bool):
-                problems.add(origin, f"label {label!r} is not an integer")
-                continue
-            out.append(Candidate(_rel(frames_dir / str(entry["vid_name"]), root), label, origin))
-        splits[split] = out
-    problems.raise_if_any("cannot read Diving48 annotations")
-    return classes, splits
-
-
-SSV2_FILES = {
-    "labels": "something-something-v2-labels.json",
-    "train": "something-something-v2-train.json",
-    "val": "something-something-v2-validation.json",
-}
-
-
-def from_sthv2(source: Path, frames_dir: Path, root: Path) -> tuple[list[str], dict[str, list[Candidate]]]:
-    """Something-Something V2: the class is the template without brackets, looked up in the labels file.
-
-    The test list carries no labels, so no ``test.txt`` is written for SSv2.
-    """
-    labels_path = source / SSV2_FILES["labels"]
-    labels = _load_json(labels_path)
-    if not isinstance(labels, dict):
-        raise MienetError(f"{labels_path}: expected an object mapping template -> index")
-    problems = Problems()
-    index: dict[str, int] = {}
-    for template, value in labels.items():
-        try:
-            index[template] = int(value)
-        except (TypeError, ValueError):
-            problems.add(f"{labels_path}: key {template!r}", f"index {value!r} is not an integer")
-    problems.raise_if_any("cannot read the SSv2 labels")
-    n = len(index)
-    if sorted(index.values()) != list(range(n)):
-        raise MienetError(f"{labels_path}: indices must be 0..{n - 1}, each once")
-    classes = [t for t, _ in sorted(index.items(), key=lambda kv: kv[1])]
-    splits = {}
-    for split in ("train", "val"):
-        path = source / SSV2_FILES[split]
-        out = []
-        for i, entry in enumerate(_json_list(path)):
-            origin = f"{path}: entry {i}"
-            if not isinstance(entry, dict) or "id" not in entry or "template" not in entry:
-                problems.add(origin, "expected an object with 'id' and 'template'")
-                continue
-            template = str(entry["template"]).replace("[", "").replace("]", "")
-            if template not in index:
-                problems.add(origin, f"template {template!r} of clip {entry['id']} is not in {labels_path.name}")
-                continue
-            out.append(Candidate(_rel(frames_dir / str(entry["id"]), root), index[template], origin))
-        splits[split] = out
-    problems.raise_if_any("cannot read SSv2 annotations")
-    return classes, splits
-
-
 # --------------------------------------------------------------------------- writing
-
-from mienet.layout import FACTORS_FILE  # noqa: E402  (a factor design, copied beside the lists)
-
 
 def write_annotations(ann_dir: Path, classes: list[str], splits: dict[str, list[Clip]],
                       skipped: list[str], factors: str | None = None) -> dict:
@@ -459,67 +303,79 @@ def write_annotations(ann_dir: Path, classes: list[str], splits: dict[str, list[
     return summary
 
 
+@dataclass(frozen=True)
+class ListOptions:
+    """What a list reader gets: the options of `make-annotations` (paths as given, root resolved)."""
+
+    fmt: DatasetFormat
+    root: Path
+    videos: Path | None = None
+    frames: Path | None = None
+    source: Path | None = None
+    classes_file: Path | None = None
+    num_classes: int | None = None
+    val_ratio: float = 0.2
+    test_ratio: float = 0.0
+    seed: int = 0
+
+    def need(self, option: str) -> Path:
+        """An option the reader needs, or an error naming the flag (and what it holds)."""
+        value = getattr(self, option)
+        if value is None:
+            what = self.fmt.source_help if option == "source" and self.fmt.source_help else ""
+            raise MienetError(f"--format {self.fmt.name} needs --{option}" + (f" ({what})" if what else ""))
+        return Path(value)
+
+
+@dataclass(frozen=True)
+class Labels:
+    """What a list reader found: the class names, the clips of each split before they are looked up
+    on disk, the frames folder they are in (None: paths are relative to the root only) and a factor
+    design to copy beside the lists."""
+
+    classes: list[str]
+    splits: dict[str, list[Candidate]]
+    frames: Path | None = None
+    factors: str | None = None
+
+
+def list_reader(fmt: DatasetFormat):
+    """The function ``fmt.reader`` names ("module:function"), imported when a format is read."""
+    module, _, name = fmt.reader.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
 def make_annotations(fmt: str, output: Path, *, videos: Path | None = None, frames: Path | None = None,
                      source: Path | None = None, root: Path | None = None, classes_file: Path | None = None,
                      num_classes: int | None = None, val_ratio: float = 0.2, test_ratio: float = 0.0,
                      seed: int = 0, skip_missing: bool = False) -> dict:
-    def need(value, flag):
-        if value is None:
-            raise MienetError(f"--format {fmt} needs {flag}")
-        return Path(value)
-
-    if fmt == "folder":
-        videos, frames = need(videos, "--videos"), need(frames, "--frames")
-        root = Path(root) if root else frames.parent
-        classes, candidates = from_folders(videos, frames, root, val_ratio, test_ratio, seed)
-        factors = folder_design(videos, classes)
-    elif fmt == "sljd":
-        source = need(source, "--source (the folder with train.txt, val.txt, test.txt)")
-        root = Path(root) if root else source.parent
-        candidates = from_lists(source, root)
-        if classes_file:
-            classes = read_classes(classes_file)
-        elif (source / "classes.txt").exists():
-            classes = read_classes(source / "classes.txt")
-        else:
-            classes = [f"class_{i:02d}" for i in range(num_classes or 10)]
-    elif fmt in ("diving48", "sthv2"):
-        source, frames = need(source, "--source (the folder with the JSON files)"), need(frames, "--frames")
-        root = Path(root) if root else frames.parent
-        reader = from_diving48 if fmt == "diving48" else from_sthv2
-        classes, candidates = reader(source, frames, root)
-    else:
-        raise MienetError(f"unknown --format {fmt!r}: choose folder, sljd, diving48 or sthv2")
-    if classes_file and fmt != "sljd":
-        classes = read_classes(classes_file)
-    frames_dir = frames if fmt != "sljd" else None
-    clips, skipped = resolve(candidates, len(classes), FrameFolders(root, frames_dir), skip_missing)
-    return write_annotations(Path(output), classes, clips, skipped, factors if fmt == "folder" else None)
-
-
-def folder_design(videos: Path, classes: list[str]) -> str | None:
-    """The text of ``<videos>/factors.json`` (``mienet synth``'s design), checked to name the same
-    classes in the same order as the folders; None when there is none."""
-    path = Path(videos) / FACTORS_FILE
-    if not path.exists():
-        return None
-    from mienet.data.synth import read_design
-
-    named = [c["name"] for c in read_design(path)["classes"]]
-    if named != list(classes):
-        raise MienetError(f"{path} describes the classes {named}, but {videos} holds {list(classes)}; "
-                          "re-run `mienet synth` into it, or delete the stale factors.json")
-    return path.read_text(encoding="utf-8")
+    if fmt not in FORMATS:
+        raise MienetError(f"unknown --format {fmt!r}: choose {', '.join(FORMATS)}")
+    spec = FORMATS[fmt]
+    if root is None:
+        base = source if spec.root_from_source else frames
+        root = Path(base).parent if base is not None else None
+    options = ListOptions(spec, Path(root) if root is not None else Path("."), videos=videos, frames=frames,
+                          source=source, classes_file=classes_file, num_classes=num_classes,
+                          val_ratio=val_ratio, test_ratio=test_ratio, seed=seed)
+    for option in spec.options:
+        if option != "root":
+            options.need(option)
+    labels = list_reader(spec)(options)
+    classes = read_classes(classes_file) if classes_file else labels.classes
+    clips, skipped = resolve(labels.splits, len(classes), FrameFolders(options.root, labels.frames), skip_missing)
+    return write_annotations(Path(output), classes, clips, skipped, labels.factors)
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--format", required=True, choices=("folder", "sljd", "diving48", "sthv2"),
-                        help="where the labels come from")
+    parser.add_argument("--format", required=True, choices=tuple(FORMATS),
+                        help="where the labels come from: " + "; ".join(f"{f.name}: {f.summary}"
+                                                                      for f in FORMATS.values()))
     parser.add_argument("-o", "--output", type=Path, required=True, help="annotation folder to write")
-    parser.add_argument("--videos", type=Path, help="folder: the class-per-folder videos")
+    parser.add_argument("--videos", type=Path, help="folder, synth: the class-per-folder videos")
     parser.add_argument("--frames", type=Path, help="the extracted frames folder")
-    parser.add_argument("--source", type=Path,
-                        help="sljd: folder with train/val/test.txt; diving48, sthv2: folder with the JSON files")
+    parser.add_argument("--source", type=Path, help="; ".join(f"{f.name}: {f.source_help}"
+                                                              for f in FORMATS.values() if f.source_help))
     parser.add_argument("--root", type=Path,
                         help="dataset root the list paths are relative to (default: parent of --frames, "
                              "or of --source for sljd)")
