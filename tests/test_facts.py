@@ -1,5 +1,5 @@
-"""Facts defined once: where the README's "Where each fact lives" names a place, a second literal
-of the same fact elsewhere fails here (issue 24, item 8, in part)."""
+"""Facts defined once: where docs/reference.md's "Where each fact lives" names a place, a second
+literal of the same fact elsewhere fails here (issue 24, item 8, in part)."""
 
 from __future__ import annotations
 

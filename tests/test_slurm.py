@@ -36,7 +36,7 @@ TEST_FLAGS = ["--slurm-init-seconds-before-status-checks", "2", "--slurm-keep-su
 def cluster():
     """A running one-node cluster; stopped afterwards unless it was already up."""
     if os.geteuid() != 0:
-        pytest.skip("the SLURM tests start a real cluster: they need root (see README, Tests)")
+        pytest.skip("the SLURM tests start a real cluster: they need root (see docs/testing.md)")
     if not all(shutil.which(b) for b in ("slurmctld", "slurmd", "munged", "sbatch")):
         pytest.fail("slurm-wlm/munge are not installed: run workflow/scripts/setup_test_services.sh (make test does)")
     proc = subprocess.run(["bash", CLUSTER, "start"], capture_output=True, text=True, timeout=120)
