@@ -21,7 +21,7 @@ distributions are (see docs/datasets.md):
 Each builder returns the keys of params.yaml's ``datasets.<name>`` entry that point at what it
 wrote (``format``, ``source``, and ``root`` or ``videos``), as strings, ready to be merged into
 the entry. The pixels come from the synthetic standing-long-jump generator
-(``mienet.data.synth.render_clip``), so the classes differ by motion. Everything is
+(``mienet.data.synth_render.render_clip``), so the classes differ by motion. Everything is
 deterministic: the same call writes the same bytes on the same machine. The module-level tables
 say what each builder writes, for the tests to check against.
 """
@@ -37,7 +37,9 @@ import cv2
 import numpy as np
 
 from mienet.data.annotations import packaged_classes
-from mienet.data.synth import CLASS_LEVELS, render_clip, write_video
+from mienet.data.synth import write_video
+from mienet.data.synth_design import CLASS_LEVELS
+from mienet.data.synth_render import render_clip
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE_VIDEOS = REPO / "tests" / "fixtures" / "videos"

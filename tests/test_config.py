@@ -51,11 +51,11 @@ def test_one_default_for_the_model_and_the_trainer():
     sig = inspect.signature(build_model).parameters
     assert sig["dropout"].default == TRAIN_DEFAULTS.dropout
     assert sig["frames_per_segment"].default == TRAIN_DEFAULTS.frames_per_segment
-    from mienet.data import synth
-    from mienet.config import SYNTH_DEFAULTS
+    from mienet.data import synth, synth_design
+    from mienet.config import SYNTH_CLASSES, SYNTH_DEFAULTS
     assert (synth.DEFAULT_CLASSES, synth.DEFAULT_FRAMES, synth.MIN_FRAMES) == (
         SYNTH_DEFAULTS.classes, SYNTH_DEFAULTS.frames, 16)
-    assert len(synth.CLASS_LEVELS) == synth.SYNTH_CLASSES
+    assert len(synth_design.CLASS_LEVELS) == SYNTH_CLASSES
 
 
 def _source_files():

@@ -11,23 +11,17 @@ import numpy as np
 import pytest
 
 from mienet.cli import main
-from mienet.data import synth
-from mienet.data.synth import (
-    CLASS_LEVELS,
-    CLASS_NAMES,
-    FACTORS,
+from mienet.data import synth_render
+from mienet.data.synth import read_video, synthesize
+from mienet.data.synth_design import CLASS_LEVELS, CLASS_NAMES, FACTORS, ceilings, class_level, read_design
+from mienet.data.synth_render import (
     LIGHT,
     TURN,
-    ceilings,
-    class_level,
     draw_clip_params,
     leg_phases,
     light_tint,
-    read_design,
-    read_video,
     render_clip,
     render_frames,
-    synthesize,
 )
 from mienet.errors import MienetError
 from mienet.registry.variants import VARIANTS
@@ -146,7 +140,7 @@ def test_order_leaves_every_frame_s_tint_uniform_wherever_it_lies():
     for order in ("clockwise", "anticlockwise"):
         rng = np.random.default_rng(0)
         tints = np.array([light_tint(order, 40, rng.uniform(0, 2 * np.pi))[[3, 30]] for _ in range(2000)])
-        plane = tints @ synth._TINT_BASIS.T  # (clips, 2 frames, 2): coordinates on the colour wheel
+        plane = tints @ synth_render._TINT_BASIS.T  # (clips, 2 frames, 2): coordinates on the colour wheel
         hue = np.arctan2(plane[..., 1], plane[..., 0])
         counts, _ = np.histogram(hue.ravel(), bins=8, range=(-np.pi, np.pi))
         assert counts.min() > 0.8 * counts.mean(), counts
@@ -263,4 +257,4 @@ def test_cli_bad_arguments_name_the_option(tmp_path, capsys, argv, option):
 def test_render_rejects_unknown_class():
     params = draw_clip_params(0, 0, seed=0, frames=16, size=32)
     with pytest.raises(MienetError, match="class index"):
-        synth.render_frames(len(CLASS_NAMES), params)
+        synth_render.render_frames(len(CLASS_NAMES), params)
