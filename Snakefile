@@ -8,8 +8,8 @@
 #   snakemake --cores all dataset_synthetic  one dataset, from videos to its evaluations
 #   snakemake --report results/report.html   Snakemake's HTML report of the figures and tables
 #   snakemake reproduce_all --config profile=paper     (--config goes after the targets)
-# The rules live in workflow/rules/; every shell line is a `mienet` command from
-# src/mienet/pipeline.py, where dvc.yaml's commands come from too (`mienet generate`).
+# The rules live in workflow/rules/stages.smk, one a stage spec of src/mienet/stages.py, which
+# dvc.yaml is written from too (`mienet generate`).
 
 from snakemake.utils import min_version, validate
 
@@ -32,11 +32,7 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
-include: "workflow/rules/data.smk"
-include: "workflow/rules/train.smk"
-include: "workflow/rules/search.smk"
-include: "workflow/rules/report.smk"
-include: "workflow/rules/zoo.smk"
+include: "workflow/rules/stages.smk"
 
 
 rule reproduce_all:
@@ -48,17 +44,17 @@ rule reproduce_all:
 
 rule data:
     input:
-        data_targets(),
+        WF.data_targets(),
 
 
 rule ablation:
     input:
-        ablation_targets(),
+        WF.ablation_targets(),
 
 
 rule search_all:
     input:
-        search_targets(),
+        WF.search_targets(),
 
 
 for _name in ENABLED:
@@ -67,4 +63,4 @@ for _name in ENABLED:
         name:
             f"dataset_{_name}"
         input:
-            [f for f in ablation_targets() + search_targets() if f.startswith(f"{RESULTS}/{_name}/")],
+            [f for f in WF.ablation_targets() + WF.search_targets() if f.startswith(f"{RESULTS}/{_name}/")],

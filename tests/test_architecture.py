@@ -18,7 +18,8 @@ LAYERS = [
     {"models", "released"},
     {"engine"},
     {"search", "report"},
-    {"zoo", "pipeline", "sizing", "bench", "generate"},
+    {"zoo", "pipeline", "sizing"},
+    {"stages", "generate", "bench"},
     {"cli", "__main__"},
 ]
 LAYER = {room: i for i, rooms in enumerate(LAYERS) for room in rooms}

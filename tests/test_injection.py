@@ -19,7 +19,8 @@ import yaml
 from conftest import REPO
 from mienet.config import schema_errors
 from mienet.layout import SYNTH_DONE
-from mienet.pipeline import Commands, dvc_yaml_text
+from mienet.pipeline import Commands
+from mienet.stages import dvc_yaml_text
 from test_workflow import BIN, MICRO_SYNTH, project_copy, run, write_params
 
 PAYLOADS = {
@@ -237,17 +238,22 @@ def test_snakemake_and_dvc_run_a_real_stage_under_hostile_paths(tmp_path):
 
 
 def test_every_shell_line_of_the_rules_quotes_its_paths():
-    """{log}, {input}, {output} and {params.*} other than a ready-made command take :q."""
+    """{log}, {input}, {output} and {params.*} other than a ready-made command take :q, in the
+    stage specs' shell lines (mienet.stages) and in any shell line of the rules."""
     import re
 
+    from mienet.stages import STAGES
+
+    lines = [(f"stage {s.name}", 1, f'"{s.shell}"') for s in STAGES.values()]
     for smk in sorted((REPO / "workflow" / "rules").glob("*.smk")):
-        for lineno, line in enumerate(smk.read_text().splitlines(), 1):
-            for field in re.findall(r"\{(log|input|output|params\.\w+)(:q)?[^}]*\}", line):
-                name, quoted = field
-                if name == "params.cmd":  # built by mienet.pipeline.Commands, quoted word by word
-                    continue
-                if '"' in line:  # inside a shell string
-                    assert quoted, f"{smk.name}:{lineno}: {{{name}}} reaches the shell unquoted"
+        lines += [(smk.name, n, line) for n, line in enumerate(smk.read_text().splitlines(), 1)]
+    for where, lineno, line in lines:
+        for field in re.findall(r"\{(log|input|output|params\.\w+)(:q)?[^}]*\}", line):
+            name, quoted = field
+            if name == "params.cmd":  # built by mienet.pipeline.Commands, quoted word by word
+                continue
+            if '"' in line:  # inside a shell string
+                assert quoted, f"{where}:{lineno}: {{{name}}} reaches the shell unquoted"
 
 
 @pytest.mark.parametrize("argv", [

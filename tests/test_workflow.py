@@ -162,11 +162,15 @@ def test_dvc_and_snakemake_describe_one_pipeline(reproduced):
 
     assert [p for p in dvc if not covered(p, smk)] == []
     assert [p for p in smk if not covered(p, dvc)] == []
-    # the commands themselves come from one place (mienet.pipeline) for both
+    # the commands themselves come from one place (mienet.pipeline, through mienet.stages) for both
     rules = "".join(p.read_text() for p in (REPO / "workflow" / "rules").glob("*.smk"))
     assert not re.search(r'"mienet ', rules), "a rule writes a mienet command itself"
-    # every shell line runs a pipeline command, but the catch-all that refuses other datasets
-    assert len(re.findall(r'"\(?\{params\.cmd\}', rules)) == rules.count("shell:") - rules.count('"false > {log:q}"')
+    # every stage's shell line runs its pipeline command; the rules' other shell line is the
+    # catch-all that refuses other datasets
+    from mienet.stages import STAGES
+
+    assert all(re.match(r"\(?\{params\.cmd\}", s.shell) for s in STAGES.values())
+    assert rules.count("shell:") == 2 and rules.count('"false > {log:q}"') == 1
 
 
 def test_dvc_repro_of_a_single_stage(reproduced):

@@ -30,7 +30,7 @@ def add_arguments(parser) -> None:
 
 def generated_files(params_path: Path, profile: str | None = None, root: Path = Path(".")) -> dict[Path, str]:
     from mienet.config import SCHEMA_FILE, load_params, schema_text
-    from mienet.pipeline import DVC_FILE, dvc_yaml_text
+    from mienet.stages import DVC_FILE, dvc_yaml_text
 
     params = load_params(params_path)
     if profile is not None:

@@ -1,15 +1,10 @@
-"""The pipeline, defined once: every stage's command, inputs, outputs and parameters.
+"""Every stage's shell command, from the validated params, and the settings the stages share.
 
-The Snakemake rules (``workflow/rules/*.smk``) take their shell commands and paths from
-here, and ``dvc.yaml`` is written from here for the active profile (``mienet generate``;
-a test fails when the committed file differs). The commands are the same strings in
-both; DVC gets ``${item.*}`` placeholders where Snakemake gets wildcards, and the
-variant and seed lists stay ``${ablation.variants}`` / ``${ablation.seeds}`` so that
-``dvc exp run -S ablation.seeds=[0]`` changes the stages it runs.
-
-Stages (per dataset of the profile; DVC names them ``<stage>@<dataset>[-<variant>[-<seed>]]``):
-synth (synthetic data only), extract_frames (video formats), make_annotations, train,
-evaluate, search, train_tuned, evaluate_tuned, bench_train, and once: report, zoo.
+The stage specs (:mod:`mienet.stages`) take their commands from :class:`Commands`, for the
+Snakemake rules and for ``dvc.yaml`` alike: the commands are the same strings in both. DVC
+gets ``${item.*}`` placeholders where Snakemake gets wildcards, and the variant and seed lists
+stay ``${ablation.variants}`` / ``${ablation.seeds}`` so that ``dvc exp run -S
+ablation.seeds=[0]`` changes the stages it runs. Every value reaches the shell quoted (:func:`q`).
 """
 
 from __future__ import annotations
@@ -17,19 +12,14 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import dataclass
-from pathlib import Path
 
 from mienet.config import SEARCH_DEFAULTS, TRAIN_DEFAULTS
 from mienet.registry.frames import DEFAULT_LAYOUT
-from mienet.layout import (DatasetLayout, Roots, annotations_dir, data_root, dataset_layout,
-                           profile_datasets)
+from mienet.layout import DatasetLayout, Roots, dataset_layout
 
-DVC_FILE = Path("dvc.yaml")
 PARAMS = "params.yaml"  # what DVC stages read; Snakemake passes its own (config with overrides)
 BENCH_VARIANTS = ("tsn", "mienet")
 PRETRAINED_DIR = "pretrained"
-EVALUATE_CODE = ("src/mienet/engine/evaluate.py", "src/mienet/engine/loading.py")
-TRAIN_CODE = ("src/mienet/engine", "src/mienet/models", "src/mienet/registry", "src/mienet/config.py", "src/mienet/layout.py")
 
 
 # A DVC placeholder while a stage is built: kept apart from user text (a path may contain
@@ -202,130 +192,3 @@ def imagenet_archs(params: dict, dataset: str) -> list[str]:
     fixed = {**recipe, **(params["search"].get("train") or {}),
              **((params["datasets"][dataset].get("search") or {}).get("train") or {})}
     return sorted({r.get("arch", TRAIN_DEFAULTS.arch) for r in (recipe, fixed) if r.get("pretrained") == "imagenet"})
-
-
-# --------------------------------------------------------------------------- dvc.yaml
-
-
-def _uncached(paths) -> list[dict]:
-    return [{p: {"cache": False}} for p in paths]
-
-
-def dvc_stages(params: dict) -> dict:
-    """The ``stages:`` of dvc.yaml for the profile in ``params``."""
-    from mienet.report import expected_outputs
-
-    cmd = Commands(params, PARAMS, templated=True)
-    roots = cmd.roots
-    names = profile_datasets(params)
-    layouts = {d: cmd.layout(d) for d in names}
-    threads = placeholder("resources.train_threads")
-    stages: dict = {}
-
-    # Data stages differ by dataset in more than a name: one stage per dataset.
-    for d in names:
-        lay = layouts[d]
-        if lay.spec.synthesized:
-            stages[f"synth_{d}"] = {
-                "cmd": cmd.synth(d, cmd.v("extract", "jobs")),
-                "deps": ["src/mienet/data/synth.py"], "params": ["synth"],
-                # persist: an interrupted synthesis resumes from its finished clips
-                "outs": [{lay.videos: {"persist": True}}]}
-        if lay.extracted:
-            stages[f"extract_frames_{d}"] = {
-                "cmd": cmd.extract_frames(d, cmd.v("extract", "jobs")),
-                "deps": [lay.videos, "src/mienet/data/frames.py"],
-                "params": ["extract"] + ([f"datasets.{d}.short_side"] if lay.short_side else []),
-                # persist: an interrupted extraction resumes instead of starting over
-                "outs": [{lay.frames: {"persist": True}}]}
-        ann_deps = [lay.frames if lay.extracted else lay.source, "src/mienet/data/annotations.py"]
-        stages[f"make_annotations_{d}"] = {
-            "cmd": cmd.make_annotations(d), "deps": ann_deps,
-            "params": ["annotations"] if lay.spec.split_by_settings else
-            [f"datasets.{d}.{k}" for k in ("format", "source", "root", "classes") if params["datasets"][d].get(k)],
-            "outs": [lay.annotations]}
-
-    item_d, item_v, item_s = (placeholder(f"item.{k}") for k in ("dataset", "variant", "seed"))
-    ann = annotations_dir(data_root(params), item_d)
-    run_seed = roots.run_dir(item_d, item_v, f"seed{item_s}")
-    res_seed = roots.result_dir(item_d, item_v, f"seed{item_s}")
-    train_params = [f"datasets.{d}.train" for d in names]
-
-    def evaluated(result_dir: str) -> dict:
-        return {
-            "metrics": _uncached([f"{result_dir}/metrics.json"]),
-            "plots": [{f"{result_dir}/train_log.csv": {"cache": False, "x": "epoch", "y": "val_top1"}},
-                      {f"{result_dir}/confusion.csv": {"cache": False}}],
-            "outs": _uncached([f"{result_dir}/predictions.csv", f"{result_dir}/per_class.csv"]),
-        }
-
-    stages["train"] = {
-        "matrix": {"dataset": names, "variant": placeholder("ablation.variants"),
-                   "seed": placeholder("ablation.seeds")},
-        "cmd": cmd.train(item_d, item_v, item_s, threads),
-        "deps": [ann, *TRAIN_CODE],
-        "params": train_params,
-        # persist: a killed training resumes from its last epoch
-        "outs": [{run_seed: {"persist": True}}]}
-    stages["evaluate"] = {
-        "matrix": {"dataset": names, "variant": placeholder("ablation.variants"),
-                   "seed": placeholder("ablation.seeds")},
-        "cmd": cmd.evaluate(item_d, item_v, f"seed{item_s}"),
-        "deps": [run_seed, ann, *EVALUATE_CODE], "params": ["evaluate"],
-        **evaluated(res_seed)}
-    if params["search"].get("enabled", True) and params["search"].get("variants"):
-        search_dir = roots.search_dir(item_d, item_v)
-        run_tuned = roots.run_dir(item_d, item_v, "tuned")
-        matrix = {"dataset": names, "variant": placeholder("search.variants")}
-        stages["search"] = {
-            "matrix": matrix, "cmd": cmd.search(item_d, item_v, threads),
-            "deps": [ann, "src/mienet/search", *TRAIN_CODE],
-            # the recipe and the dataset's search overrides; not the whole dataset entry, whose
-            # report-only keys (machine_margin) would re-run every search
-            "params": ["search"] + [f"datasets.{d}.{k}" for d in names for k in ("train", "search")
-                                    if params["datasets"][d].get(k) is not None],
-            "outs": _uncached([f"{search_dir}/best_params.yaml", f"{search_dir}/trials.csv"]),
-            "metrics": _uncached([f"{search_dir}/summary.json"])}
-        stages["train_tuned"] = {
-            "matrix": matrix, "cmd": cmd.train_tuned(item_d, item_v, threads),
-            "deps": [ann, f"{search_dir}/best_params.yaml", *TRAIN_CODE],
-            "params": train_params, "outs": [{run_tuned: {"persist": True}}]}
-        stages["evaluate_tuned"] = {
-            "matrix": matrix, "cmd": cmd.evaluate(item_d, item_v, "tuned"),
-            "deps": [run_tuned, ann, *EVALUATE_CODE], "params": ["evaluate"],
-            **evaluated(roots.result_dir(item_d, item_v, "tuned"))}
-    for d in names:
-        stages[f"bench_train_{d}"] = {
-            "foreach": list(BENCH_VARIANTS),
-            "do": {"cmd": cmd.bench_train(d, placeholder("item"), threads, f"datasets.{d}.train"),
-                   "deps": ["src/mienet/bench/training.py"], "params": [f"datasets.{d}.train"],
-                   "outs": _uncached([roots.bench_file(d, placeholder("item"))])}}
-    stages["report"] = {
-        "cmd": cmd.report(names),
-        "deps": [f"{roots.results}/{d}" for d in names] + [f"{roots.results}/bench", "src/mienet/report"],
-        "outs": _uncached(f"{roots.results}/{p}" for p in expected_outputs(names))}
-    stages["zoo"] = {
-        "cmd": cmd.zoo(),
-        "deps": [PRETRAINED_DIR, "src/mienet/zoo.py", "src/mienet/released.py", "src/mienet/engine/evaluate.py",
-                 "src/mienet/engine/loading.py", "src/mienet/models", "src/mienet/report"],
-        "params": ["zoo"], "outs": _uncached(roots.zoo_tables())}
-    return dvc_text(stages)
-
-
-def dvc_yaml_text(params: dict) -> str:
-    import yaml
-
-    profile = params.get("profile")
-    header = (
-        f"# GENERATED by `mienet generate` from src/mienet/pipeline.py for profile {profile!r}\n"
-        "# (the same commands as the Snakemake rules). Do not edit: change params.yaml or the\n"
-        "# pipeline module, then run `mienet generate`. With .venv activated:\n"
-        "#   dvc repro                                  everything that changed\n"
-        "#   dvc repro train@<dataset>-mienet-0         one stage (and what it needs)\n"
-        "#   dvc exp run -S ablation.seeds=[0]          an experiment with a changed parameter\n"
-        "#   dvc metrics show ; dvc plots show\n")
-    class NoAliases(yaml.SafeDumper):
-        def ignore_aliases(self, data):
-            return True
-
-    return header + yaml.dump({"stages": dvc_stages(params)}, Dumper=NoAliases, sort_keys=False, width=110)
