@@ -1,8 +1,11 @@
 """``mienet generate``: write the files derived from the one definition of each fact.
 
 - ``workflow/schemas/params.schema.yaml`` from the typed configuration model (:mod:`mienet.config`);
-- ``dvc.yaml`` from the pipeline definition (:mod:`mienet.pipeline`) for the active profile
-  of ``--params`` (or ``--profile``).
+- ``dvc.yaml`` from the stage specs (:mod:`mienet.stages`) for the active profile of ``--params``
+  (or ``--profile``).
+
+It also checks that the SLURM profile's rule families are the stages' (a family naming no stage,
+or a stage without resources, is an error).
 
 ``--check`` writes nothing and exits 1 naming each file that differs from what would be
 written (the test suite runs it). Switching DVC to the paper profile::
@@ -12,15 +15,19 @@ written (the test suite runs it). Switching DVC to the paper profile::
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
+from mienet.config import SCHEMA_FILE, load_params, name_arg, schema_text
 from mienet.errors import MienetError
+from mienet.io import environment_tool, write_text_atomic
+from mienet.stages import DVC_FILE, SLURM_PROFILE, dvc_yaml_text, profile_family_problems
 
 
 def add_arguments(parser) -> None:
-    from mienet.config import name_arg
-
     parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="default: params.yaml")
     parser.add_argument("--profile", type=name_arg, help="write dvc.yaml for this profile (default: `profile` of --params)")
     parser.add_argument("--check", action="store_true",
@@ -29,8 +36,6 @@ def add_arguments(parser) -> None:
 
 
 def generated_files(params_path: Path, profile: str | None = None, root: Path = Path(".")) -> dict[Path, str]:
-    from mienet.config import SCHEMA_FILE, load_params, schema_text
-    from mienet.stages import DVC_FILE, dvc_yaml_text
 
     params = load_params(params_path)
     if profile is not None:
@@ -51,12 +56,6 @@ def prune_lock(root: Path) -> tuple[list[str], list[str]]:
     ``.dvc/tmp/mienet-parked-dvc.lock``; the parked entries of stages that are back (the profile
     switched back) and missing from dvc.lock return, so those stages are up to date again if
     nothing of theirs changed. Returns (parked, restored) stage names. Needs DVC and a .dvc folder."""
-    import subprocess
-
-    import yaml
-
-    from mienet.io import environment_tool, write_text_atomic
-
     lock, parked_file = root / "dvc.lock", root / PARKED_LOCK
     dvc = environment_tool("dvc")
     if not (lock.is_file() or parked_file.is_file()) or not (root / ".dvc").is_dir() or dvc is None:
@@ -84,8 +83,6 @@ def prune_lock(root: Path) -> tuple[list[str], list[str]]:
 
 
 def run(args) -> int:
-    from mienet.io import write_text_atomic
-
     stale = []
     for path, text in generated_files(args.params, args.profile, args.root).items():
         current = path.read_text(encoding="utf-8") if path.is_file() else None
@@ -105,8 +102,12 @@ def run(args) -> int:
                   f"{PARKED_LOCK} (they come back with their stages)")
         if restored:
             print(f"generate: restored {len(restored)} stage(s) of dvc.lock from {PARKED_LOCK}")
+    profile = args.root / SLURM_PROFILE
+    problems = profile_family_problems(profile) if profile.is_file() else []
+    for problem in problems:
+        print(f"generate: {problem}", file=sys.stderr)
     if stale:
         print(f"generate: out of date: {', '.join(stale)}; run `mienet generate`"
               + (f" --profile {args.profile}" if args.profile else ""), file=sys.stderr)
         return 1
-    return 0
+    return 1 if problems else 0
