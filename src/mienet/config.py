@@ -33,7 +33,7 @@ from mienet.errors import MienetError
 from mienet.io import write_text_atomic
 from mienet.registry.formats import FORMATS
 from mienet.registry.frames import DEFAULT_LAYOUT, FRAME_TEMPLATE, LAYOUTS
-from mienet.registry.variants import ARCH_NAMES, VARIANTS
+from mienet.registry.variants import ARCH_NAMES, FULL_MODEL, VARIANTS
 
 SCHEMA_FILE = Path("workflow/schemas/params.schema.yaml")
 # Names that become folder names, Snakemake wildcards, DVC matrix items and command-line
@@ -88,7 +88,7 @@ class TrainConfig:
     root: str = setting("", help="dataset root of the lists' paths")
     out: str = setting("", help="run folder")
     dataset: str = setting("custom", help="dataset name")
-    variant: str = setting("mienet", help="model variant")
+    variant: str = setting(FULL_MODEL, help="model variant")
     arch: str = setting("resnet50", role="recipe", enum=list(ARCH_NAMES),
                         help="backbone: " + ", ".join(ARCH_NAMES) + " (resnet10 has no ImageNet weights)")
     segments: int = setting(3, role="recipe", minimum=1, help="T segments per clip")

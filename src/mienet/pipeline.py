@@ -14,11 +14,12 @@ import shlex
 from dataclasses import dataclass
 
 from mienet.config import SEARCH_DEFAULTS, TRAIN_DEFAULTS
-from mienet.registry.frames import DEFAULT_LAYOUT
 from mienet.layout import DatasetLayout, Roots, dataset_layout
+from mienet.registry.frames import DEFAULT_LAYOUT
+from mienet.registry.variants import BASELINE, FULL_MODEL
 
 PARAMS = "params.yaml"  # what DVC stages read; Snakemake passes its own (config with overrides)
-BENCH_VARIANTS = ("tsn", "mienet")
+BENCH_VARIANTS = (BASELINE, FULL_MODEL)  # the training-speed benchmark's two ends
 PRETRAINED_DIR = "pretrained"
 
 

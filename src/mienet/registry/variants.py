@@ -75,7 +75,7 @@ IMAGENET_FILES: dict[str, str] = {
     "resnet18": "resnet18-f37072fd.pth", "resnet34": "resnet34-b627a593.pth",
     "resnet50": "resnet50-0676ba61.pth", "resnet101": "resnet101-63fe2227.pth",
 }
-FETCH_RULE = "fetch_weights"  # the workflow's local rule that downloads them (workflow/rules/train.smk)
+FETCH_RULE = "fetch_weights"  # the workflow's local rule that downloads them (mienet.stages)
 
 
 def torch_hub_dir() -> str:
@@ -107,3 +107,5 @@ VARIANTS: dict[str, Variant] = {
         Variant("mienet", "afm", True, "MIE-Net: AFM(RGB, PA) with DPTAM", "MIE-Net", 3),
     )
 }
+FULL_MODEL = "mienet"  # the model of the paper: the default variant, the one the report leads with
+BASELINE = "tsn"  # what every effect is measured against
