@@ -181,96 +181,142 @@ def wall_clock(jobs_by_dataset: dict[str, list[Job]], wall: WallClock) -> dict:
     return out
 
 
-def build_table(params_path: Path, profile: str | None, rate: float, bytes_per_frame: float | None,
-                loader_per_worker: float | None = None, cores_per_gpu: int = 16,
-                wall: WallClock | None = None) -> dict:
-    from mienet.config import TrainConfig, load_params
-    from mienet.layout import dataset_layout, profile_datasets
-    from mienet.pipeline import search_jobs, training_gpus
-    from mienet.search.space import read_search_settings
+def _profile_params(params_path: Path, profile: str | None) -> dict:
+    """params.yaml, with ``profile`` (one of its profiles) the active one when given."""
+    from mienet.config import load_params
 
     params = load_params(params_path)
     if profile is not None:
         if profile not in params["profiles"]:
             raise MienetError(f"profile {profile!r} is not in {params_path} (profiles: {', '.join(params['profiles'])})")
         params["profile"] = profile
+    return params
+
+
+class _DatasetCosts:
+    """One dataset of the profile: its sizes, and the GPU-hours of its runs at ``rate`` training
+    clips/s for the reference model (``ref`` GFLOPs a clip), every other model scaled by its FLOPs."""
+
+    def __init__(self, params: dict, name: str, rate: float, ref: float):
+        from mienet.config import TrainConfig
+        from mienet.layout import dataset_layout
+
+        self.name, self.rate, self.ref = name, rate, ref
+        self.recipe = params["datasets"][name]["train"]
+        self.frames_per_segment = self.recipe.get("frames_per_segment", TrainConfig.frames_per_segment)
+        self.workers = self.recipe.get("workers", TrainConfig.workers)
+        self.layout = dataset_layout(params, name)
+        self.splits, self.classes, self.source = dataset_sizes(name, Path(self.layout.annotations), self.layout.format)
+        ev = params["evaluate"]
+        self.views = ev["clips"] * ev["crops"]
+        self.scored = self.layout.standard_split if ev["split"] == "standard" else ev["split"]
+        self.n_train, self.n_val = self.splits["train"].clips, self.splits["val"].clips
+        self.n_scored = self.splits.get(self.scored, self.splits["val"]).clips
+
+    def model(self, variant: str) -> dict:  # model_stats is cached: computed once per variant
+        r = self.recipe
+        return model_stats(variant, r["arch"], r["segments"], r["size"], frames_per_segment=self.frames_per_segment,
+                           num_classes=self.classes)
+
+    def hours(self, variant: str, clips: float) -> float:
+        return clips / (self.rate * self.ref / self.model(variant)["gflops"]) / 3600
+
+    def run_hours(self, variant: str) -> float:
+        """One training: every epoch's clips, validation forward only."""
+        return self.hours(variant, self.recipe["epochs"] * (self.n_train + self.n_val / 3))
+
+    def eval_hours(self, variant: str) -> float:
+        return self.hours(variant, self.n_scored * self.views / 3)
+
+    def search_trials(self, params_path: Path) -> tuple[int, float]:
+        """The trials of the dataset's study and the clips they go through together: every trial
+        epoch, the subset's train clips and a third of its val clips (forward only)."""
+        from mienet.search.space import read_search_settings
+
+        settings, _ = read_search_settings(params_path, self.name)
+        sub = settings.subset or {}
+        st = sub.get("train_per_class", 0) * self.classes or self.n_train
+        sv = sub.get("val_per_class", 0) * self.classes or self.n_val
+        return settings.n_trials, settings.n_trials * settings.train.get("epochs", self.recipe["epochs"]) * (st + sv / 3)
+
+
+def _gpu_hours(d: _DatasetCosts, variants: list[str], seeds: list[int], searched: list[str],
+               params_path: Path) -> dict:
+    """GPU-hours of one dataset: a training of each variant (``per_run``), the ablation's trainings
+    and evaluations over the seeds, the searches (no pruning: an upper bound) and the tuned trainings
+    with their evaluations; the studies' trials and the clips they go through together."""
+    per_run = {v: d.run_hours(v) for v in variants}
+    out = {"per_run": per_run, "training": sum(per_run.values()) * len(seeds),
+           "evaluation": sum(d.eval_hours(v) for v in variants) * len(seeds), "search": 0.0, "tuned": 0.0,
+           "trials": 0, "trial_clips": 0.0}
+    if searched:
+        out["trials"], out["trial_clips"] = d.search_trials(params_path)
+    for v in searched:
+        out["search"] += d.hours(v, out["trial_clips"])
+        out["tuned"] += d.run_hours(v) + d.eval_hours(v)
+    return out
+
+
+def _dataset_row(d: _DatasetCosts, hours: dict, runs: int, searches: int, k: int, rate: float,
+                 bytes_per_frame: float | None) -> tuple[dict, float, float]:
+    """The table's row of one dataset (``hours`` of :func:`_gpu_hours`, ``runs`` trainings of the
+    ablation, ``searches`` studies of ``k`` worker jobs each), with the disk of its frames (0 when
+    unknown) and checkpoints in GB, unrounded, for the totals."""
+    # train + evaluate; per search its worker jobs and final step (one job when k = 1), the
+    # tuned training and its evaluation; bench x2
+    gpu_jobs = 2 * runs + searches * (2 + (k + 1 if k > 1 else 1)) + 2
+    data_jobs = 1 + d.layout.extracted + d.layout.spec.synthesized  # (synth,) extract, annotations
+    splits = d.splits
+    frames = sum(s.frames for s in splits.values() if s.frames) if all(s.frames for s in splits.values()) else None
+    frames_gb = frames * bytes_per_frame / 1e9 if frames and bytes_per_frame else None
+    ckpt_gb = (runs + searches) * CHECKPOINT_FILES * CHECKPOINT_FACTOR * 4 * max(
+        d.model(v)["params_m"] for v in hours["per_run"]) * 1e6 / 1e9
+    train_h, eval_h, search_h, tuned_h = hours["training"], hours["evaluation"], hours["search"], hours["tuned"]
+    row = {"dataset": d.name, "source": d.source, "train_clips": d.n_train, "val_clips": d.n_val,
+           "scored_split": d.scored, "scored_clips": d.n_scored, "epochs": d.recipe["epochs"],
+           "segments": d.recipe["segments"], "runs": runs, "jobs": gpu_jobs + data_jobs, "gpu_jobs": gpu_jobs,
+           "gpu_hours_training": round(train_h, 1), "gpu_hours_evaluation": round(eval_h, 2),
+           "gpu_hours_search": round(search_h, 1), "gpu_hours_tuned": round(tuned_h, 1),
+           "gpu_hours": round(train_h + eval_h + search_h + tuned_h, 1),
+           "longest_training_h": round(max(hours["per_run"].values()), 1),
+           "frames_per_clip": d.recipe["segments"] * d.frames_per_segment,
+           "gpu_clips_per_s": round(rate * d.ref / d.model(REFERENCE[0])["gflops"], 1),
+           "frames": frames, "frames_gb": None if frames_gb is None else round(frames_gb, 1),
+           "checkpoints_gb": round(ckpt_gb, 1)}
+    return row, frames_gb or 0.0, ckpt_gb
+
+
+def build_table(params_path: Path, profile: str | None, rate: float, bytes_per_frame: float | None,
+                loader_per_worker: float | None = None, cores_per_gpu: int = 16,
+                wall: WallClock | None = None) -> dict:
+    from mienet.layout import profile_datasets
+    from mienet.pipeline import search_jobs, training_gpus
+
+    params = _profile_params(params_path, profile)
     variants, seeds = params["ablation"]["variants"], params["ablation"]["seeds"]
     searched = params["search"]["variants"] if params["search"]["enabled"] else []
-    ev = params["evaluate"]
-    views = ev["clips"] * ev["crops"]
     ref = model_stats(*REFERENCE[:3], REFERENCE[3])["gflops"]
     rows, totals = [], {"jobs": 0, "gpu_jobs": 0, "gpu_hours": 0.0, "frames_gb": 0.0, "checkpoints_gb": 0.0}
     jobs_by_dataset: dict[str, list[Job]] = {}
     for name in profile_datasets(params):
-        recipe = params["datasets"][name]["train"]
-        T, size = recipe["segments"], recipe["size"]
-        L = recipe.get("frames_per_segment", TrainConfig.frames_per_segment)
-        lay = dataset_layout(params, name)
-        splits, classes, source = dataset_sizes(name, Path(lay.annotations), lay.format)
-        scored = lay.standard_split if ev["split"] == "standard" else ev["split"]
-        n_train, n_val = splits["train"].clips, splits["val"].clips
-        n_scored = splits.get(scored, splits["val"]).clips
-
-        def model(variant: str) -> dict:  # model_stats is cached: computed once per variant
-            return model_stats(variant, recipe["arch"], T, size, frames_per_segment=L, num_classes=classes)
-
-        def hours(variant: str, clips: float) -> float:
-            return clips / (rate * ref / model(variant)["gflops"]) / 3600
-
-        def run_hours(variant: str) -> float:  # one training: every epoch's clips, validation forward only
-            return hours(variant, recipe["epochs"] * (n_train + n_val / 3))
-
-        def eval_hours(variant: str) -> float:
-            return hours(variant, n_scored * views / 3)
-
-        per_run = {v: run_hours(v) for v in variants}
-        train_h = sum(per_run.values()) * len(seeds)
-        eval_h = sum(eval_hours(v) for v in variants) * len(seeds)
+        d = _DatasetCosts(params, name, rate, ref)
+        hours = _gpu_hours(d, variants, seeds, searched, params_path)
         k = search_jobs(params, name)
-        search_h = tuned_h = 0.0
-        if searched:
-            settings, _ = read_search_settings(params_path, name)
-            sub = settings.subset or {}
-            st = sub.get("train_per_class", 0) * classes or n_train
-            sv = sub.get("val_per_class", 0) * classes or n_val
-            trial_clips = settings.n_trials * settings.train.get("epochs", recipe["epochs"]) * (st + sv / 3)
-        for v in searched:
-            search_h += hours(v, trial_clips)
-            tuned_h += run_hours(v) + eval_hours(v)
         if wall is not None:
-            evals = {v: eval_hours(v) for v in {*variants, *searched}}
-            searches = {v: (settings.n_trials, hours(v, trial_clips) / settings.n_trials, run_hours(v))
-                        for v in searched if settings.n_trials}
-            jobs_by_dataset[name] = dataset_jobs(name, per_run, evals, seeds, searches, wall, k,
+            evals = {v: d.eval_hours(v) for v in {*variants, *searched}}
+            trials, trial_clips = hours["trials"], hours["trial_clips"]
+            searches = {v: (trials, d.hours(v, trial_clips) / trials, d.run_hours(v)) for v in searched if trials}
+            jobs_by_dataset[name] = dataset_jobs(name, hours["per_run"], evals, seeds, searches, wall, k,
                                                  training_gpus(params, name))
-        runs = len(variants) * len(seeds)
-        # train + evaluate; per search its worker jobs and final step (one job when k = 1), the
-        # tuned training and its evaluation; bench x2
-        gpu_jobs = 2 * runs + len(searched) * (2 + (k + 1 if k > 1 else 1)) + 2
-        data_jobs = 1 + lay.extracted + lay.spec.synthesized  # (synth,) extract, annotations
-        frames = sum(s.frames for s in splits.values() if s.frames) if all(s.frames for s in splits.values()) else None
-        frames_gb = frames * bytes_per_frame / 1e9 if frames and bytes_per_frame else None
-        ckpt_gb = (runs + len(searched)) * CHECKPOINT_FILES * CHECKPOINT_FACTOR * 4 * max(
-            model(v)["params_m"] for v in variants) * 1e6 / 1e9
-        row = {"dataset": name, "source": source, "train_clips": n_train, "val_clips": n_val,
-               "scored_split": scored, "scored_clips": n_scored, "epochs": recipe["epochs"], "segments": T,
-               "runs": runs, "jobs": gpu_jobs + data_jobs, "gpu_jobs": gpu_jobs,
-               "gpu_hours_training": round(train_h, 1), "gpu_hours_evaluation": round(eval_h, 2),
-               "gpu_hours_search": round(search_h, 1), "gpu_hours_tuned": round(tuned_h, 1),
-               "gpu_hours": round(train_h + eval_h + search_h + tuned_h, 1),
-               "longest_training_h": round(max(per_run.values()), 1),
-               "frames_per_clip": T * L,
-               "gpu_clips_per_s": round(rate * ref / model(REFERENCE[0])["gflops"], 1),
-               "frames": frames, "frames_gb": None if frames_gb is None else round(frames_gb, 1),
-               "checkpoints_gb": round(ckpt_gb, 1)}
+        row, frames_gb, ckpt_gb = _dataset_row(d, hours, len(variants) * len(seeds), len(searched), k, rate,
+                                               bytes_per_frame)
         if loader_per_worker is not None:
-            row["loader"] = loader_check(row, recipe.get("workers", TrainConfig.workers), loader_per_worker,
-                                         cores_per_gpu)
+            row["loader"] = loader_check(row, d.workers, loader_per_worker, cores_per_gpu)
         rows.append(row)
         totals["jobs"] += row["jobs"]
-        totals["gpu_jobs"] += gpu_jobs
+        totals["gpu_jobs"] += row["gpu_jobs"]
         totals["gpu_hours"] += row["gpu_hours"]
-        totals["frames_gb"] += frames_gb or 0.0
+        totals["frames_gb"] += frames_gb
         totals["checkpoints_gb"] += ckpt_gb
     totals["jobs"] += 2  # report, zoo
     totals = {k: round(v, 1) if isinstance(v, float) else v for k, v in totals.items()}

@@ -9,7 +9,7 @@ Layouts written (``--layout``, ``extract.layout`` in params.yaml)::
                                                           width, height, fps, status, error
 
 Both hold the same encoder output (OpenCV's JPEG at ``--quality``, or PNG), so a clip decodes to
-identical pixels from either; the loader (:class:`mienet.engine.data.ClipDataset`) and
+identical pixels from either; the loader (:class:`mienet.engine.dataset.ClipDataset`) and
 ``make-annotations`` read both, and a list line ``frames/<video id> 45 3`` names either. The
 packed layout exists for scale: Something-Something V2 is 220,847 videos and about 10 million
 frames, and DVC (status, commit, push) works per file; ``docs/scale.md`` has the measurements.
@@ -44,12 +44,12 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from mienet.data import pack
+from mienet.data.ffmpeg_log import captured_stderr, with_reason
 from mienet.errors import MienetError
 from mienet.io import make_temp_dir, write_bytes_named, write_text_atomic
 from mienet.registry.frames import (DEFAULT_LAYOUT, FRAME_TEMPLATE, IMAGE_TEMPLATE, LAYOUTS,  # noqa: F401
@@ -186,53 +186,6 @@ def _resized_shape(width: int, height: int, short_side: int | None) -> tuple[int
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-_FFMPEG_LINE = re.compile(r"^\[[^\]]* @ (?:0x)?[0-9a-fA-F]+\]\s*(.*)$")
-
-
-@contextlib.contextmanager
-def _captured_stderr():
-    """Capture what the C libraries (FFmpeg through OpenCV) print on file descriptor 2.
-
-    FFmpeg's messages ("moov atom not found") would otherwise land in the middle of the
-    progress bar; captured, the last of them becomes the reason a video failed. Yields a
-    list that holds the captured lines once the block has ended.
-    """
-    lines: list[str] = []
-    try:
-        sink = tempfile.TemporaryFile()
-    except OSError:  # nowhere to keep them: drop them
-        sink = open(os.devnull, "w+b")
-    with sink:
-        sys.stderr.flush()
-        saved = os.dup(2)
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield lines
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            try:
-                sink.seek(0)
-                text = sink.read(1 << 16).decode("utf-8", "replace")
-            except OSError:
-                text = ""
-            lines.extend(line.strip() for line in text.splitlines() if line.strip())
-
-
-def _ffmpeg_reason(lines: list[str]) -> str:
-    """The last FFmpeg message (without its ``[demuxer @ 0x...]`` prefix), or ''."""
-    for line in reversed(lines):
-        m = _FFMPEG_LINE.match(line)
-        if m and m.group(1):
-            return m.group(1)
-    return ""
-
-
-def _with_reason(message: str, lines: list[str]) -> str:
-    reason = _ffmpeg_reason(lines)
-    return f"{message} (FFmpeg: {reason})" if reason else message
-
-
 def extract_video(source: Path, base: Path, partial_root: Path, vid: str, ext: str = "jpg",
                   short_side: int | None = None, quality: int = 95, layout: str = DEFAULT_LAYOUT) -> VideoRecord:
     """Decode ``source`` into the frames of ``base`` (``FRAMES_DIR/<id>``) in ``layout``.
@@ -253,10 +206,10 @@ def extract_video(source: Path, base: Path, partial_root: Path, vid: str, ext: s
     if not os.access(source, os.R_OK):
         rec.status, rec.error = "failed", "file is not readable (permissions)"
         return rec
-    with _captured_stderr() as ffmpeg_log:
+    with captured_stderr() as ffmpeg_log:
         rec = _decode_video(source, Path(base), partial_root, rec, ext, short_side, quality, layout)
     if rec.error:  # failed, or a warning ("decoded 80 of 120 frames"): FFmpeg may say why
-        rec.error = _with_reason(rec.error, ffmpeg_log)
+        rec.error = with_reason(rec.error, ffmpeg_log)
     return rec
 
 
@@ -469,6 +422,80 @@ class _DirLock:
         self.fh.close()
 
 
+def _plan(videos: dict[str, Path], frames_dir: Path, partial_root: Path, ext: str, short_side: int | None,
+          quality: int, layout: str) -> tuple[dict[str, VideoRecord], list[tuple], list[str], int]:
+    """What a run does with each video: the records of the outputs already finished in ``layout``
+    (skipped), and a job for every other video: converting its output finished in the other layout,
+    else extracting it. Also the ids extracted again (their output lost frames or is damaged) and
+    the number of conversions."""
+    other = other_layout(layout)
+    records: dict[str, VideoRecord] = {}
+    todo = []
+    redone = []
+    converted = 0
+    for vid, src in videos.items():
+        base = frames_dir / vid
+        done, why = check_finished(vid, src, output_path(base, layout), ext, short_side, quality, layout)
+        if done is not None:
+            records[vid] = done
+            continue
+        if not why:  # never finished in this layout: maybe in the other one
+            ready = finished_record(vid, src, output_path(base, other), ext, short_side, quality, other)
+            if ready is not None:
+                todo.append(("convert", base, partial_root, ready, layout, ext))
+                converted += 1
+                continue
+        if why:
+            log.warning("%s: extracting %s again", why, src)
+            redone.append(vid)
+        todo.append(("extract", src, base, partial_root, vid, ext, short_side, quality, layout))
+    return records, todo, redone, converted
+
+
+def _run_jobs(todo: list[tuple], jobs: int, records: dict[str, VideoRecord], frames_dir: Path,
+              partial_root: Path, progress: bool) -> None:
+    """Run ``todo`` in up to ``jobs`` worker processes, adding each video's record to ``records``
+    and keeping the manifest current; the partial frames are removed and the manifest written at
+    the end, also when an error (a full disk, Ctrl-C) stops the run."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(todo), unit="video", desc="extract-frames", disable=not progress,
+               file=sys.stderr)
+    last_write = time.monotonic()
+
+    def collect(rec: VideoRecord) -> None:
+        nonlocal last_write
+        records[rec.id] = rec
+        bar.update(1)
+        if time.monotonic() - last_write > 10:  # keep the manifest current on long runs
+            write_manifest(frames_dir, records)
+            last_write = time.monotonic()
+
+    try:
+        if jobs > 1 and len(todo) > 1:
+            ctx = multiprocessing.get_context("fork")
+            with ctx.Pool(min(jobs, len(todo))) as pool:
+                for rec in pool.imap_unordered(_worker, todo):
+                    collect(rec)
+        else:
+            for job in todo:
+                collect(_worker(job))
+    except BaseException:
+        # Stopped (full disk, Ctrl-C): partial frames go first, which frees their space;
+        # the manifest then lists what is finished. The error that stopped the run is
+        # the one reported, not a second one from writing the manifest.
+        bar.leave = False  # the error message, not a stale bar, is the last line
+        bar.close()
+        shutil.rmtree(partial_root, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            write_manifest(frames_dir, records)
+        raise
+    bar.close()
+    shutil.rmtree(partial_root, ignore_errors=True)
+    # Rows of videos no longer in the folder are dropped: the manifest describes this run.
+    write_manifest(frames_dir, records)
+
+
 def extract_frames(videos_dir: str | Path, frames_dir: str | Path, jobs: int = 1, ext: str = "jpg",
                    short_side: int | None = None, quality: int = 95, progress: bool = True,
                    layout: str = DEFAULT_LAYOUT) -> dict:
@@ -479,10 +506,8 @@ def extract_frames(videos_dir: str | Path, frames_dir: str | Path, jobs: int = 1
     A video finished in the other layout (with the same video and settings) is converted, not
     decoded again (``converted`` in the summary).
     """
-    from tqdm import tqdm
-
     videos_dir, frames_dir = Path(videos_dir), Path(frames_dir)
-    other = other_layout(layout)
+    other_layout(layout)  # checks it
     if ext not in ("jpg", "png"):
         raise MienetError(f"--ext must be jpg or png, not {ext!r}")
     if short_side is not None and short_side < 8:
@@ -493,62 +518,9 @@ def extract_frames(videos_dir: str | Path, frames_dir: str | Path, jobs: int = 1
     with _DirLock(frames_dir):
         partial_root = frames_dir / PARTIAL_DIR
         shutil.rmtree(partial_root, ignore_errors=True)  # leftovers of a killed run
-        records: dict[str, VideoRecord] = {}
-        todo = []
-        redone = []
-        converted = 0
-        for vid, src in videos.items():
-            base = frames_dir / vid
-            done, why = check_finished(vid, src, output_path(base, layout), ext, short_side, quality, layout)
-            if done is not None:
-                records[vid] = done
-                continue
-            if not why:  # never finished in this layout: maybe in the other one
-                ready = finished_record(vid, src, output_path(base, other), ext, short_side, quality, other)
-                if ready is not None:
-                    todo.append(("convert", base, partial_root, ready, layout, ext))
-                    converted += 1
-                    continue
-            if why:
-                log.warning("%s: extracting %s again", why, src)
-                redone.append(vid)
-            todo.append(("extract", src, base, partial_root, vid, ext, short_side, quality, layout))
+        records, todo, redone, converted = _plan(videos, frames_dir, partial_root, ext, short_side, quality, layout)
         skipped = len(records)
-        bar = tqdm(total=len(todo), unit="video", desc="extract-frames", disable=not progress,
-                   file=sys.stderr)
-        last_write = time.monotonic()
-
-        def collect(rec: VideoRecord) -> None:
-            nonlocal last_write
-            records[rec.id] = rec
-            bar.update(1)
-            if time.monotonic() - last_write > 10:  # keep the manifest current on long runs
-                write_manifest(frames_dir, records)
-                last_write = time.monotonic()
-
-        try:
-            if jobs > 1 and len(todo) > 1:
-                ctx = multiprocessing.get_context("fork")
-                with ctx.Pool(min(jobs, len(todo))) as pool:
-                    for rec in pool.imap_unordered(_worker, todo):
-                        collect(rec)
-            else:
-                for job in todo:
-                    collect(_worker(job))
-        except BaseException:
-            # Stopped (full disk, Ctrl-C): partial frames go first, which frees their space;
-            # the manifest then lists what is finished. The error that stopped the run is
-            # the one reported, not a second one from writing the manifest.
-            bar.leave = False  # the error message, not a stale bar, is the last line
-            bar.close()
-            shutil.rmtree(partial_root, ignore_errors=True)
-            with contextlib.suppress(OSError):
-                write_manifest(frames_dir, records)
-            raise
-        bar.close()
-        shutil.rmtree(partial_root, ignore_errors=True)
-        # Rows of videos no longer in the folder are dropped: the manifest describes this run.
-        write_manifest(frames_dir, records)
+        _run_jobs(todo, jobs, records, frames_dir, partial_root, progress)
     failed = [r for r in records.values() if r.status == "failed"]
     done = [r for r in records.values() if r.status == "ok"]
     return {
