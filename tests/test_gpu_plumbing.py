@@ -202,14 +202,14 @@ def test_bench_train_compare_at_two_batches_reports_ratios_tflops_and_skips_cuda
 
 
 def test_dropping_the_page_cache_writes_3_and_reports_a_refusal(tmp_path, monkeypatch):
-    from mienet.engine import bench
+    from mienet.bench import e2e
 
     target = tmp_path / "drop_caches"  # stands in for /proc/sys/vm/drop_caches (root only)
     target.write_text("0\n")
-    monkeypatch.setattr(bench, "DROP_CACHES", str(target))
-    assert bench.drop_page_cache()[0] is True and target.read_text() == "3\n"
-    monkeypatch.setattr(bench, "DROP_CACHES", str(tmp_path / "missing" / "drop_caches"))
-    dropped, why = bench.drop_page_cache()
+    monkeypatch.setattr(e2e, "DROP_CACHES", str(target))
+    assert e2e.drop_page_cache()[0] is True and target.read_text() == "3\n"
+    monkeypatch.setattr(e2e, "DROP_CACHES", str(tmp_path / "missing" / "drop_caches"))
+    dropped, why = e2e.drop_page_cache()
     assert dropped is False and why.startswith("not dropped")
 
 

@@ -224,7 +224,7 @@ def test_workers_needed_rounds_up():
 
 
 def test_bf16_peaks_by_device_name_and_the_cuda_only_levers_on_cpu():
-    from mienet.engine.bench import bf16_peak_tflops, unavailable_reason
+    from mienet.bench.training import bf16_peak_tflops, unavailable_reason
     from mienet.engine.performance import precision_flags
 
     assert bf16_peak_tflops("NVIDIA H200") == 989.0

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import REPO
 from mienet.cli import main
-from mienet.data.scale import SSV2_CLIPS, fit_line
+from mienet.bench.scale_report import SSV2_CLIPS, fit_line
 
 TINY = ["--frames", "16", "--size", "32", "--classes", "2", "--segments", "2", "--crop", "32", "--batch", "2",
         "--batches", "1"]

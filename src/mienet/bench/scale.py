@@ -15,10 +15,10 @@ video; ``folders``: one JPEG file per frame) the benchmark
    ``dvc status`` three times with nothing changed (the first run is reported apart; the
    "warm" figure is the faster of the other two: DVC's state database and the page cache hold
    everything), and ``dvc push`` to the local remote. Then the same frames as the project's
-   pipeline tracks them: ``dvc.yaml`` written by :mod:`mienet.pipeline` for the scratch project,
+   pipeline tracks them: ``dvc.yaml`` written by :mod:`mienet.stages` for the scratch project,
    ``dvc commit`` of its ``extract_frames`` stage (the videos folder is that stage's dependency,
    the frames its output) and a plain ``dvc status`` of the whole pipeline, warm;
-5. measures the training loader (:class:`mienet.engine.data.ClipDataset` at T segments x L
+5. measures the training loader (:class:`mienet.engine.dataset.ClipDataset` at T segments x L
    frames, default 8 x 1 as the paper's SSv2 recipe, 224 px crop, training augmentation,
    page cache warm) with each worker count: clips/s, and per worker.
 
@@ -36,7 +36,8 @@ Also measured, once, on the smallest size: reading 8 frames of a clip (no decodi
 folder's files, from a pack, and from an uncompressed tar of the same JPEGs (``tarfile``, which
 has no index), the container choice behind :mod:`mienet.data.pack`.
 
-Results go to ``OUT.json`` and ``OUT.md`` (default ``results/bench/scale``) and are printed.
+The fits, the projection and the tables are :mod:`mienet.bench.scale_report`'s. Results go to
+``OUT.json`` and ``OUT.md`` (default ``results/bench/scale``) and are printed.
 The generated data is deleted afterwards unless ``--keep``.
 """
 
@@ -56,28 +57,22 @@ import tempfile
 import time
 from pathlib import Path
 
-from mienet.config import TrainConfig
-from mienet.registry.frames import FRAME_TEMPLATE
-from mienet.errors import MienetError
+import cv2
+import yaml
 
-SSV2_CLIPS = 220_847
-SSV2_FRAMES = 45
-TARGET_DVC_STATUS_S = 60.0
-TARGET_LOADER_CLIPS_PER_S = 200.0
-TARGET_CORES = 16
+from mienet.bench.loader import measure_loader
+from mienet.bench.scale_report import SSV2_FRAMES, bytes_per_frame, fit_and_project, markdown, refit, targets
+from mienet.config import TrainConfig, load_params
+from mienet.data.frames import LAYOUTS, extract_frames, read_manifest
+from mienet.data.pack import read_frames, write_pack
+from mienet.data.synth import CLASS_NAMES, clip_name, synthesize
+from mienet.engine.dataset import ClipDataset
+from mienet.errors import MienetError
+from mienet.io import environment_tool, write_text_atomic
+from mienet.registry.frames import FRAME_TEMPLATE
+from mienet.stages import dvc_yaml_text
+
 DATASET = "scale"
-QUANTITIES = {  # key: (label, unit)
-    "extract_s": ("extraction", "s"),
-    "files": ("files", ""),
-    "bytes": ("data bytes", "B"),
-    "disk_bytes": ("disk bytes", "B"),
-    "snakemake_n_s": ("snakemake -n", "s"),
-    "dvc_add_s": ("dvc add (frames)", "s"),
-    "dvc_status_s": ("dvc status (frames, warm)", "s"),
-    "dvc_push_s": ("dvc push (frames)", "s"),
-    "dvc_commit_stage_s": ("dvc commit (extract stage)", "s"),
-    "dvc_status_pipeline_s": ("dvc status (pipeline, warm)", "s"),
-}
 PROJECT_FILES = ("Snakefile", "workflow", "profiles", "pretrained", "src", ".dvcignore")
 
 
@@ -85,8 +80,6 @@ PROJECT_FILES = ("Snakefile", "workflow", "profiles", "pretrained", "src", ".dvc
 
 
 def _tool(name: str) -> str:
-    from mienet.io import environment_tool
-
     found = environment_tool(name)
     if not found:
         raise MienetError(f"`{name}` is not installed in this environment (looked beside {sys.executable})")
@@ -123,19 +116,6 @@ def folder_usage(folder: Path) -> dict:
     return {"files": files, "bytes": size, "disk_bytes": blocks * 512}
 
 
-def fit_line(xs: list[float], ys: list[float]) -> dict:
-    """Least-squares ``y = a + b x``, with R squared (1.0 for an exact fit)."""
-    n = len(xs)
-    if n < 2:
-        raise ValueError("a fit needs at least two sizes")
-    mx, my = sum(xs) / n, sum(ys) / n
-    sxx = sum((x - mx) ** 2 for x in xs)
-    b = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx if sxx else 0.0
-    a = my - b * mx
-    ss_tot = sum((y - my) ** 2 for y in ys)
-    ss_res = sum((y - a - b * x) ** 2 for x, y in zip(xs, ys))
-    return {"a": a, "b": b, "r2": 1.0 - ss_res / ss_tot if ss_tot else 1.0}
-
 
 def _split_sizes(total: int, classes: int) -> list[int]:
     """Clips per class for ``total`` clips over ``classes`` classes (the first ones get the rest)."""
@@ -147,8 +127,6 @@ def _split_sizes(total: int, classes: int) -> list[int]:
 
 def make_videos(work: Path, sizes: list[int], classes: int, frames: int, size: int, jobs: int) -> dict:
     """Synthesise the largest size once, into ``work/synth`` (see :func:`link_videos`)."""
-    from mienet.data.synth import synthesize
-
     largest = max(sizes)
     per_class = math.ceil(largest / classes)
     start = time.perf_counter()
@@ -162,8 +140,6 @@ def make_videos(work: Path, sizes: list[int], classes: int, frames: int, size: i
 def link_videos(synth: Path, target: Path, n: int, classes: int) -> None:
     """``target/<class>/clip_NNNN.mp4``: hard links to the first ``n`` clips of ``synth`` (real
     files to DVC and Snakemake, no copy)."""
-    from mienet.data.synth import CLASS_NAMES, clip_name
-
     for c, count in enumerate(_split_sizes(n, classes)):
         (target / CLASS_NAMES[c]).mkdir(parents=True, exist_ok=True)
         for k in range(count):
@@ -173,10 +149,6 @@ def link_videos(synth: Path, target: Path, n: int, classes: int) -> None:
 def write_project(project: Path, repo: Path, videos: Path, layout: str, jobs: int) -> dict:
     """A scratch copy of the workflow with one ``folder`` dataset, ``scale``, at ``videos``;
     returns its params."""
-    import yaml
-
-    from mienet.config import load_params
-
     project.mkdir(parents=True)
     for name in PROJECT_FILES:
         src = repo / name
@@ -198,8 +170,6 @@ def write_project(project: Path, repo: Path, videos: Path, layout: str, jobs: in
 
 def clip_list(frames_dir: Path, out: Path) -> int:
     """A frame list of every extracted clip (label: its class folder's rank); returns the clips."""
-    from mienet.data.frames import read_manifest
-
     records = [r for r in read_manifest(frames_dir).values() if r.status == "ok"]
     labels = {name: k for k, name in enumerate(sorted({r.id.split("/")[0] for r in records}))}
     out.write_text("".join(f"{frames_dir.name}/{r.id} {r.frames} {labels[r.id.split('/')[0]]}\n"
@@ -207,16 +177,14 @@ def clip_list(frames_dir: Path, out: Path) -> int:
     return len(records)
 
 
-def measure_loader(list_file: Path, root: Path, workers: list[int], segments: int, frames_per_segment: int,
-                   crop: int, batch: int, batches: int) -> dict:
-    from mienet.engine.data import ClipDataset
-    from mienet.engine.data import measure_loader as measure
-
+def loader_by_workers(list_file: Path, root: Path, workers: list[int], segments: int, frames_per_segment: int,
+                      crop: int, batch: int, batches: int) -> dict:
+    """The training loader's clips/s (and per worker) with each worker count, the better of two runs."""
     ds = ClipDataset(list_file, root, num_segments=segments, frames_per_segment=frames_per_segment, size=crop,
                      train=True, flip=False)
     out = {}
     for w in workers:  # the better of two runs: the CPUs may be shared
-        r = max((measure(ds, batch_size=batch, workers=w, batches=batches) for _ in range(2)),
+        r = max((measure_loader(ds, batch_size=batch, workers=w, batches=batches) for _ in range(2)),
                 key=lambda m: m["clips_per_s"])
         out[str(w)] = {"clips_per_s": r["clips_per_s"], "per_worker": round(r["clips_per_s"] / max(w, 1), 2),
                        "clips": r["clips"], "seconds": r["seconds"]}
@@ -227,8 +195,6 @@ def compare_containers(folders_frames: Path, work: Path, clips: int = 64, reads:
                        per_clip: int = 8, seed: int = 0) -> dict:
     """Clips/s reading ``per_clip`` random frames (bytes only) from folder files, packs and tars
     of the same JPEGs; ``clips`` clips of a folders-layout frames folder."""
-    from mienet.data.pack import read_frames, write_pack
-
     folders = sorted({p.parent for p in folders_frames.rglob("img_00001.*")})[:clips]
     if not folders:
         raise MienetError(f"no frame folders in {folders_frames}")
@@ -279,8 +245,6 @@ def compare_containers(folders_frames: Path, work: Path, clips: int = 64, reads:
 
 
 def measure_one(work: Path, repo: Path, n: int, layout: str, opts) -> tuple[dict, Path]:
-    from mienet.data.frames import extract_frames
-
     project = work / f"project_{n}_{layout}"
     videos = project / "videos"
     params = write_project(project, repo, videos, layout, opts.jobs)
@@ -301,8 +265,8 @@ def measure_one(work: Path, repo: Path, n: int, layout: str, opts) -> tuple[dict
         print(f"bench scale: {n} clips, {layout}: loader", file=sys.stderr, flush=True)
         list_file = project / "datasets" / DATASET / "all.txt"
         clip_list(frames_dir, list_file)
-        row["loader"] = measure_loader(list_file, frames_dir.parent, opts.workers, opts.segments,
-                                       opts.frames_per_segment, opts.crop, opts.batch, opts.batches)
+        row["loader"] = loader_by_workers(list_file, frames_dir.parent, opts.workers, opts.segments,
+                                          opts.frames_per_segment, opts.crop, opts.batch, opts.batches)
 
     if not opts.no_snakemake:
         print(f"bench scale: {n} clips, {layout}: snakemake -n", file=sys.stderr, flush=True)
@@ -334,8 +298,6 @@ def measure_one(work: Path, repo: Path, n: int, layout: str, opts) -> tuple[dict
             shutil.rmtree(remote, ignore_errors=True)
         # the same frames as the pipeline tracks them: the output of the extract stage, whose
         # dependency is the videos folder (dvc status checks both, and every other stage)
-        from mienet.pipeline import dvc_yaml_text
-
         (project / (str(rel) + ".dvc")).unlink()
         (project / "dvc.yaml").write_text(dvc_yaml_text(params), encoding="utf-8")
         print(f"bench scale: {n} clips, {layout}: dvc commit, dvc status of the pipeline", file=sys.stderr,
@@ -345,160 +307,6 @@ def measure_one(work: Path, repo: Path, n: int, layout: str, opts) -> tuple[dict
         row["dvc_status_pipeline_s"] = round(min(_timed([dvc, "status", "-q"], project, env, ok=(0, 1))
                                                  for _ in range(2)), 3)
     return row, project
-
-
-# --------------------------------------------------------------------------- fit and projection
-
-
-def fit_and_project(rows: list[dict], layouts: list[str], frames: int, clips: int = SSV2_CLIPS,
-                    cores: int = TARGET_CORES) -> tuple[dict, dict]:
-    fits: dict = {}
-    projection: dict = {"clips": clips, "frames_per_clip": frames, "target_cores": cores}
-    for layout in layouts:
-        mine = sorted((r for r in rows if r["layout"] == layout), key=lambda r: r["clips"])
-        if len(mine) < 2:
-            continue
-        xs = [r["clips"] for r in mine]
-        fits[layout] = {}
-        proj: dict = {}
-        for key in QUANTITIES:
-            if all(key in r for r in mine):
-                ys = [float(r[key]) for r in mine]
-                f = fit_line(xs, ys)
-                flat = f["b"] <= 0  # cannot shrink with more clips: no growth measured
-                fits[layout][key] = {"a": f["a"], "b_per_clip": f["b"], "r2": round(f["r2"], 4), "flat": flat}
-                proj[key] = sum(ys) / len(ys) if flat else f["a"] + f["b"] * clips
-        if "extract_s" in proj:
-            proj["extract_s_on_target_cores"] = proj["extract_s"] * mine[-1].get("jobs", 2) / cores
-        loaders = mine[-1].get("loader") or {}
-        if loaders:  # the per-worker rate with the most workers measured (all cores busy)
-            per_worker = loaders[str(max(int(k) for k in loaders))]["per_worker"]
-            proj["loader_per_worker_clips_per_s"] = per_worker
-            proj["loader_clips_per_s_on_target_cores"] = round(per_worker * cores, 1)
-        projection[layout] = proj
-    return fits, projection
-
-
-# --------------------------------------------------------------------------- report
-
-
-def _human(value: float, unit: str) -> str:
-    if unit == "B":
-        for u, f in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-            if abs(value) >= f:
-                return f"{value / f:.2f} {u}"
-        return f"{value:.0f} B"
-    if unit == "s":
-        if abs(value) >= 3600:
-            return f"{value / 3600:.1f} h"
-        if abs(value) >= 120:
-            return f"{value / 60:.1f} min"
-        return f"{value:.2f} s"
-    return f"{value:,.0f}"
-
-
-def markdown(result: dict) -> str:
-    s = result["settings"]
-    lines = [
-        "# Frame layout at scale (`mienet bench scale`)",
-        "",
-        f"Synthetic clips (`mienet synth`) of {s['frames']} frames at {s['size']}x{s['size']}, {s['classes']} "
-        f"classes; extraction with `-j {s['jobs']}`; JPEG quality {s['quality']}. Machine: {s['machine']['cpus']} "
-        f"CPUs, {s['machine']['platform']}; DVC {s['versions'].get('dvc')}, Snakemake "
-        f"{s['versions'].get('snakemake')}. Loader: T={s['segments']} x L={s['frames_per_segment']} frames, "
-        f"{s['crop']} px crop, training augmentation, batch {s['batch']}, {s['batches']} batches, page cache warm.",
-        "",
-        "## Measured",
-        "",
-        "dvc status: of the frames alone (`dvc add`ed), the faster of two runs after a first; pipeline: a "
-        "plain `dvc status` of the scratch project's dvc.yaml after `dvc commit` of its extract stage "
-        "(videos folder in, frames out). snakemake -n: `snakemake -n reproduce_all`, the faster of two "
-        "runs after a first.",
-        "",
-        "| clips | layout | frames | extract s | frames/s | clips/s | files | data | on disk | snakemake -n s "
-        "| dvc add s | dvc status s | dvc push s | dvc commit stage s | dvc status pipeline s | " + " | ".join(
-            f"loader {w}w clips/s" for w in s["workers"]) + " |",
-        "|" + "---|" * (15 + len(s["workers"])),
-    ]
-    for r in result["rows"]:
-        loader = r.get("loader") or {}
-        cells = [r["clips"], r["layout"], f"{r['frames']:,}", f"{r['extract_s']:.1f}", f"{r['extract_frames_per_s']:,.0f}",
-                 f"{r['extract_clips_per_s']:.1f}", f"{r['files']:,}", _human(r["bytes"], "B"),
-                 _human(r["disk_bytes"], "B"), f"{r['snakemake_n_s']:.2f}" if "snakemake_n_s" in r else "-",
-                 f"{r['dvc_add_s']:.2f}" if "dvc_add_s" in r else "-",
-                 f"{r['dvc_status_s']:.2f}" if "dvc_status_s" in r else "-",
-                 f"{r['dvc_push_s']:.2f}" if "dvc_push_s" in r else "-",
-                 f"{r['dvc_commit_stage_s']:.2f}" if "dvc_commit_stage_s" in r else "-",
-                 f"{r['dvc_status_pipeline_s']:.2f}" if "dvc_status_pipeline_s" in r else "-"]
-        cells += [f"{loader[str(w)]['clips_per_s']:.1f}" if str(w) in loader else "-" for w in s["workers"]]
-        lines.append("| " + " | ".join(map(str, cells)) + " |")
-    lines += ["", "## Fit: quantity = a + b x clips", "",
-              "| quantity | layout | a | b per clip | R^2 |", "|---|---|---|---|---|"]
-    for layout, fits in result["fit"].items():
-        for key, f in fits.items():
-            label, unit = QUANTITIES[key]
-            b = f"{f['b_per_clip'] * 1000:.3f} ms" if unit == "s" else (
-                f"{f['b_per_clip']:,.1f}" + (" B" if unit == "B" else ""))
-            lines.append(f"| {label} | {layout} | {_human(f['a'], unit)} | {b} | {f['r2']:.4f} |")
-    p = result["projection"]
-    layouts = [layout for layout in s["layouts"] if layout in p]
-    lines += ["", f"## Projection to Something-Something V2 ({p['clips']:,} clips x {p['frames_per_clip']} frames)",
-              "", "| quantity | " + " | ".join(layouts) + " |", "|---|" + "---|" * len(layouts)]
-    for key, (label, unit) in QUANTITIES.items():
-        if all(key in p[layout] for layout in layouts):
-            cells = [_human(p[layout][key], unit) + (" (flat: mean)" if result["fit"][layout][key].get("flat")
-                                                     else "") for layout in layouts]
-            lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    if all("extract_s_on_target_cores" in p[layout] for layout in layouts):
-        lines.append(f"| extraction on {p['target_cores']} cores (linear) | " + " | ".join(
-            _human(p[layout]["extract_s_on_target_cores"], "s") for layout in layouts) + " |")
-    if all("loader_per_worker_clips_per_s" in p[layout] for layout in layouts):
-        lines.append("| loader per worker, clips/s (measured, largest size) | " + " | ".join(
-            f"{p[layout]['loader_per_worker_clips_per_s']:.1f}" for layout in layouts) + " |")
-        lines.append(f"| loader with {p['target_cores']} workers, clips/s (per worker x {p['target_cores']}) | "
-                     + " | ".join(f"{p[layout]['loader_clips_per_s_on_target_cores']:.0f}" for layout in layouts)
-                     + " |")
-    t = result.get("targets") or {}
-    if t:
-        lines += ["", "## Targets", ""]
-        for layout, verdict in t.get("layouts", {}).items():
-            lines.append(f"- {layout}: " + "; ".join(verdict) + ".")
-    c = result.get("containers")
-    if c:
-        lines += ["", f"## Reading {c['frames_per_read']} frames of a clip (bytes only, page cache warm, "
-                      f"{c['clips']} clips, {c['reads']} reads, best of 3)", "",
-                  "| container | clips/s |", "|---|---|"]
-        lines += [f"| {name} | {rate:,.0f} |" for name, rate in c["clips_per_s"].items()]
-    return "\n".join(lines) + "\n"
-
-
-def bytes_per_frame(rows: list[dict]) -> dict:
-    """Bytes on disk per extracted frame of each layout, at the largest size measured (what
-    ``mienet sizing`` reads). Synthetic frames: real SSv2 JPEGs are larger."""
-    out = {}
-    for r in sorted(rows, key=lambda r: r["clips"]):
-        if r.get("frames"):
-            out[r["layout"]] = round(r["disk_bytes"] / r["frames"], 1)
-    return out
-
-
-def targets(projection: dict, layouts: list[str]) -> dict:
-    out = {"dvc_status_s": TARGET_DVC_STATUS_S, "loader_clips_per_s": TARGET_LOADER_CLIPS_PER_S, "layouts": {}}
-    for layout in layouts:
-        p = projection.get(layout) or {}
-        verdict = []
-        for key, what in (("dvc_status_s", "frames"), ("dvc_status_pipeline_s", "pipeline")):
-            if key in p:
-                ok = p[key] < TARGET_DVC_STATUS_S
-                verdict.append(f"dvc status ({what}) on SSv2 {_human(p[key], 's')} "
-                               f"({'meets' if ok else 'misses'} < {TARGET_DVC_STATUS_S:.0f} s)")
-        if "loader_clips_per_s_on_target_cores" in p:
-            v = p["loader_clips_per_s_on_target_cores"]
-            ok = v >= TARGET_LOADER_CLIPS_PER_S
-            verdict.append(f"loader {v:.0f} clips/s projected on {projection['target_cores']} workers "
-                           f"({'meets' if ok else 'misses'} >= {TARGET_LOADER_CLIPS_PER_S:.0f})")
-        out["layouts"][layout] = verdict
-    return out
 
 
 # --------------------------------------------------------------------------- command
@@ -515,8 +323,6 @@ def _ints(text: str) -> list[int]:
 
 
 def _layouts(text: str) -> list[str]:
-    from mienet.data.frames import LAYOUTS
-
     values = [v.strip() for v in text.split(",") if v.strip()]
     bad = [v for v in values if v not in LAYOUTS]
     if bad or not values:
@@ -557,8 +363,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def benchmark(opts) -> dict:
-    import cv2
-
     sizes = sorted(set(opts.sizes))
     if len(sizes) < 2 or sizes[0] < 1:
         raise MienetError(f"--sizes needs at least two different positive sizes, got {opts.sizes}")
@@ -612,25 +416,10 @@ def benchmark(opts) -> dict:
     return result
 
 
-def refit(path: Path) -> dict:
-    """An earlier run's result with its fits, projection and targets recomputed from its rows."""
-    try:
-        result = json.loads(Path(path).read_text(encoding="utf-8"))
-        rows, settings = result["rows"], result["settings"]
-    except (OSError, ValueError, KeyError) as exc:
-        raise MienetError(f"--refit {path}: not a `mienet bench scale` result ({exc})") from None
-    fits, projection = fit_and_project(rows, settings["layouts"], settings["frames"])
-    result.update(fit=fits, projection=projection, targets=targets(projection, settings["layouts"]),
-                  bytes_per_frame=bytes_per_frame(rows))
-    return result
-
-
 def run(args) -> int:
     result = refit(args.refit) if args.refit else benchmark(args)
     text = markdown(result)
     out = Path(args.out)
-    from mienet.io import write_text_atomic
-
     write_text_atomic(out.with_suffix(".json"), json.dumps(result, indent=2) + "\n")
     write_text_atomic(out.with_suffix(".md"), text)
     print(text)
