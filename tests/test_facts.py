@@ -64,17 +64,21 @@ def test_the_frame_file_name_template_is_written_once():
     assert IMAGE_TEMPLATE.format(1, ext="png") == "img_00001.png"
 
 
-def test_every_report_family_has_its_caption_and_no_rule_lists_them_again():
-    """The families are mienet.report's (FIGURES, DATASET_TABLES, GLOBAL_TABLES); the Snakemake
-    report's captions are workflow/report/<family>.rst, one a family."""
-    from mienet.report import DATASET_TABLES, FIGURES, GLOBAL_TABLES
+def test_the_report_outputs_and_their_captions_are_written_once(tmp_path):
+    """Every table and figure is one entry of mienet.report.outputs.OUTPUTS: the Snakemake report's
+    captions are written from it (no caption file by hand beside workflow.rst) and no rule lists
+    the outputs again (the families and their captions were written in three places)."""
+    from mienet.report.outputs import OUTPUTS, write_captions
 
-    families = {*FIGURES, *DATASET_TABLES, *GLOBAL_TABLES}
-    captions = {p.stem for p in (REPO / "workflow" / "report").glob("*.rst")} - {"workflow", "search_plots"}
-    assert captions == families
+    captions = write_captions(tmp_path)
+    assert list(captions) == [o.name for o in OUTPUTS]
+    for o in OUTPUTS:
+        assert (tmp_path / f"{o.name}.rst").read_text() == o.caption + "\n"
+    assert [p.name for p in (REPO / "workflow" / "report").iterdir()] == ["workflow.rst"]
     for path in RULES:
         text = "\n".join(code_lines(path))
-        assert not re.search(r'"accuracy_gflops":\s*"Figures"', text), path.name
+        for o in OUTPUTS:
+            assert f'"{o.name}"' not in text and f"{o.name}.rst" not in text, f"{path.name} names {o.name} again"
 
 
 def test_the_zoo_table_is_named_once_and_is_what_mienet_zoo_writes(tmp_path):

@@ -30,6 +30,9 @@ from mienet.engine.performance import (
     setup_cuda_graphs,
 )
 from mienet.errors import MienetError
+from mienet.report.collect import collect
+from mienet.report.efficiency import efficiency_table
+from mienet.report.spec import Inputs
 
 CPU = torch.device("cpu")
 
@@ -252,11 +255,7 @@ def test_bench_e2e_on_a_synthetic_dataset_and_the_summary_in_the_efficiency_tabl
                                                     if c["clips_per_s"] is not None)
     assert "skipped: CUDA only" in (results / "bench" / "gpu_summary.md").read_text()
 
-    from mienet.report.collect import collect
-    from mienet.report.tables import efficiency_table
-
-    table = efficiency_table(collect(results), [])
-    header = table.csv_header
-    (row,) = [r for r in table.csv_rows if r[header.index("bench_file")] == "gpu_summary.json"]
-    assert float(row[header.index("tflops")]) == pytest.approx(summary["tflops"], abs=1e-3)
-    assert float(row[header.index("data_wait_share")]) == pytest.approx(e2e["data_wait_share"], abs=1e-4)
+    rows = efficiency_table(Inputs(collect(results))).frame["csv"]
+    (row,) = rows[rows["bench_file"] == "gpu_summary.json"].to_dict("records")
+    assert float(row["tflops"]) == pytest.approx(summary["tflops"], abs=1e-3)
+    assert float(row["data_wait_share"]) == pytest.approx(e2e["data_wait_share"], abs=1e-4)

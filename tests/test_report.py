@@ -28,9 +28,14 @@ from PIL import Image
 
 from mienet.cli import main
 from mienet.registry.variants import VARIANTS
-from mienet.report import EFFECTS, FIGURES, expected_outputs, write_report
-from mienet.report.analysis import accuracy_interval, effect, module_effects
+from mienet.report import expected_outputs, write_report
+from mienet.report.analysis import EFFECTS, accuracy_interval, effect, module_effects
 from mienet.report.collect import collect
+from mienet.report.figures import OUTPUTS as FIGURES
+from mienet.report.figures import write_figures
+from mienet.report.outputs import OUTPUTS
+from mienet.report.spec import Inputs
+from mienet.report.tables import split_text
 from mienet.report.stats import (
     BOOTSTRAP,
     CLIPS,
@@ -191,7 +196,7 @@ def test_effects_table(report):
         assert r["delta_top1"] == r["ci95_low"] == r["resolved"] == "" and r["note"] == f"not run: {missing[0]}"
     md = (out / "tables/effects_synthetic.md").read_text()
     assert "**resolved**" in md and "unresolved" in md and "a variant of the pair has no seed runs" in md
-    assert "Δ ceiling" in md and "| +25 " in md
+    assert "Δ ceiling" in md and "| +25 " in " ".join(md.split())
     sljd = (out / "tables/effects_sljd.md").read_text()
     assert "Δ ceiling" not in sljd and "No effect can be computed on SLJD yet" in sljd
     assert next(csv.reader((out / "tables/effects_sljd.csv").open()))[-6:] == [
@@ -231,7 +236,7 @@ def test_factors_table(report):
     assert float(tsn["order_top1"]) == pytest.approx(sum(m["factors"]["order"] for m in metrics) / 3, abs=1e-3)
     assert tsn["order_ceiling"] == "50.0000" and tsn["appearance_ceiling"] == "100.0000"
     md = (out / "tables/factors_synthetic.md").read_text()
-    assert "| appearance (%) [95 % CI] / ceiling | motion (%) [95 % CI] / ceiling | order (%)" in md
+    assert "| appearance (%) [95 % CI] / ceiling | motion (%) [95 % CI] / ceiling | order (%)" in " ".join(md.split())
     assert f"[{float(tsn['order_ci95_low']):.2f}, {float(tsn['order_ci95_high']):.2f}] / 50" in md
     assert "at the ceiling: the 95 % CI reaches" in md and "`order`: the movement played" in md
     sljd = (out / "tables/factors_sljd.md").read_text()
@@ -291,12 +296,9 @@ def test_tables_are_byte_identical_on_a_second_run(report, tmp_path):
 
 
 def test_figures_are_byte_identical_on_a_second_run(tmp_path):
-    from mienet.report.collect import collect
-    from mienet.report.figures import write_figures
-
-    tree = collect(RESULTS)
-    first = write_figures(tree, "sljd", tmp_path / "a")
-    second = write_figures(tree, "sljd", tmp_path / "b")
+    inputs = Inputs(collect(RESULTS), dataset="sljd")
+    first = write_figures(inputs, tmp_path / "a")
+    second = write_figures(inputs, tmp_path / "b")
     assert len(first) == 2 * len(FIGURES)
     for a, b in zip(first, second):
         assert a.read_bytes() == b.read_bytes(), a.name
@@ -491,8 +493,6 @@ def test_intervals_and_effects_on_hand_made_predictions(tmp_path):
 
 
 def test_split_text_names_selection_and_scored_splits(tmp_path):
-    from mienet.report.tables import split_text
-
     def text_of(*metrics):
         for seed, m in enumerate(metrics):
             (tmp_path / f"r{len(metrics)}/d/tsn/seed{seed}").mkdir(parents=True)
@@ -504,3 +504,40 @@ def test_split_text_names_selection_and_scored_splits(tmp_path):
         "the last epoch's checkpoint (no selection) (not recorded for every run); scored on `val`")
     assert "optimistically biased" in text_of({"split": "val", "selection_split": "val"}, {"split": "val"},
                                               {"split": "val"})
+
+
+# --------------------------------------------------------------------------- the registry and the table
+
+def test_the_registry_names_each_output_once_and_gives_its_files():
+    from mienet.report.spec import DATASET
+
+    names = [o.name for o in OUTPUTS]
+    assert len(set(names)) == len(names)
+    for o in OUTPUTS:
+        assert o.heading and o.caption.strip() and callable(o.build) and callable(o.sentence), o.name
+    files = [f for o in OUTPUTS for f in o.files("d" if o.scope == DATASET else "")]
+    assert sorted(expected_outputs(["d"])) == sorted(files + ["README.md"])
+    assert [o.name for o in FIGURES] == [o.name for o in OUTPUTS if o.kind == "figure"]
+
+
+def test_the_results_page_has_a_section_per_output(report):
+    out, _ = report
+    page = (out / "README.md").read_text()
+    for o in OUTPUTS:
+        assert f"## {o.heading}\n" in page, o.name
+
+
+def test_a_table_row_is_one_record_and_its_latex_comes_from_its_markdown():
+    from mienet.report.table import Table, latex
+
+    t = Table("t", "A `code` caption, 95 % CI", ["variant", "Δ top-1"], "lr", ["variant", "delta"])
+    t.add([f"TSN (`tsn`){t.notes.mark('k', 'a note')}", "-4.69 [-72.19, 1.00]"], {"delta": "-4.6900", "variant": "tsn"})
+    with pytest.raises(ValueError, match="delta"):
+        t.add(["x", "y"], {"variant": "x"})
+    assert t.frame.shape == (1, 4) and t.frame[("csv", "variant")].tolist() == ["tsn"]
+    assert t.csv() == "variant,delta\ntsn,-4.6900\n"
+    assert "| TSN (`tsn`)† | -4.69 [-72.19, 1.00] |" in t.markdown() and "\n† a note\n" in t.markdown()
+    assert latex("`naive_fusion` − `tsn`†") == r"\texttt{naive\_fusion} $-$ \texttt{tsn}\textsuperscript{\textdagger}"
+    assert latex("+1.88 [-9.38, 12.50] / ±0") == r"+1.88 [$-$9.38, 12.50] / $\pm$0"
+    assert latex("**resolved** top-1 (%) ✓ ✗ 1e-05") == r"\textbf{resolved} top-1 (\%) $\checkmark$ $\times$ 1e-05"
+    assert r"\toprule" in t.latex() and r"TSN (\texttt{tsn})\textsuperscript{\textdagger} & $-$4.69" in t.latex()

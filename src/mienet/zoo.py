@@ -33,10 +33,14 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from mienet.data.annotations import read_classes
 from mienet.engine.evaluate import check_views, evaluate_model, top5_text, write_outputs
 from mienet.engine.loading import load_model
 from mienet.errors import MienetError
+from mienet.models.checkpoint import CheckpointReadError
 from mienet.released import REQUIRED, class_names, entry_paths, load_zoo  # noqa: F401 (public here too)
+from mienet.report.table import Table
+from mienet.report.tables import fmt, num, signed
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +58,6 @@ def evaluate_entry(name: str, entry: dict, paths: dict[str, Path], out: Path, nu
                    batch_size: int = 8, workers: int = 0, device: str = "auto",
                    progress: bool = False) -> dict:
     """Evaluate one released checkpoint with the released test protocol; returns metrics.json's dict."""
-    from mienet.data.annotations import read_classes
-
     check_views(1, num_crops)
     k = int(entry["num_classes"])
     classes = read_classes(paths["classes"])
@@ -76,8 +78,6 @@ def evaluate_entry(name: str, entry: dict, paths: dict[str, Path], out: Path, nu
 
 def error_kind(exc: MienetError) -> str:
     """The zoo table's status of an entry that failed: what kind of failure, in a few words."""
-    from mienet.models.checkpoint import CheckpointReadError
-
     if isinstance(exc, CheckpointReadError):
         return exc.kind
     if "does not fit" in str(exc):  # check_fit and load_checkpoint: names or shapes of no variant
@@ -105,21 +105,18 @@ def _difference(measured, reported) -> float | None:
     return None if measured is None or reported is None else float(measured) - float(reported)
 
 
-def zoo_table(results: list[dict]):
-    """The zoo table (a :class:`mienet.report.tables.Table`): one row per entry, evaluated or not."""
-    from mienet.report.tables import Table, fmt, num, signed, text
-
-    table = Table(stem="zoo", caption=CAPTION, header=[text(h) for h in HEADER], align="lllrrrrrrl",
-                  csv_header=[h.replace(" ", "_").replace("-", "") for h in HEADER], generator="mienet zoo")
+def zoo_table(results: list[dict]) -> Table:
+    """The zoo table: one row per entry, evaluated or not."""
+    table = Table(stem="zoo", caption=CAPTION, header=HEADER, align="lllrrrrrrl",
+                  csv_columns=[h.replace(" ", "_").replace("-", "") for h in HEADER], generator="mienet zoo")
     for r in results:
         m = r.get("metrics") or {}
         numbers = [_number(r["reported_top1"]), _number(r["reported_top5"]), _number(m.get("top1")),
                    _number(m.get("top5"))]
         diffs = [_difference(m.get("top1"), r["reported_top1"]), _difference(m.get("top5"), r["reported_top5"])]
-        table.rows.append([text(r["name"]), text(r["dataset"]), text(r["variant"]), *map(num, numbers),
-                           *map(signed, diffs), text(r["status"])])
-        table.csv_rows.append([r["name"], r["dataset"], r["variant"], *map(fmt, numbers),
-                               *("" if d is None else signed(d).md for d in diffs), r["status"]])
+        table.add([r["name"], r["dataset"], r["variant"], *map(num, numbers), *map(signed, diffs), r["status"]],
+                  dict(zip(table.csv_columns, [r["name"], r["dataset"], r["variant"], *map(fmt, numbers),
+                                               *("" if d is None else signed(d) for d in diffs), r["status"]])))
     return table
 
 

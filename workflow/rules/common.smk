@@ -1,11 +1,10 @@
 import os
 import re
-from pathlib import Path
 
 from mienet.config import write_effective_params
 from mienet.registry.variants import IMAGENET_FILES, VARIANTS as _VARIANTS
 from mienet.stages import STAGES, Workflow, stage_threads
-from mienet.report import DATASET_TABLES, FIGURES, GLOBAL_TABLES, expected_outputs
+from mienet.report.outputs import output_files, write_captions
 
 # Rules call `mienet` from PATH: the active environment's, or this checkout's .venv/bin,
 # which .venv's own `snakemake` puts first (workflow/scripts/setup_env.sh); a rule's conda
@@ -26,19 +25,21 @@ RESULTS = WF.roots.results
 ENABLED = WF.enabled
 
 
-# Caption file (workflow/report/<family>.rst) and category of each output family of
-# mienet.report, for `snakemake --report`.
-_FAMILIES = {**{f: "Figures" for f in FIGURES}, **{t: "Tables" for t in DATASET_TABLES + GLOBAL_TABLES}}
+# The report's files by path (mienet.report.outputs, the registry of its tables and figures), and
+# each output's caption for `snakemake --report`, written from the registry at parse time.
+_REPORT_FILES = {f.path: f for f in output_files(ENABLED)}
+_CAPTIONS = write_captions(".snakemake/mienet/report")
 
 
 def report_output(path):
-    stem = Path(path).stem
-    family = next((f for f in sorted(_FAMILIES, key=len, reverse=True) if stem.startswith(f)), None)
+    """A file of the report stage (``path`` relative to results/): a table's Markdown and a
+    figure's PNG go into Snakemake's report, under their output's caption and category."""
     full = f"{RESULTS}/{path}"
-    if family is None or not path.endswith((".png", ".md")):
+    file = _REPORT_FILES.get(path)
+    if file is None or not file.shown:
         return full  # PDF, LaTeX, CSV and the page itself: in results/, not in the HTML report
-    return report(full, caption=f"../report/{family}.rst", category=_FAMILIES[family],
-                  subcategory=stem.removeprefix(family).strip("_") or "all")
+    return report(full, caption=_CAPTIONS[file.output.name], category=file.output.category,
+                  subcategory=file.dataset or "all")
 
 
 wildcard_constraints:

@@ -7,7 +7,7 @@
   values, cut to [0, 100]; one seed without predictions: no interval.
 * :func:`effect`: the paired difference ``a - b`` over the seeds both ran and the clips they
   all scored, with the same bootstrap; without predictions a paired t-interval over the seeds.
-* :func:`module_effects`: :data:`mienet.report.EFFECTS`, in order.
+* :func:`module_effects`: :data:`EFFECTS`, in order.
 
 Everything is in percent (points for differences) and computed once per tree (``tree.cache``).
 """
@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mienet.report import EFFECTS
 from mienet.report.collect import ResultsTree, prediction_column
 from mienet.report.stats import (
     BOOTSTRAP,
@@ -30,6 +29,17 @@ from mienet.report.stats import (
     align,
     hierarchical_bootstrap,
     t_interval,
+)
+
+# The module effects the effects table answers, each a paired difference ``variant_a - variant_b``
+# over the seeds and test clips both have: (module, variant_a, variant_b, what changes).
+EFFECTS: tuple[tuple[str, str, str, str], ...] = (
+    ("PA", "pa", "tsn", "PA image instead of the RGB frame"),
+    ("PA", "naive_fusion", "tsn", "PA added to RGB (plain concatenation)"),
+    ("AFM", "afm", "naive_fusion", "AFM instead of plain concatenation"),
+    ("DPTAM", "dptam", "tsn", "DPTAM on the RGB baseline"),
+    ("DPTAM", "mienet", "afm", "DPTAM on AFM (MIE-Net against AFM)"),
+    ("DPTAM", "fusion_dptam", "naive_fusion", "DPTAM on concatenated RGB and PA"),
 )
 
 METHOD_TEXT = {
@@ -142,7 +152,7 @@ def effect(tree: ResultsTree, dataset: str, variant_a: str, variant_b: str, metr
 
 def module_effects(tree: ResultsTree, dataset: str, metric: str = "top1",
                    replicates: int = REPLICATES) -> list[Effect]:
-    """Every effect of :data:`mienet.report.EFFECTS` on ``dataset``, in that order."""
+    """Every effect of :data:`EFFECTS` on ``dataset``, in that order."""
     return [effect(tree, dataset, a, b, metric, name, why, replicates) for name, a, b, why in EFFECTS]
 
 

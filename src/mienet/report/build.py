@@ -9,18 +9,12 @@ from pathlib import Path
 
 from mienet.errors import MienetError
 from mienet.io import atomic_path, write_text_atomic
-from mienet.report import README, TABLE_FORMATS, expected_outputs
-from mienet.report.collect import check_evaluate_settings, collect
-from mienet.report.page import render
 from mienet.registry.published import load_published
-from mienet.report.tables import (
-    ablation_table,
-    comparison_table,
-    effects_table,
-    efficiency_table,
-    factors_table,
-    search_table,
-)
+from mienet.report.collect import check_evaluate_settings, collect
+from mienet.report.figures import write_figures
+from mienet.report.outputs import OUTPUTS, README, expected_outputs
+from mienet.report.page import render
+from mienet.report.spec import DATASET, TABLE, Inputs
 
 log = logging.getLogger(__name__)
 
@@ -82,24 +76,16 @@ def write_report(results_dir: str | Path, out_dir: str | Path | None = None, dat
     if not_reported:
         log.info("results found for %s, not reported (not in --datasets)", ", ".join(not_reported))
 
+    inputs = Inputs(tree, tuple(datasets), rows, copy_search_plots(tree, datasets, out_dir))
     tables = {}
-    for dataset in datasets:
-        for table in (ablation_table(tree, dataset), comparison_table(tree, dataset, rows),
-                      effects_table(tree, dataset), factors_table(tree, dataset)):
+    for output in (o for o in OUTPUTS if o.kind == TABLE):
+        for each in [inputs.of(d) for d in datasets] if output.scope == DATASET else [inputs]:
+            table = output.build(each)
+            table.write(out_dir / "tables")
             tables[table.stem] = table
-    tables["search"] = search_table(tree, datasets)
-    tables["efficiency"] = efficiency_table(tree, datasets)
-    for table in tables.values():
-        for ext, body in zip(TABLE_FORMATS, (table.markdown(), table.latex(), table.csv())):
-            write_text_atomic(out_dir / "tables" / f"{table.stem}.{ext}", body)
-
-    if figures:
-        from mienet.report.figures import write_figures
-
-        for dataset in datasets:
-            write_figures(tree, dataset, out_dir / "plots")
-    search_plots = copy_search_plots(tree, datasets, out_dir)
-    write_text_atomic(out_dir / README, render(tree, datasets, tables, rows, figures, search_plots, not_reported))
+    for dataset in datasets if figures else []:
+        write_figures(inputs.of(dataset), out_dir / "plots")
+    write_text_atomic(out_dir / README, render(inputs, tables, figures, not_reported))
 
     files = expected_outputs(datasets, figures=figures)
     missing = [f for f in files if not (out_dir / f).is_file()]
@@ -108,6 +94,6 @@ def write_report(results_dir: str | Path, out_dir: str | Path | None = None, dat
     return {
         "datasets": datasets,
         "files": files,
-        "search_plots": [p for paths in search_plots.values() for p in paths],
+        "search_plots": [p for paths in inputs.search_plots.values() for p in paths],
         "problems": sorted(set(tree.problems)),
     }

@@ -1,29 +1,28 @@
-"""The paper's figures with seaborn, PNG and PDF, of a fixed size.
+"""The paper's figures with seaborn, PNG and PDF, of a fixed size, each with its sentence.
 
 Every figure is :data:`FIGSIZE` inches at :data:`DPI` (960 x 720 pixels as PNG), drawn with
 the Agg backend and saved without timestamps or software versions in its metadata, so the
 same results give the same files with the same library versions. A figure without data is
 still written: a placeholder that says what is missing, so the set of outputs is fixed.
+
+pyplot and seaborn are imported when the first figure is drawn (:func:`plotting`), not with this
+module: the registry (:mod:`mienet.report.outputs`) imports it, and with the registry every
+Snakefile parse and ``mienet generate`` (through :mod:`mienet.stages`); at the top they cost each
+of them 1.0 s more (``python -X importtime -c "import mienet.stages"``: 1.2 s against 0.2 s).
 """
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import seaborn as sns  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-
-from mienet.io import atomic_path  # noqa: E402
-from mienet.registry.variants import VARIANTS  # noqa: E402
-from mienet.report import FIGURE_FORMATS, FIGURES  # noqa: E402
-from mienet.report.analysis import accuracy_interval  # noqa: E402
-from mienet.report.collect import (  # noqa: E402
+from mienet.io import atomic_path
+from mienet.registry.variants import VARIANTS
+from mienet.report.analysis import accuracy_interval
+from mienet.report.collect import (
     ResultsTree,
     as_number,
     confusion_for,
@@ -31,7 +30,18 @@ from mienet.report.collect import (  # noqa: E402
     per_class_frame,
     per_class_variants,
 )
-from mienet.report.tables import dataset_name, variant_name  # noqa: E402
+from mienet.report.spec import DATASET, FIGURE, FIGURE_FORMATS, Inputs, Output
+from mienet.report.tables import (
+    best_variant,
+    ci_how,
+    dataset_name,
+    describe,
+    points_text,
+    ran_variants,
+    seeds_text,
+    split_clause,
+    variant_name,
+)
 
 FIGSIZE = (6.4, 4.8)
 DPI = 150
@@ -43,13 +53,27 @@ THEME = {"style": "whitegrid", "context": "paper", "font_scale": 1.0}
 COLOUR_INDEX = {name: v.colour for name, v in VARIANTS.items()}
 
 
+@functools.cache
+def plotting():
+    """(pyplot, seaborn), imported on first use with the Agg backend (see the module's docstring)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    return plt, sns
+
+
 def palette(variants: list[str]) -> dict[str, tuple]:
     """A fixed colour per variant, the same in every figure (grey for a variant not in the table)."""
+    _, sns = plotting()
     colours = sns.color_palette("colorblind", 10)
     return {v: colours[COLOUR_INDEX[v]] if v in COLOUR_INDEX else colours[7] for v in variants}
 
 
 def new_figure(**kwargs):
+    plt, _ = plotting()
     return plt.figure(figsize=FIGSIZE, dpi=DPI, layout="constrained", **kwargs)
 
 
@@ -62,6 +86,7 @@ def placeholder(title: str, reason: str):
 
 def save_figure(fig, path_stem: Path) -> list[Path]:
     """``<stem>.png`` and ``<stem>.pdf``, each written atomically; closes the figure."""
+    plt, _ = plotting()
     written = []
     try:
         for fmt in FIGURE_FORMATS:
@@ -74,9 +99,7 @@ def save_figure(fig, path_stem: Path) -> list[Path]:
     return written
 
 
-def _seed_top1(tree: ResultsTree, dataset: str):
-    import pandas as pd
-
+def _seed_top1(tree: ResultsTree, dataset: str) -> pd.DataFrame:
     rows = [(v, r.seed, r.top1) for v in tree.variants(dataset) for r in tree.runs.get((dataset, v), [])
             if r.top1 is not None]
     return pd.DataFrame(rows, columns=["variant", "seed", "top1"])
@@ -84,10 +107,11 @@ def _seed_top1(tree: ResultsTree, dataset: str):
 
 # --------------------------------------------------------------------------- the figures
 
-def ablation_bars(tree: ResultsTree, dataset: str):
+def ablation_bars(inputs: Inputs):
     """Top-1 per variant: bar = mean over seeds, error bar = its 95 % CI (hierarchical bootstrap,
     :func:`mienet.report.analysis.accuracy_interval`), dots = the seeds, a black tick = the
     variant's ceiling where ``metrics.json`` gives one."""
+    tree, dataset = inputs.tree, inputs.dataset
     df = _seed_top1(tree, dataset)
     title = f"{dataset_name(dataset)}: ablation"
     if df.empty:
@@ -131,15 +155,34 @@ def ablation_bars(tree: ResultsTree, dataset: str):
     return fig
 
 
-def curves(tree: ResultsTree, dataset: str):
+def ablation_bars_sentence(inputs: Inputs) -> str:
+    tree, dataset = inputs.tree, inputs.dataset
+    ran = ran_variants(tree, dataset)
+    if not ran:
+        return f"No runs of {dataset_name(dataset)} yet: a placeholder figure."
+    best = best_variant(tree, dataset)
+    missing = [v for v in VARIANTS if v not in ran]
+    ceilings = any(tree.stats(dataset, v).ceiling() is not None for v in ran)
+    text = (f"Bars: mean top-1 over seeds{split_clause(tree, dataset)}, error bars the 95 % CI "
+            f"({ci_how(tree, dataset)}), dots the single seeds"
+            + (", dashed black lines each variant's ceiling" if ceilings else "")
+            + f"; the highest bar is {variant_name(best)} ({describe(tree, dataset, best)})")
+    if missing:
+        text += f"; {len(missing)} variant{'s' * (len(missing) != 1)} not run (no bar)"
+    return text + "."
+
+
+def curves(inputs: Inputs):
     """Loss and top-1 over epochs per variant, training (dashed) and validation (solid): the line
     is the mean over seeds, the band one standard deviation."""
+    tree, dataset = inputs.tree, inputs.dataset
     df = curves_frame(tree, dataset)
     title = f"{dataset_name(dataset)}: training curves"
     if df.empty:
         return placeholder(title, "no training logs (train_log.csv)")
     order = [v for v in tree.variants(dataset) if v in set(df["variant"])]
     metrics = [m for m in ("loss", "top-1 (%)") if m in set(df["metric"])]
+    plt, sns = plotting()
     fig = new_figure()
     axes = fig.subplots(len(metrics), 1, sharex=True, squeeze=False)[:, 0]
     for ax, metric in zip(axes, metrics):
@@ -148,7 +191,7 @@ def curves(tree: ResultsTree, dataset: str):
                      estimator="mean", legend=ax is axes[0], ax=ax)
         ax.set_ylabel(metric)
     axes[-1].set_xlabel("epoch")
-    axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[-1].xaxis.set_major_locator(plt.MaxNLocator(integer=True))
     handles, labels = axes[0].get_legend_handles_labels()
     axes[0].get_legend().remove()
     names = {v: variant_name(v) for v in order} | {"val": "validation", "train": "training"}
@@ -158,13 +201,34 @@ def curves(tree: ResultsTree, dataset: str):
     return fig
 
 
-def confusion(tree: ResultsTree, dataset: str):
+def curves_sentence(inputs: Inputs) -> str:
+    tree, dataset = inputs.tree, inputs.dataset
+    df = curves_frame(tree, dataset)
+    val = df[(df["split"] == "val") & (df["metric"] == "top-1 (%)")] if not df.empty else df
+    if val.empty:
+        return "No training logs with validation accuracy yet."
+    items = []
+    for v in tree.variants(dataset):
+        part = val[val["variant"] == v]
+        if part.empty:
+            continue
+        means = part.groupby("epoch")["value"].mean().sort_index()
+        best_epoch = int(means.idxmax())
+        items.append((-means.max(), tree.variants(dataset).index(v),
+                      f"{variant_name(v)} {means.max():.2f} at epoch {best_epoch} of {int(means.index.max())} "
+                      f"({seeds_text(part['seed'].nunique())})"))
+    return "Best mean validation top-1: " + "; ".join(i[2] for i in sorted(items)) + "."
+
+
+def confusion(inputs: Inputs):
     """Row-normalised confusion matrix of MIE-Net (or the best variant), summed over its seeds."""
+    tree, dataset = inputs.tree, inputs.dataset
     conf = confusion_for(tree, dataset)
     title = f"{dataset_name(dataset)}: confusion matrix"
     if conf is None:
         return placeholder(title, "no confusion.csv")
     k = len(conf.classes)
+    _, sns = plotting()
     fig = new_figure()
     ax = fig.add_subplot()
     show_names = k <= 60
@@ -181,11 +245,31 @@ def confusion(tree: ResultsTree, dataset: str):
     return fig
 
 
+def confusion_sentence(inputs: Inputs) -> str:
+    conf = confusion_for(inputs.tree, inputs.dataset)
+    if conf is None:
+        return "No confusion matrix yet (`confusion.csv` of `mienet evaluate`)."
+    why = "" if conf.variant == "mienet" else " (MIE-Net has none; shown: the best variant that has one)"
+    pct = conf.percent()
+    total = sum(map(sum, conf.counts))
+    correct = sum(conf.counts[i][i] for i in range(len(conf.classes)))
+    errors = [(-pct[i][j], i, j) for i in range(len(pct)) for j in range(len(pct)) if i != j and conf.counts[i][j]]
+    seeds = "from one seed" if len(conf.seeds) == 1 else f"summed over {len(conf.seeds)} seeds"
+    text = (f"Confusion of {variant_name(conf.variant)}{why}, {seeds}, "
+            f"row-normalised: {100 * correct / total:.2f} % of the {total} evaluated clips on the diagonal")
+    if errors:
+        p, i, j = min(errors)
+        text += (f"; the most frequent error is {conf.classes[i]} predicted as {conf.classes[j]} "
+                 f"({-p:.1f} % of its clips)")
+    return text + "."
+
+
 PER_CLASS_LIMIT = 30  # more classes than this: the 15 at each end (gain over TSN, or accuracy)
 
 
-def per_class(tree: ResultsTree, dataset: str):
+def per_class(inputs: Inputs):
     """Per-class accuracy, mean over seeds with a std error bar, grouped by class."""
+    tree, dataset = inputs.tree, inputs.dataset
     df = per_class_frame(tree, dataset)
     title = f"{dataset_name(dataset)}: per-class accuracy"
     if df.empty:
@@ -207,6 +291,7 @@ def per_class(tree: ResultsTree, dataset: str):
         what = (f"largest gains and losses of {variant_name(order[-1])} over {variant_name(order[0])}"
                 if len(order) >= 2 else "the most and the least accurate")
         note = f"\n{len(labels)} of {len(classes)} classes: {what}"
+    _, sns = plotting()
     fig = new_figure()
     ax = fig.add_subplot()
     sns.barplot(data=df, y="name", x="accuracy", hue="variant", order=labels, hue_order=order,
@@ -223,8 +308,33 @@ def per_class(tree: ResultsTree, dataset: str):
     return fig
 
 
-def accuracy_gflops(tree: ResultsTree, dataset: str):
+def per_class_sentence(inputs: Inputs) -> str:
+    tree, dataset = inputs.tree, inputs.dataset
+    df = per_class_frame(tree, dataset)
+    if df.empty:
+        return "No per-class accuracy yet (`per_class.csv` of `mienet evaluate`)."
+    order = per_class_variants(tree, dataset, set(df["variant"]))
+    if len(order) < 2:
+        return f"Per-class accuracy of {variant_name(order[0])} only: no other variant to compare with yet."
+    base, top = order[0], order[-1]
+    means = df[df["variant"].isin([base, top])].groupby(["label", "variant"])["accuracy"].mean().unstack(1)
+    means = means.dropna()
+    names = df.drop_duplicates("label").set_index("label")["class"]
+    gain = (means[top] - means[base]).round(6)
+    better, equal = int((gain > 0).sum()), int((gain == 0).sum())
+    text = (f"{variant_name(top)} is more accurate than {variant_name(base)} on {better} of {len(gain)} classes"
+            + (f" and equal on {equal}" if equal else ""))
+    g = sorted(gain.items(), key=lambda kv: (-kv[1], kv[0]))
+    if g and g[0][1] > 0:
+        text += f"; the largest gain is {names[g[0][0]]} ({g[0][1]:+.2f} points)"
+    if g and g[-1][1] < 0:
+        text += f", the largest loss {names[g[-1][0]]} ({g[-1][1]:+.2f} points)"
+    return text + f" (means over seeds; shown: {', '.join(variant_name(v) for v in order)})."
+
+
+def accuracy_gflops(inputs: Inputs):
     """Mean top-1 against GFLOPs per clip, one labelled point per variant (error bar: 95 % CI)."""
+    tree, dataset = inputs.tree, inputs.dataset
     title = f"{dataset_name(dataset)}: accuracy against GFLOPs"
     points = []
     for v in tree.variants(dataset):
@@ -253,21 +363,60 @@ def accuracy_gflops(tree: ResultsTree, dataset: str):
     return fig
 
 
-BUILDERS = {
-    "ablation_bars": ablation_bars,
-    "curves": curves,
-    "confusion": confusion,
-    "per_class": per_class,
-    "accuracy_gflops": accuracy_gflops,
-}
+def accuracy_gflops_sentence(inputs: Inputs) -> str:
+    tree, dataset = inputs.tree, inputs.dataset
+
+    def point(v):
+        s = tree.stats(dataset, v)
+        g = as_number(s.first("gflops"))
+        return (g, s.mean("top1")) if g is not None and s.n else None
+
+    pts = {v: point(v) for v in ran_variants(tree, dataset)}
+    pts = {v: p for v, p in pts.items() if p is not None}
+    if not pts:
+        return "No evaluated runs with GFLOPs yet."
+    if "mienet" in pts and "tsn" in pts:
+        (g1, a1), (g0, a0) = pts["mienet"], pts["tsn"]
+        ratio = f" ({g1 / g0:.2f}×)" if g0 else ""
+        return (f"MIE-Net costs {g1:.2f} GFLOPs per clip against {g0:.2f} for TSN{ratio} and scores "
+                f"{points_text(a1 - a0, 'TSN')} in mean top-1.")
+    cheapest = min(pts, key=lambda v: (pts[v][0], v))
+    best = max(pts, key=lambda v: (pts[v][1], v))
+    return (f"Cheapest: {variant_name(cheapest)} at {pts[cheapest][0]:.2f} GFLOPs ({pts[cheapest][1]:.2f} top-1); "
+            f"most accurate: {variant_name(best)} at {pts[best][0]:.2f} GFLOPs ({pts[best][1]:.2f} top-1).")
 
 
-def write_figures(tree: ResultsTree, dataset: str, plots_dir: Path) -> list[Path]:
-    """Every per-dataset figure of :data:`FIGURES`, as PNG and PDF under ``plots_dir``."""
+OUTPUTS = (
+    Output("ablation_bars", FIGURE, DATASET, heading="Ablation bars", build=ablation_bars,
+           sentence=ablation_bars_sentence,
+           caption="Top-1 accuracy per variant: the bar is the mean over seeds, the error bar its 95 % confidence "
+                   "interval (hierarchical bootstrap over seeds and test clips), the dots the individual seeds, the "
+                   "dashed line the variant's ceiling where the dataset has a factor design; \"not run\" marks a "
+                   "variant without runs."),
+    Output("curves", FIGURE, DATASET, heading="Training and validation curves", build=curves,
+           sentence=curves_sentence,
+           caption="Training (dashed) and validation (solid) loss and top-1 over epochs per variant: the line is "
+                   "the mean over seeds, the band one standard deviation."),
+    Output("confusion", FIGURE, DATASET, heading="Confusion matrix", build=confusion, sentence=confusion_sentence,
+           caption="Confusion matrix of MIE-Net (or, without MIE-Net runs, of the best variant), summed over its "
+                   "seeds and normalised per true class (percent); rows are the true classes by name, columns the "
+                   "predicted class index."),
+    Output("per_class", FIGURE, DATASET, heading="Per-class accuracy", build=per_class, sentence=per_class_sentence,
+           caption="Accuracy of every class for TSN and MIE-Net (and the best variant if it is neither): mean over "
+                   "seeds, error bar one standard deviation."),
+    Output("accuracy_gflops", FIGURE, DATASET, heading="Accuracy against GFLOPs", build=accuracy_gflops,
+           sentence=accuracy_gflops_sentence,
+           caption="Mean top-1 accuracy against GFLOPs per clip, one labelled point per variant, with its 95 % "
+                   "confidence interval (hierarchical bootstrap over seeds and test clips) as error bar."),
+)
+
+
+def write_figures(inputs: Inputs, plots_dir: Path) -> list[Path]:
+    """Every figure of :data:`OUTPUTS` for ``inputs.dataset``, as PNG and PDF under ``plots_dir``."""
+    plt, sns = plotting()
     written = []
     with plt.rc_context():
         sns.set_theme(**THEME)
-        for family in FIGURES:
-            fig = BUILDERS[family](tree, dataset)
-            written += save_figure(fig, plots_dir / f"{family}_{dataset}")
+        for output in OUTPUTS:
+            written += save_figure(output.build(inputs), plots_dir / output.stem(inputs.dataset))
     return written

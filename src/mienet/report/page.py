@@ -1,21 +1,15 @@
-"""``README.md`` of the results folder: every table and figure, each with a generated sentence."""
+"""``README.md`` of the results folder: every table and figure of the registry, each under its
+heading with its generated sentence, in the registry's order."""
 
 from __future__ import annotations
 
-from mienet.report import FIGURES
-from mienet.report import summary as say
-from mienet.report.collect import ResultsTree
-from mienet.registry.published import PublishedRow
-from mienet.report.stats import REPLICATES
-from mienet.report.tables import Table, dataset_name, variant_name
+from collections import Counter
 
-FIGURE_TITLES = {
-    "ablation_bars": "Ablation bars",
-    "curves": "Training and validation curves",
-    "confusion": "Confusion matrix",
-    "per_class": "Per-class accuracy",
-    "accuracy_gflops": "Accuracy against GFLOPs",
-}
+from mienet.report.outputs import of
+from mienet.report.spec import DATASET, FIGURE, GLOBAL, TABLE, Inputs, Output
+from mienet.report.stats import REPLICATES
+from mienet.report.table import Table
+from mienet.report.tables import dataset_name
 
 
 def _files(stem: str) -> str:
@@ -23,21 +17,62 @@ def _files(stem: str) -> str:
                       (("Markdown", "md"), ("LaTeX", "tex"), ("CSV", "csv")))
 
 
-def _table_section(heading: str, sentence: str, table: Table) -> list[str]:
-    return [f"### {heading}", "", sentence, "", table.markdown().rstrip("\n"), "",
-            f"Files: {_files(table.stem)}", ""]
+def _table_section(level: str, output: Output, inputs: Inputs, table: Table) -> list[str]:
+    lines = [f"{level} {output.heading}", "", output.sentence(inputs), "", table.markdown().rstrip("\n"), "",
+             f"Files: {_files(table.stem)}", ""]
+    return lines + (output.after(inputs) if output.after else [])
 
 
-def _figure_section(family: str, dataset: str, sentence: str) -> list[str]:
-    stem = f"plots/{family}_{dataset}"
-    title = f"{FIGURE_TITLES[family]}, {dataset_name(dataset)}"
-    return [f"### {FIGURE_TITLES[family]}", "", sentence, "", f"![{title}]({stem}.png)", "",
-            f"PDF: [{stem}.pdf]({stem}.pdf)", ""]
+def _figure_section(output: Output, inputs: Inputs) -> list[str]:
+    png, pdf = output.files(inputs.dataset)
+    return [f"### {output.heading}", "", output.sentence(inputs), "",
+            f"![{output.heading}, {dataset_name(inputs.dataset)}]({png})", "", f"PDF: [{pdf}]({pdf})", ""]
 
 
-def render(tree: ResultsTree, datasets: list[str], tables: dict[str, Table], published: tuple[PublishedRow, ...],
-           figures: bool, search_plots: dict[tuple[str, str], list[str]], not_reported: list[str]) -> str:
-    lines = [
+def _grouped(runs, describe_run) -> str:
+    """'all 21 runs X' or '12 runs X; 9 runs Y' (largest group first) of the runs' descriptions."""
+    counts = Counter(describe_run(r) for r in runs)
+    if len(counts) == 1:
+        (text, n), = counts.items()
+        return f"{'the run' if n == 1 else 'both runs' if n == 2 else f'all {n} runs'}: {text}"
+    return "; ".join(f"{n} run{'s' if n > 1 else ''}: {text}"
+                     for text, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def _evaluated(run) -> str:
+    got = run.evaluated_with()
+    views = (f"{got['clips']} clip{'s' if got['clips'] != 1 else ''} x {got['crops']} "
+             f"crop{'s' if got['crops'] != 1 else ''}" if "clips" in got and "crops" in got else "views ?")
+    return f"`{got.get('split', '?')}`, {views}"
+
+
+def environment(inputs: Inputs) -> str:
+    """How the runs of ``inputs.dataset`` were computed: the training's precision, threads and
+    machine, the evaluation's, and the evaluate settings; what is bit-identical and what is not."""
+    # Imported here: mienet.engine.provenance imports torch, which `mienet report --list-outputs`
+    # and a report without runs never need (measured: --list-outputs 1.4 s, with it at the top 5.5 s).
+    from mienet.engine.provenance import NOT_RECORDED, summary
+
+    runs = inputs.tree.all_runs(inputs.dataset)
+    if not runs:
+        return f"No runs of {dataset_name(inputs.dataset)} yet."
+    settings = f"Evaluate settings of {_grouped(runs, _evaluated)}."
+    if all(r.train_environment is None and r.evaluate_environment is None for r in runs):
+        text = (f"{settings} Machine, threads and precision: not recorded (these metrics.json were written "
+                "before `mienet evaluate` recorded them). ")
+    else:
+        trained = _grouped(runs, lambda r: summary(r.train_environment) if r.train_environment else NOT_RECORDED)
+        scored = _grouped(runs, lambda r: summary(r.evaluate_environment) if r.evaluate_environment
+                          else NOT_RECORDED)
+        text = (f"Training (precision, PyTorch threads, machine) of {trained}. Evaluation of {scored}. "
+                f"{settings} ")
+    return text + ("A run is bit-identical only on the same machine with the same thread count and "
+                   "precision; another thread count, precision or CPU changes it from the first epoch "
+                   "(README, “The default run”).")
+
+
+def _introduction(figures: bool) -> list[str]:
+    return [
         "# Results",
         "",
         "Generated by `mienet report` from the runs in this folder "
@@ -52,41 +87,32 @@ def render(tree: ResultsTree, datasets: list[str], tables: dict[str, Table], pub
         "resolved when their interval excludes 0.",
         "",
     ]
-    if not datasets:
+
+
+def _dataset_section(inputs: Inputs, tables: dict[str, Table], figures: bool) -> list[str]:
+    lines = [f"## {dataset_name(inputs.dataset)} (`{inputs.dataset}`)", ""]
+    for output in of(TABLE, DATASET):
+        lines += _table_section("###", output, inputs, tables[output.stem(inputs.dataset)])
+    lines += ["### How the runs were computed", "", environment(inputs), ""]
+    for output in of(FIGURE, DATASET) if figures else []:
+        lines += _figure_section(output, inputs)
+    return lines
+
+
+def render(inputs: Inputs, tables: dict[str, Table], figures: bool, not_reported: list[str]) -> str:
+    """The results page of ``inputs.datasets``; ``tables``: every table built, by stem."""
+    lines = _introduction(figures)
+    if not inputs.datasets:
         lines += ["No dataset results found yet.", ""]
-    for dataset in datasets:
-        name = dataset_name(dataset)
-        lines += [f"## {name} (`{dataset}`)", ""]
-        lines += _table_section("Ablation", say.ablation(tree, dataset), tables[f"ablation_{dataset}"])
-        lines += _table_section("Module effects", say.effects(tree, dataset), tables[f"effects_{dataset}"])
-        lines += _table_section("Per-factor accuracy and ceilings", say.factors(tree, dataset),
-                                tables[f"factors_{dataset}"])
-        lines += _table_section("Published and measured", say.comparison(tree, dataset, published),
-                                tables[f"comparison_{dataset}"])
-        lines += ["### How the runs were computed", "", say.environment(tree, dataset), ""]
-        if figures:
-            sentences = {
-                "ablation_bars": say.ablation_bars(tree, dataset),
-                "curves": say.curves(tree, dataset),
-                "confusion": say.confusion(tree, dataset),
-                "per_class": say.per_class(tree, dataset),
-                "accuracy_gflops": say.accuracy_gflops(tree, dataset),
-            }
-            for family in FIGURES:
-                lines += _figure_section(family, dataset, sentences[family])
-    lines += ["## Hyper-parameter search", "", say.search(tree, datasets), "",
-              tables["search"].markdown().rstrip("\n"), "", f"Files: {_files('search')}", ""]
-    for (dataset, variant), paths in sorted(search_plots.items()):
-        if paths:
-            lines += [f"Optuna's plots, {variant_name(variant)} (`{variant}`) on {dataset_name(dataset)}:", ""]
-            lines += [f"![{p.rsplit('/', 1)[-1]}]({p})" for p in paths] + [""]
-    lines += ["## Efficiency", "", say.efficiency(tree), "", tables["efficiency"].markdown().rstrip("\n"), "",
-              f"Files: {_files('efficiency')}", ""]
+    for dataset in inputs.datasets:
+        lines += _dataset_section(inputs.of(dataset), tables, figures)
+    for output in of(TABLE, GLOBAL):
+        lines += _table_section("##", output, inputs, tables[output.stem()])
     if not_reported:
         lines += ["## Not in this report", "",
                   f"Results found for dataset(s) not asked for: {', '.join(f'`{d}`' for d in not_reported)} "
                   "(`mienet report --datasets` lists the datasets to report).", ""]
-    problems = sorted(set(tree.problems))
+    problems = sorted(set(inputs.tree.problems))
     if problems:
         lines += ["## Skipped inputs", "", "These files could not be read and were left out:", ""]
         lines += [f"- `{p.split(': ', 1)[0]}`: {p.split(': ', 1)[1] if ': ' in p else ''}" for p in problems]
