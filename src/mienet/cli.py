@@ -31,7 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("mienet.report.cli", "paper tables and figures from the results"),
     "zoo": ("mienet.zoo", "evaluate the authors' released checkpoints"),
     "generate": ("mienet.generate", "write dvc.yaml and the params schema from their one definition"),
-    "sizing": ("mienet.sizing", "jobs, GPU-hours and disk of a profile on a cluster (README: SLURM)"),
+    "sizing": ("mienet.sizing", "jobs, GPU-hours and disk of a profile on a cluster (docs/clusters.md)"),
     "devices": ("mienet.engine.runtime", "the GPUs a training here would use (PyTorch, CUDA_VISIBLE_DEVICES, SLURM)"),
 }
 

@@ -400,16 +400,15 @@ SLURM_PROFILE = Path("profiles/slurm/profile.yaml")
 
 def profile_family_problems(profile_file: Path) -> list[str]:
     """What a Snakemake profile's rule families get wrong against the stages: a family that names
-    no stage, a stage submitted to the cluster without resources, threads for a stage without
-    any. The cluster's numbers are the profile's (partitions, memory, time); its keys are these."""
+    no stage (a renamed or removed stage), threads for a stage that runs one. The cluster's
+    numbers are the profile's (partitions, memory, time); its keys are the stages' families. A
+    stage without an entry gets the profile's default-resources."""
     profile = yaml.safe_load(profile_file.read_text(encoding="utf-8")) or {}
     families = {s.resource_family: s for s in _STAGE_LIST}
     problems = []
     for section in ("set-resources", "set-threads"):
         problems += [f"{profile_file}: {section}.{k} is not a stage's family ({', '.join(families)})"
                      for k in profile.get(section) or {} if k not in families]
-    problems += [f"{profile_file}: set-resources has no entry for stage {name!r}"
-                 for name, s in families.items() if not s.local and name not in (profile.get("set-resources") or {})]
     problems += [f"{profile_file}: set-threads.{name}: stage {name!r} runs one thread"
                  for name in profile.get("set-threads") or {} if name in families and not families[name].threads]
     return problems

@@ -158,7 +158,7 @@ def run_zoo(params: str | Path, pretrained_dir: str | Path = "pretrained", resul
         absent = [p for p in (paths["list"], paths["classes"]) if not p.is_file()]
         if absent:
             echo(f"zoo {name}: not evaluated: dataset {entry['dataset']} is missing "
-                 f"{', '.join(map(str, absent))}; prepare it as the README's data section says "
+                 f"{', '.join(map(str, absent))}; prepare it as docs/your-own-dataset.md says "
                  f"(or give `list`/`root` in the zoo entry)")
             continue
         try:

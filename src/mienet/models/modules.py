@@ -18,7 +18,7 @@ PA_EPSILON = 1e-6
 # PAN initialises the PA filters with normal(0, 0.001). The PA image is then about 400
 # times smaller than a normalised RGB frame (std 0.002 against 0.8 on the synthetic
 # clips): a network that fuses the two (AFM, concat) starts out seeing the RGB frame
-# only. ``init_std`` (``mienet train --pa-init-std``) changes it; docs in the README.
+# only. ``init_std`` (``mienet train --pa-init-std``) changes it; docs in docs/models-and-training.md.
 from mienet.config import PAN_INIT_STD  # noqa: E402  (PAN's value, one place)
 
 
