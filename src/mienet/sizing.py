@@ -23,11 +23,16 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from mienet.config import TrainConfig, load_params, name_arg
 from mienet.errors import MienetError
+from mienet.layout import dataset_layout, profile_datasets
+from mienet.pipeline import search_jobs, training_gpus
 from mienet.registry.formats import FORMATS
+from mienet.registry.variants import FULL_MODEL
 from mienet.schedule import Job, critical_path, list_schedule
+from mienet.search.space import read_search_settings
 
-REFERENCE = ("mienet", "resnet50", 8, 224)  # the model --clips-per-s is measured on
+REFERENCE = (FULL_MODEL, "resnet50", 8, 224)  # the model --clips-per-s is measured on
 # `mienet bench loader --json` of workflow/scripts/bench_loader_paper.sh (T = 8, L = 4, 224 px,
 # SSv2-sized frames): the default of --loader-clips-per-worker when it exists
 LOADER_BENCH = Path("results/bench/loader_paper.json")
@@ -46,7 +51,7 @@ class Split:
 def dataset_sizes(name: str, annotations: Path, fmt: str) -> tuple[dict[str, Split], int, str]:
     """Clips (and frames) per split, classes, and where the figures come from: the lists, else the
     format's published size (:data:`mienet.registry.formats.FORMATS`)."""
-    from mienet.data.annotations import read_frame_list
+    from mienet.data.annotations import read_frame_list  # lazy: 25 ms of `mienet sizing --help`
 
     lists = {s: annotations / f"{s}.txt" for s in ("train", "val", "test")}
     if lists["train"].is_file() and lists["val"].is_file():
@@ -72,7 +77,7 @@ def dataset_sizes(name: str, annotations: Path, fmt: str) -> tuple[dict[str, Spl
 def model_stats(*args, **kwargs) -> dict:
     """:func:`mienet.models.flops.model_stats`, computed once per model and shape in a process
     (it builds the model and counts its FLOPs: seconds each). Callers only read the dict."""
-    from mienet.models.flops import model_stats as count
+    from mienet.models.flops import model_stats as count  # lazy: torch, 1.5 s of `mienet sizing --help`
 
     return count(*args, **kwargs)
 
@@ -183,8 +188,6 @@ def wall_clock(jobs_by_dataset: dict[str, list[Job]], wall: WallClock) -> dict:
 
 def _profile_params(params_path: Path, profile: str | None) -> dict:
     """params.yaml, with ``profile`` (one of its profiles) the active one when given."""
-    from mienet.config import load_params
-
     params = load_params(params_path)
     if profile is not None:
         if profile not in params["profiles"]:
@@ -198,9 +201,6 @@ class _DatasetCosts:
     clips/s for the reference model (``ref`` GFLOPs a clip), every other model scaled by its FLOPs."""
 
     def __init__(self, params: dict, name: str, rate: float, ref: float):
-        from mienet.config import TrainConfig
-        from mienet.layout import dataset_layout
-
         self.name, self.rate, self.ref = name, rate, ref
         self.recipe = params["datasets"][name]["train"]
         self.frames_per_segment = self.recipe.get("frames_per_segment", TrainConfig.frames_per_segment)
@@ -231,13 +231,12 @@ class _DatasetCosts:
     def search_trials(self, params_path: Path) -> tuple[int, float]:
         """The trials of the dataset's study and the clips they go through together: every trial
         epoch, the subset's train clips and a third of its val clips (forward only)."""
-        from mienet.search.space import read_search_settings
-
         settings, _ = read_search_settings(params_path, self.name)
         sub = settings.subset or {}
         st = sub.get("train_per_class", 0) * self.classes or self.n_train
         sv = sub.get("val_per_class", 0) * self.classes or self.n_val
-        return settings.n_trials, settings.n_trials * settings.train.get("epochs", self.recipe["epochs"]) * (st + sv / 3)
+        epochs = settings.train.get("epochs", self.recipe["epochs"])
+        return settings.n_trials, settings.n_trials * epochs * (st + sv / 3)
 
 
 def _gpu_hours(d: _DatasetCosts, variants: list[str], seeds: list[int], searched: list[str],
@@ -289,9 +288,6 @@ def _dataset_row(d: _DatasetCosts, hours: dict, runs: int, searches: int, k: int
 def build_table(params_path: Path, profile: str | None, rate: float, bytes_per_frame: float | None,
                 loader_per_worker: float | None = None, cores_per_gpu: int = 16,
                 wall: WallClock | None = None) -> dict:
-    from mienet.layout import profile_datasets
-    from mienet.pipeline import search_jobs, training_gpus
-
     params = _profile_params(params_path, profile)
     variants, seeds = params["ablation"]["variants"], params["ablation"]["seeds"]
     searched = params["search"]["variants"] if params["search"]["enabled"] else []
@@ -385,8 +381,6 @@ def markdown(table: dict) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from mienet.config import name_arg
-
     parser.add_argument("--params", default="params.yaml", help="params.yaml (default: %(default)s)")
     parser.add_argument("--profile", default="paper", type=name_arg, help="profile to size (default: %(default)s)")
     parser.add_argument("--clips-per-s", type=float, default=DEFAULT_RATE,

@@ -28,7 +28,7 @@ from mienet.bench.summary import run_summary
 from mienet.bench.training import resolve_device, run_train
 from mienet.errors import MienetError
 from mienet.models.backbone import ARCHS
-from mienet.registry.variants import VARIANTS
+from mienet.registry.variants import FULL_MODEL, VARIANTS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -71,7 +71,7 @@ def _add_e2e(modes) -> None:
     )
     _add_frame_list_arguments(e2e)
     _add_shape_arguments(e2e, required=False)
-    e2e.set_defaults(variant="mienet", arch="resnet50", segments=3, size=224, batch=8)
+    e2e.set_defaults(variant=FULL_MODEL, arch="resnet50", segments=3, size=224, batch=8)
     e2e.add_argument("--workers", type=int, nargs="+", default=list(E2E_WORKERS),
                      help="worker counts to try; the fastest is used (default 0 2 4 8)")
     e2e.add_argument("--trial-batches", type=int, default=10,
@@ -136,7 +136,7 @@ def _add_loader(modes) -> None:
         help="also measure the default training step of the same shape and print the ratio",
     )
     loader.add_argument(
-        "--variant", choices=list(VARIANTS), default="mienet",
+        "--variant", choices=list(VARIANTS), default=FULL_MODEL,
         help="model of --compare-train (default mienet)",
     )
     loader.add_argument(

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from mienet.registry.variants import VARIANTS
+from mienet.registry.variants import BASELINE, FULL_MODEL, VARIANTS
 from mienet.report.analysis import accuracy_interval, effect, method_text
 from mienet.report.collect import as_number
 from mienet.report.spec import DATASET, TABLE, Inputs, Output
@@ -111,11 +111,11 @@ def ablation_sentence(inputs: Inputs) -> str:
         return f"No runs of {name} yet: every row of the table is a dash."
     stats = {v: tree.stats(dataset, v) for v in ran}
     best = best_variant(tree, dataset)
-    lead = "mienet" if "mienet" in stats else best
+    lead = FULL_MODEL if FULL_MODEL in stats else best
     sentence = (f"On {name}{split_clause(tree, dataset)}, {variant_name(lead)} reaches "
                 f"{describe(tree, dataset, lead)} (mean with its 95 % CI)")
-    if "tsn" in stats and lead != "tsn":
-        diff = stats[lead].mean("top1") - stats["tsn"].mean("top1")
+    if BASELINE in stats and lead != BASELINE:
+        diff = stats[lead].mean("top1") - stats[BASELINE].mean("top1")
         sentence += (f", {points_text(diff, 'the TSN baseline')} ({describe(tree, dataset, 'tsn')}; "
                      f"{paired_text(effect(tree, dataset, lead, 'tsn'))})")
     parts = [sentence + "."]

@@ -28,14 +28,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mienet.errors import MienetError
-from mienet.registry.variants import VARIANTS
+from mienet.registry.formats import FORMATS, conventional_datasets
+from mienet.registry.variants import BASELINE, FULL_MODEL, VARIANTS
 
 log = logging.getLogger(__name__)
 
 SEED_DIR = re.compile(r"^seed(\d+)$")
 # Folders of <results> that are never datasets even if they hold something dataset-like.
 NOT_DATASETS = {"bench", "benchmarks", "logs", "tables", "plots", "report"}
-KNOWN_DATASETS = ("synthetic", "sljd", "diving48", "sthv2")
+KNOWN_DATASETS = conventional_datasets()  # the report's order: the format table's
 
 
 @dataclass
@@ -284,14 +285,12 @@ class ResultsTree:
 def expected_evaluation(params: dict, dataset: str) -> dict:
     """What params.yaml's ``evaluate`` asks of ``dataset``'s runs: the split scored (``standard``
     resolved by the dataset's format; left out when the dataset is not in params.yaml), clips, crops."""
-    from mienet.layout import STANDARD_SPLIT
-
     ev = params.get("evaluate") or {}
     out = {k: int(ev[k]) for k in ("clips", "crops") if as_number(ev.get(k)) is not None}
     split = ev.get("split")
     if split == "standard":
         fmt = ((params.get("datasets") or {}).get(dataset) or {}).get("format")
-        split = STANDARD_SPLIT.get(fmt)
+        split = FORMATS[fmt].standard_split if fmt in FORMATS else None
     if split:
         out["split"] = str(split)
     return out
@@ -540,7 +539,7 @@ def confusion_for(tree: ResultsTree, dataset: str) -> Confusion | None:
     """The confusion matrix of MIE-Net, or of the variant with the best mean top-1 if MIE-Net has
     none, summed over its seed runs (those with the same class list as the lowest seed)."""
     candidates = [v for v in tree.variants(dataset) if tree.runs.get((dataset, v))]
-    ranked = sorted(candidates, key=lambda v: (v != "mienet", -(tree.stats(dataset, v).mean("top1") or -1.0),
+    ranked = sorted(candidates, key=lambda v: (v != FULL_MODEL, -(tree.stats(dataset, v).mean("top1") or -1.0),
                                                candidates.index(v)))
     for variant in ranked:
         total, seeds, classes = None, [], None
@@ -568,5 +567,5 @@ def per_class_variants(tree: ResultsTree, dataset: str, available: set[str]) -> 
     if it is neither; only those in ``available``, in table order."""
     order = tree.variants(dataset)
     ranked = sorted(available, key=lambda v: (-(tree.stats(dataset, v).mean("top1") or -1.0), order.index(v)))
-    chosen = {"tsn", "mienet"} | set(ranked[:1])
+    chosen = {BASELINE, FULL_MODEL} | set(ranked[:1])
     return [v for v in order if v in chosen and v in available]

@@ -4,6 +4,7 @@ next to what this project measured, and the sentence that says by how much they 
 from __future__ import annotations
 
 from mienet.registry.published import SOURCE, PublishedRow
+from mienet.registry.variants import FULL_MODEL
 from mienet.report.spec import DATASET, TABLE, Inputs, Output
 from mienet.report.table import DASH, Table
 from mienet.report.tables import (
@@ -55,7 +56,7 @@ def comparison_table(inputs: Inputs) -> Table:
     for p in reported:
         _add_reported(t, dataset, p)
     t.start_group()
-    wanted = {p.counterpart for p in reported if p.counterpart} | {"mienet"}
+    wanted = {p.counterpart for p in reported if p.counterpart} | {FULL_MODEL}
     for variant in tree.variants(dataset):
         stats = tree.stats(dataset, variant)
         if stats.n == 0 and variant not in wanted:
@@ -94,7 +95,7 @@ def comparison_sentence(inputs: Inputs) -> str:
     if not reported:
         return (f"No published numbers exist for {name}; the table shows this project's measurements only"
                 + (f": {variant_name('mienet')} {describe(tree, dataset, 'mienet')}"
-                   f"{split_clause(tree, dataset)}." if tree.stats(dataset, "mienet").n else "."))
+                   f"{split_clause(tree, dataset)}." if tree.stats(dataset, FULL_MODEL).n else "."))
     parts, absent = [], []
     for p in reported:
         if not p.counterpart:

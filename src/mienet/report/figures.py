@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from mienet.io import atomic_path
-from mienet.registry.variants import VARIANTS
+from mienet.registry.variants import BASELINE, FULL_MODEL, VARIANTS
 from mienet.report.analysis import accuracy_interval
 from mienet.report.collect import (
     ResultsTree,
@@ -249,7 +249,7 @@ def confusion_sentence(inputs: Inputs) -> str:
     conf = confusion_for(inputs.tree, inputs.dataset)
     if conf is None:
         return "No confusion matrix yet (`confusion.csv` of `mienet evaluate`)."
-    why = "" if conf.variant == "mienet" else " (MIE-Net has none; shown: the best variant that has one)"
+    why = "" if conf.variant == FULL_MODEL else " (MIE-Net has none; shown: the best variant that has one)"
     pct = conf.percent()
     total = sum(map(sum, conf.counts))
     correct = sum(conf.counts[i][i] for i in range(len(conf.classes)))
@@ -375,8 +375,8 @@ def accuracy_gflops_sentence(inputs: Inputs) -> str:
     pts = {v: p for v, p in pts.items() if p is not None}
     if not pts:
         return "No evaluated runs with GFLOPs yet."
-    if "mienet" in pts and "tsn" in pts:
-        (g1, a1), (g0, a0) = pts["mienet"], pts["tsn"]
+    if FULL_MODEL in pts and BASELINE in pts:
+        (g1, a1), (g0, a0) = pts[FULL_MODEL], pts[BASELINE]
         ratio = f" ({g1 / g0:.2f}×)" if g0 else ""
         return (f"MIE-Net costs {g1:.2f} GFLOPs per clip against {g0:.2f} for TSN{ratio} and scores "
                 f"{points_text(a1 - a0, 'TSN')} in mean top-1.")
