@@ -13,22 +13,12 @@ import torch
 from mienet.data.annotations import make_annotations
 from mienet.data.frames import extract_frames
 from mienet.data.synth import synthesize
-from mienet.engine.data import (
-    DECODER,
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    normalise_clips,
-    ClipDataset,
-    ClipSampler,
-    MultiScaleCornerCrop,
-    build_loader,
-    build_transform,
-    collate_clips,
-    compare_decoders,
-    decode_frames,
-    measure_loader,
-    sample_indices,
-)
+from mienet.bench.decoders import compare_decoders
+from mienet.bench.loader import measure_loader
+from mienet.engine.dataset import ClipDataset, build_loader, collate_clips
+from mienet.engine.decoding import DECODER, decode_frames
+from mienet.engine.sampling import ClipSampler, sample_indices
+from mienet.engine.transforms import IMAGENET_MEAN, IMAGENET_STD, MultiScaleCornerCrop, build_transform, normalise_clips
 from mienet.errors import MienetError
 
 FRAMES = 20

@@ -24,7 +24,7 @@ from conftest import FIXTURE_VIDEOS, fill
 from mienet.data.annotations import make_annotations, read_classes, read_frame_list
 from mienet.data.frames import MANIFEST_NAME, PARTIAL_DIR, extract_frames
 from mienet.data.synth import DONE_NAME, META_NAME, synthesize
-from mienet.engine.data import ClipDataset, assert_disjoint
+from mienet.engine.dataset import ClipDataset, assert_disjoint
 from mienet.errors import MienetError
 from mienet.io import write_files_atomic, write_text_atomic
 

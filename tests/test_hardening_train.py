@@ -276,7 +276,7 @@ def test_best_checkpoints_hold_weights_only_and_still_restore(dataset, run, tmp_
 def test_frozen_fusion_weights_count_in_the_clip_norm_as_released(dataset):
     """One real step in float64: the clip norm over model.parameters() includes w's gradient,
     while w is in none of the optimiser's groups."""
-    from mienet.engine.data import ClipDataset
+    from mienet.engine.dataset import ClipDataset
     from mienet.engine.recipe import parameter_groups
     from mienet.models import build_model
 
@@ -322,11 +322,11 @@ def test_frozen_fusion_weights_in_the_training_loop(dataset, tmp_path, monkeypat
     assert train(dataset / "annotations", tmp_path / "parts", *frozen, "--epochs", "1") == 0
     # With float16-style loss scaling (an enabled GradScaler, on the CPU here) w's gradient is
     # unscaled like the optimiser's: the same numbers as without scaling.
-    import mienet.engine.performance as performance
+    import mienet.engine.loop as loop
 
     one = torch.load(tmp_path / "parts" / "checkpoints" / "last.pt", weights_only=True)
     with monkeypatch.context() as m:
-        m.setattr(performance, "make_grad_scaler",
+        m.setattr(loop, "make_grad_scaler",
                   lambda device, speed: torch.amp.GradScaler("cpu", init_scale=2.0 ** 12))
         assert train(dataset / "annotations", tmp_path / "scaled", *frozen, "--epochs", "1") == 0
     scaled = torch.load(tmp_path / "scaled" / "checkpoints" / "last.pt", weights_only=True)
@@ -344,7 +344,7 @@ def test_frozen_fusion_weights_in_the_training_loop(dataset, tmp_path, monkeypat
 
 
 def test_outside_gradients_drop_the_contribution_of_a_skipped_step():
-    from mienet.engine.train import OutsideGrads
+    from mienet.engine.loop import OutsideGrads
 
     w = torch.nn.Parameter(torch.ones(2))
     w.grad = torch.tensor([1.0, 2.0])

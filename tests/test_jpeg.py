@@ -16,7 +16,8 @@ import torch
 from conftest import FIXTURE_VIDEOS
 from mienet.data.frames import extract_frames
 from mienet.data.pack import read_frames
-from mienet.engine.data import ClipDataset, EncodedBatch, EncodedClip, build_loader, decode_pack_frames
+from mienet.engine.dataset import ClipDataset, EncodedBatch, EncodedClip, build_loader
+from mienet.engine.decoding import decode_pack_frames
 from mienet.engine.jpeg import PIXEL_TOLERANCE, JpegError, decode_jpegs, jpeg_size, resolve_decode
 from mienet.engine.performance import SpeedConfig, to_device
 from mienet.errors import MienetError
@@ -110,11 +111,11 @@ def test_one_decode_call_per_batch_each_frame_once(frames_root, monkeypatch):
     # 8 x 4 = 32 slots; a frame two segments share is read (and decoded) once
     for it in items:
         assert len(it.data) == len(torch.unique(it.inverse)) == int(it.inverse.max()) + 1 <= 32
-    import mienet.engine.data as data_module
+    import mienet.engine.dataset as dataset_module
 
     calls = []
-    real = data_module.decode_jpegs
-    monkeypatch.setattr(data_module, "decode_jpegs", lambda d, device, where: calls.append(len(d)) or real(d, device, where))
+    real = dataset_module.decode_jpegs
+    monkeypatch.setattr(dataset_module, "decode_jpegs", lambda d, device, where: calls.append(len(d)) or real(d, device, where))
     EncodedBatch(items).decode("cpu")
     assert calls == [sum(len(it.data) for it in items)]
 

@@ -24,7 +24,8 @@ from mienet.data import pack
 from mienet.data.annotations import make_annotations, read_frame_list
 from mienet.data.frames import PARTIAL_DIR, clip_frames, extract_frames, read_manifest
 from mienet.data.synth import synthesize
-from mienet.engine.data import ClipDataset, FrameReadError, build_loader, decode_frames, decode_pack_frames
+from mienet.engine.dataset import ClipDataset, build_loader
+from mienet.engine.decoding import FrameReadError, decode_frames, decode_pack_frames
 from mienet.errors import MienetError
 
 MIENET = Path(sys.executable).parent / "mienet"

@@ -58,10 +58,14 @@ def test_a_second_training_on_one_out_is_refused_and_the_first_is_intact(dataset
                              stderr=subprocess.PIPE, text=True)
     try:
         wait_for(lambda: (out / LOCK_NAME).is_file() and holder_of(out) is not None, first, "lock")
+        # The first holds the lock, and is held still (alive, as a busy process is) while the second
+        # starts and tries: however long the second's start takes, the first is still running.
+        first.send_signal(signal.SIGSTOP)
         second = subprocess.run(train_cmd(dataset, out, 1, 1), env=ENV, capture_output=True, text=True,
                                 timeout=300)
-        assert first.poll() is None, "the first training ended before the second was tried: make it longer"
+        assert first.poll() is None, "the first training ended before the second was tried"
     finally:
+        first.send_signal(signal.SIGCONT)
         stdout, stderr = first.communicate(timeout=600)
     assert second.returncode == 2, second.stderr  # a MienetError: 2
     assert "Traceback" not in second.stderr

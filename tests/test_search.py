@@ -300,7 +300,7 @@ def test_stale_trials_of_another_machine_are_failed_and_queued(tmp_path):
 
 def test_pruning_saves_epochs_and_is_recorded(dataset, params, tmp_path, monkeypatch):
     # The bookkeeping of pruned trials, with a stand-in for training whose curve we choose.
-    import mienet.engine.train as engine
+    import mienet.engine.loop as loop
 
     def fake_train(cfg, resume=False, progress=True, on_epoch=None, take_over_lock=False):
         good = cfg.lr == RECIPE["lr"]  # the default trial learns; the others do worse from epoch 1
@@ -308,7 +308,7 @@ def test_pruning_saves_epochs_and_is_recorded(dataset, params, tmp_path, monkeyp
             on_epoch(epoch, {"val_top1": 50.0 + epoch if good else 10.0})
         return {"best": {"val_top1": 50.0 + cfg.epochs, "epoch": cfg.epochs}}
 
-    monkeypatch.setattr(engine, "train", fake_train)
+    monkeypatch.setattr(loop, "train", fake_train)
     out = tmp_path / "out"
     assert main(search_args(dataset, params, out, "--n-trials", "4", "--epochs", "5")) == 0
     summary = json.loads((out / "summary.json").read_text())

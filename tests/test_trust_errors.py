@@ -132,11 +132,11 @@ def test_a_damaged_frame_read_by_a_loader_worker_is_one_line(damaged, checkpoint
 
 
 def test_the_worker_is_kept_beside_the_original_message():
-    from mienet.engine.data import ClipLoadError
+    from mienet.engine.dataset import ClipLoadError
 
     text = ("Caught ClipLoadError in DataLoader worker process 3.\nOriginal Traceback (most recent call last):\n"
             '  File "x.py", line 1, in f\n    raise ClipLoadError("a: b")\n'
-            "mienet.engine.data.ClipLoadError: cannot read frame 2 of a.frames\n")
+            "mienet.engine.dataset.ClipLoadError: cannot read frame 2 of a.frames\n")
     err = ClipLoadError(text)
     assert str(err) == "cannot read frame 2 of a.frames" and err.worker == "DataLoader worker process 3"
     assert str(ClipLoadError("plain words")) == "plain words"

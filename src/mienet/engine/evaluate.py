@@ -29,6 +29,7 @@ from pathlib import Path
 
 import torch
 
+from mienet.engine.dataset import ClipDataset, build_loader
 from mienet.engine.loading import LoadedModel, load_model
 from mienet.errors import MienetError
 from mienet.io import write_text_atomic
@@ -87,7 +88,6 @@ def evaluate_model(loaded: LoadedModel, list_file: str | Path, root: str | Path,
     the caller adds its own keys to the metrics and writes them with :func:`write_outputs`.
     ``amp`` and ``trained`` (the run's environment.json segments): :func:`eval_speed`.
     """
-    from mienet.engine.data import ClipDataset, build_loader
     from mienet.engine.performance import prepare_model
     from mienet.engine.provenance import describe
     from mienet.engine.runtime import setup_runtime

@@ -4,7 +4,7 @@
 frames' JPEG bytes, straight from the frame packs, and draw the clip's augmentation from the
 frame size in the JPEG header (:func:`jpeg_size`); the training process then decodes a whole
 batch with :func:`torchvision.io.decode_jpeg` on the GPU (nvJPEG, one call per batch) and crops,
-flips and normalises it there (:class:`mienet.engine.data.EncodedBatch`). The workers are left
+flips and normalises it there (:class:`mienet.engine.dataset.EncodedBatch`). The workers are left
 with reading bytes: no decoding, no resizing.
 
 nvJPEG and libjpeg-turbo (OpenCV, the CPU path) use different IDCT and chroma upsampling, so
@@ -16,11 +16,11 @@ for bit; ``tests/test_jpeg.py`` checks libjpeg-turbo's two front ends (torchvisi
 from __future__ import annotations
 
 import logging
-import time
 import warnings
 from collections.abc import Sequence
 
 import torch
+from torchvision.io import ImageReadMode, decode_jpeg
 
 from mienet.errors import MienetError
 
@@ -87,8 +87,6 @@ def decode_jpegs(data: Sequence[torch.Tensor], device: torch.device | str, where
 
 
 def _decode_jpeg(data, device: torch.device):
-    from torchvision.io import ImageReadMode, decode_jpeg
-
     with warnings.catch_warnings():
         # torchvision 0.29 deprecates its image decoders in favour of TorchCodec (not one of the
         # project's packages); decode_jpeg still works and is nvJPEG on CUDA
@@ -101,8 +99,8 @@ def resolve_decode(setting: str, device: torch.device, probe=None) -> bool:
 
     ``cpu``: pixels, decoded in the workers. ``gpu``: bytes, decoded on the CUDA device (an error
     on another device). ``auto``: bytes only on CUDA and only when ``probe()`` (seconds per clip
-    of each path, ``{"cpu": s, "gpu": s}``) measures the device path faster; pixels everywhere
-    else."""
+    of each path, ``{"cpu": s, "gpu": s}``: :func:`mienet.engine.dataset.probe_decode`) measures
+    the device path faster; pixels everywhere else."""
     if setting not in DECODE_CHOICES:
         raise MienetError(f"decode must be one of {', '.join(DECODE_CHOICES)}, not {setting!r}")
     if setting == "cpu":
@@ -125,29 +123,3 @@ def resolve_decode(setting: str, device: torch.device, probe=None) -> bool:
     log.info("decode auto: %s (%.2f ms a clip decoding on the GPU against %.2f ms in the workers)",
              "gpu" if faster else "cpu", 1e3 * seconds["gpu"], 1e3 * seconds["cpu"])
     return faster
-
-
-def probe_decode(cpu_set, gpu_set, device: torch.device, workers: int, batch: int, batches: int = 3) -> dict:
-    """Seconds per clip of each path for :func:`resolve_decode`: the CPU path's per-worker time
-    over the workers; the GPU path's byte reading over the workers plus its decoding on the
-    device, which the training process does. Items ``0 .. batch * batches`` of each dataset."""
-    from mienet.engine.data import EncodedBatch
-
-    n = min(len(cpu_set), batch * batches)
-    if n == 0:
-        raise MienetError("no clip to probe the decoders with")
-    spread = max(workers, 1)
-    start = time.perf_counter()
-    for i in range(n):
-        cpu_set[i]
-    cpu = (time.perf_counter() - start) / n / spread
-    start = time.perf_counter()
-    items = [gpu_set[i] for i in range(n)]
-    read = (time.perf_counter() - start) / n / spread
-    EncodedBatch([it[0] for it in items[:batch] if it is not None]).decode(device)  # warm-up
-    torch.cuda.synchronize(device)
-    start = time.perf_counter()
-    for k in range(0, n, batch):
-        EncodedBatch([it[0] for it in items[k:k + batch] if it is not None]).decode(device)
-    torch.cuda.synchronize(device)
-    return {"cpu": cpu, "gpu": read + (time.perf_counter() - start) / n}

@@ -42,13 +42,16 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import statistics
+import time
 from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mienet.engine.data import EncodedBatch, normalise_clips
+from mienet.engine.dataset import EncodedBatch
+from mienet.engine.transforms import normalise_clips
 from mienet.errors import MienetError
 from mienet.models.modules import PersistenceOfAppearance
 
@@ -183,7 +186,7 @@ def make_grad_scaler(device: torch.device | str, speed: SpeedConfig) -> torch.am
 
 def to_device(clips: torch.Tensor | EncodedBatch, device: torch.device | str, speed: SpeedConfig) -> torch.Tensor:
     """Move a batch of clips to ``device``, asynchronously from pinned memory on CUDA, and
-    normalise uint8 clips there (:func:`mienet.engine.data.normalise_clips`, float32: the
+    normalise uint8 clips there (:func:`mienet.engine.transforms.normalise_clips`, float32: the
     model's first operations, PA's frame differences among them, see the input in float32 as
     they always did; autocast casts it at the first convolution).
 
@@ -444,9 +447,6 @@ def choose_cuda_graphs(switch: str, device: torch.device | str, speed: SpeedConf
 
 def _time_forward_backward(model: nn.Module, device: torch.device, speed: SpeedConfig, clips: torch.Tensor,
                            labels: torch.Tensor, steps: int) -> float:
-    import statistics
-    import time
-
     times = []
     for _ in range(steps):
         torch.cuda.synchronize(device)

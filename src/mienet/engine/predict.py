@@ -9,15 +9,21 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import cv2
 import torch
 
+from mienet.engine.evaluate import view_scores
+from mienet.engine.loading import load_model
+from mienet.engine.performance import default_speed_config, prepare_model
+from mienet.engine.runtime import setup_runtime
+from mienet.engine.sampling import sample_indices
+from mienet.engine.transforms import build_transform
 from mienet.errors import MienetError
+from mienet.released import class_names, find_entry
 
 
 def read_video_frames(path: Path) -> torch.Tensor:
     """Every frame of a video as uint8 RGB ``(F, 3, H, W)`` (OpenCV)."""
-    import cv2
-
     if not path.is_file():
         raise MienetError(f"video {path} does not exist")
     cap = cv2.VideoCapture(str(path))
@@ -38,16 +44,8 @@ def read_video_frames(path: Path) -> torch.Tensor:
 def predict(video: str | Path, checkpoint: str | Path, top: int = 5, num_crops: int = 1,
             device: str = "auto", zoo: str | None = None, params: str | Path = "params.yaml") -> dict:
     """Top classes of a video, from a `mienet train` checkpoint or (``zoo``) a released one."""
-    from mienet.engine.data import build_transform, sample_indices
-    from mienet.engine.evaluate import view_scores
-    from mienet.engine.loading import load_model
-    from mienet.engine.performance import default_speed_config, prepare_model
-    from mienet.engine.runtime import setup_runtime
-
     rt = setup_runtime(device, exclusive_gpu=False)
     if zoo:
-        from mienet.released import class_names, find_entry
-
         entry, data_root = find_entry(params, zoo)
         loaded = load_model(checkpoint, zoo_entry=entry, classes=class_names(entry, data_root), name=zoo)
     else:

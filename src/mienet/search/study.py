@@ -269,7 +269,7 @@ def retry_of(study: optuna.Study, trial: optuna.Trial) -> int | None:
 
 
 def trial_config(plan: SearchPlan, params: dict, run_dir: Path):
-    from mienet.engine.train import TrainConfig
+    from mienet.config import TrainConfig
 
     # A trial trains in its worker's process on the worker job's one GPU, whatever the recipe's
     # gpus (the searched lr is the rate at batch 8, scaled linearly in either case).
@@ -283,7 +283,7 @@ def trial_config(plan: SearchPlan, params: dict, run_dir: Path):
 
 
 def objective(trial: optuna.Trial, plan: SearchPlan, run_dir: Path, resume: bool) -> float:
-    from mienet.engine.train import train
+    from mienet.engine.loop import train
 
     params = {name: dist.suggest(trial) for name, dist in plan.settings.space.items()}
     cfg = trial_config(plan, params, run_dir)
