@@ -56,6 +56,17 @@ def describe_os_error(exc: OSError) -> str:
     return f"{where + ': ' if where else ''}{cause}" + (f" ({hint})" if hint else "")
 
 
+def commands(command: str | None = None) -> dict[str, tuple[str, str]]:
+    """:data:`COMMANDS`, and the commands stage specs add (``Stage.module``, :mod:`mienet.stages`).
+    The specs are read only when ``command`` is not one of COMMANDS (help, or a stage's own
+    command): importing them takes about 0.1 s, which every other command's start is spared."""
+    if command in COMMANDS:
+        return COMMANDS
+    from mienet.stages import stage_commands
+
+    return {**COMMANDS, **stage_commands()}
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser; only ``command``'s module is imported to add its arguments."""
     parser = argparse.ArgumentParser(
@@ -63,7 +74,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name, (module_name, help_text) in COMMANDS.items():
+    for name, (module_name, help_text) in commands(command).items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(_module=module_name)
         if name == command:
@@ -74,7 +85,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
-    args = build_parser(command if command in COMMANDS else None).parse_args(argv)
+    args = build_parser(command).parse_args(argv)
     args._argv = argv  # the command line as given (mienet train relaunches itself under torchrun)
     module = importlib.import_module(args._module)
     logging.basicConfig(

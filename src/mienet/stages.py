@@ -135,7 +135,8 @@ class Stage:
     threads: str | None = None  # the setting that gives its threads: "extract" (extract.jobs), "train"
     gpus: Callable | int = 0  # (workflow, wildcards) -> GPUs, or a number
     local: bool = False  # runs in Snakemake's own process (never on a compute node)
-    module: str | None = None  # the `mienet` command it runs, when a stage adds one
+    module: str | None = None  # the module of a `mienet` command the stage adds (add_arguments, run)
+    help: str = ""  # that command's one-line help
     shell: str = "{params.cmd} > {log:q} 2>&1"
     dvc: Callable | None = None  # (workflow) -> DVC stages {name: stage}
     extra: Callable | None = None  # (workflow) -> more Snakemake params its shell line reads
@@ -388,6 +389,11 @@ STAGES: dict[str, Stage] = {s.name: s for s in _STAGE_LIST}
 def stage_threads(stage: Stage, params: dict) -> int:
     """A stage's threads from its setting (``extract.jobs``, ``resources.train_threads``), else 1."""
     return {"extract": params["extract"]["jobs"], "train": params["resources"]["train_threads"], None: 1}[stage.threads]
+
+
+def stage_commands() -> dict[str, tuple[str, str]]:
+    """The ``mienet`` commands stages add: name (the stage's, with '-') -> (module, help)."""
+    return {s.name.replace("_", "-"): (s.module, s.help) for s in _STAGE_LIST if s.module}
 
 
 def resource_families() -> list[str]:
