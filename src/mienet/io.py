@@ -17,6 +17,8 @@ import contextlib
 import errno
 import os
 import secrets
+import shutil
+import sys
 from pathlib import Path
 from typing import Iterator, Mapping
 
@@ -136,8 +138,5 @@ def write_bytes_named(path: str | os.PathLike, data) -> None:
 def environment_tool(name: str) -> str | None:
     """The executable ``name`` (dvc, snakemake) of the environment running this interpreter,
     activated or not (beside ``sys.executable``), else the one on ``PATH``; None when neither."""
-    import shutil
-    import sys
-
     beside = Path(sys.executable).parent / name
     return str(beside) if beside.is_file() else shutil.which(name)

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mienet.config import load_params
+from mienet.data.annotations import packaged_classes, read_classes
 from mienet.errors import MienetError
 from mienet.layout import annotations_dir, dataset_dir, dataset_layout
 from mienet.layout import data_root as default_data_root
+from mienet.registry.published import BUILTIN
 
 REQUIRED = ("dataset", "variant", "arch", "segments", "num_classes", "file")
 
@@ -20,8 +23,6 @@ REQUIRED = ("dataset", "variant", "arch", "segments", "num_classes", "file")
 def reported(dataset: str, variant: str) -> tuple[float | None, float | None]:
     """The authors' top-1/top-5 for a dataset and variant: the one table of reported numbers,
     :data:`mienet.registry.published.BUILTIN` ((None, None) when nothing was reported)."""
-    from mienet.registry.published import BUILTIN
-
     for row in BUILTIN:
         if row.dataset == dataset and row.counterpart == variant:
             return float(row.top1), (float(row.top5) if row.top5 else None)
@@ -30,8 +31,6 @@ def reported(dataset: str, variant: str) -> tuple[float | None, float | None]:
 
 def load_zoo(params: str | Path) -> tuple[dict[str, dict], Path]:
     """The ``zoo`` entries of a params file and its ``data_root`` (relative to the working folder)."""
-    from mienet.config import load_params
-
     params = Path(params)
     data = load_params(params, partial=True)  # checked against the params schema (its sections)
     zoo = data.get("zoo")
@@ -63,8 +62,6 @@ def find_entry(params: str | Path, name: str) -> tuple[dict, Path]:
 def class_names(entry: dict, data_root: Path) -> list[str]:
     """Class names of a zoo entry's dataset: its annotations' classes.txt, else the packaged list
     (Diving48, SSv2), else ``class_00`` ... ."""
-    from mienet.data.annotations import packaged_classes, read_classes
-
     k = int(entry["num_classes"])
     ann = Path(entry.get("_annotations") or annotations_dir(data_root, entry["dataset"]))
     path = Path(entry["classes"]) if entry.get("classes") else ann / "classes.txt"

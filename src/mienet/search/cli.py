@@ -10,18 +10,24 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
+import json
 import logging
+import socket
 import time
 from pathlib import Path
 
+from mienet.config import name_arg
 from mienet.errors import MienetError
+from mienet.io import write_text_atomic
+from mienet.layout import data_paths
+from mienet.registry.variants import FULL_MODEL
+from mienet.runlock import run_lock
+from mienet.search.space import parse_pruner, read_search_settings
 
 log = logging.getLogger(__name__)
 
 
 def add_arguments(parser) -> None:
-    from mienet.config import name_arg
-
     g = parser.add_argument_group("data and model")
     g.add_argument("--annotations", type=Path,
                    help="folder with train.txt, val.txt and classes.txt (default with --params: "
@@ -29,7 +35,7 @@ def add_arguments(parser) -> None:
     g.add_argument("--root", type=Path, help="dataset root of the lists' paths (default: parent of --annotations)")
     g.add_argument("--dataset", default="custom", type=name_arg,
                    help="dataset name: the study's name, and with --params its recipe datasets.<name>.train")
-    g.add_argument("--variant", default="mienet", help="model variant every trial trains")
+    g.add_argument("--variant", default=FULL_MODEL, help="model variant every trial trains")
     g = parser.add_argument_group("study (override the `search:` mapping of --params)")
     g.add_argument("--params", type=Path,
                    help="params.yaml: the `search:` mapping, over the dataset's recipe datasets.<name>.train")
@@ -75,7 +81,7 @@ def add_arguments(parser) -> None:
 
 
 def build_plan(args):
-    from mienet.search.space import parse_pruner, read_search_settings
+    # lazy, as in the functions below: optuna (0.3 s) would slow `mienet search --help`
     from mienet.search.storage import JOURNAL_NAME, check_reachable
     from mienet.search.study import SearchPlan
 
@@ -102,8 +108,6 @@ def build_plan(args):
         raise MienetError("no search space: pass --params FILE whose `search.space` maps training settings "
                           "to distributions, e.g. lr: {type: float, low: 1.0e-4, high: 1.0e-1, log: true}")
     out = Path(args.out)
-    from mienet.layout import data_paths
-
     # a params.yaml gives the dataset's files (mienet.layout); a search-only file gives none
     annotations, root = data_paths(args.annotations, args.root,
                                    args.params if data_root is not None else None, args.dataset)
@@ -125,7 +129,7 @@ def build_plan(args):
 
 
 def run(args) -> int:
-    from mienet.search.study import subset_annotations
+    from mienet.search.study import subset_annotations  # lazy: optuna
 
     plan = build_plan(args)
     if args.report_only:
@@ -133,8 +137,6 @@ def run(args) -> int:
     # One study a folder: the commands of one study (the same storage, study name, dataset and
     # variant: K workers of a distributed search) share OUT; anything else is refused with the
     # holder named. The key is hashed: a storage URL's password is not written to the lock.
-    from mienet.runlock import run_lock
-
     key = hashlib.sha256("\0".join((plan.storage, plan.study_name, plan.dataset, plan.variant)).encode()).hexdigest()
     with run_lock(plan.out, "search folder", key=key[:16], purpose=f"study {plan.study_name}"):
         if plan.settings.subset:
@@ -144,8 +146,8 @@ def run(args) -> int:
 
 
 def _run_locked(args, plan) -> int:
-    from mienet.search.outputs import write_outputs
-    from mienet.search.study import (check_worker_records, load_existing_study, run_search,
+    from mienet.search.outputs import write_outputs  # lazy: optuna
+    from mienet.search.study import (check_worker_records, load_existing_study, run_search,  # lazy: optuna
                                      settle_lost_trials)
 
     t0 = time.monotonic()
@@ -185,11 +187,7 @@ def _run_locked(args, plan) -> int:
 
 def _write_worker_record(path: Path, plan, result: dict, seconds: float) -> int:
     """A worker job's record: the trials it ran (the final step checks them) and its errors."""
-    import json
-    import socket
-
-    from mienet.io import write_text_atomic
-    from mienet.search.study import job_trials
+    from mienet.search.study import job_trials  # lazy: optuna
 
     trials = job_trials(result["study"], plan.job)
     write_text_atomic(path, json.dumps({"job": plan.job, "study_name": plan.study_name, "host": socket.gethostname(),

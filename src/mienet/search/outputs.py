@@ -16,6 +16,7 @@ import warnings
 from pathlib import Path
 
 import optuna
+import yaml
 from optuna.trial import TrialState
 
 from mienet.io import atomic_path, write_text_atomic
@@ -77,8 +78,6 @@ def write_trials_csv(path: Path, rows: list[dict]) -> None:
 
 def write_best_params(path: Path, study: optuna.Study, best: optuna.trial.FrozenTrial, plan: SearchPlan,
                       default_value: float | None) -> None:
-    import yaml
-
     header = (f"# Best trial of the Optuna study {study.study_name} (mienet search).\n"
               "# `mienet train --hparams` reads the settings under `params`; the rest is a record.\n")
     body = {
@@ -95,6 +94,7 @@ def write_best_params(path: Path, study: optuna.Study, best: optuna.trial.Frozen
 
 def write_plots(study: optuna.Study, plots: Path, n_complete: int) -> dict[str, str]:
     """The three matplotlib figures; a figure that cannot be drawn is reported, not raised."""
+    # lazy: matplotlib costs 0.7 s, which a worker job (no plots) never pays; the backend is set here
     import matplotlib
 
     matplotlib.use("Agg")

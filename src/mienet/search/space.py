@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mienet.config import SEARCH_DEFAULTS
+from mienet.config import (SEARCH_DEFAULTS, TRAIN_DEFAULTS, TUNABLE, field_type, load_params, schema_errors,
+                           validate_params, value_fits)
 from mienet.errors import MienetError
 
 # Training settings a trial may draw or fix (TrainConfig names); `arch` is fixed per study.
@@ -45,8 +46,6 @@ DISTRIBUTION_KEYS = {
 
 def _train_fields() -> dict[str, str]:
     """Tunable training settings -> 'int', 'float', 'bool', 'str' or 'list' (mienet.config)."""
-    from mienet.config import TUNABLE, field_type
-
     return {name: field_type(name) for name in sorted(TUNABLE | FIXED_EXTRA)}
 
 
@@ -124,8 +123,6 @@ def read_search_settings(path: str | Path | None, dataset: str | None = None) ->
     """
     if path is None:
         return SearchSettings(), None
-    from mienet.config import load_params, validate_params
-
     path = Path(path)
     data = load_params(path, validate=False)
     if "search" in data:  # a params.yaml: checked against its schema (the sections it has)
@@ -134,7 +131,7 @@ def read_search_settings(path: str | Path | None, dataset: str | None = None) ->
         if "space" in data:
             return parse_search_settings(data, str(path)), None
         raise MienetError(f"{path} has no `search:` mapping (the search space and its settings); "
-                          "see the README's Search section")
+                          "see docs/search.md")
     search = data["search"]
     parse_search_settings(search, f"{path}: search")  # errors name the key where it is
     datasets = data.get("datasets") or {}
@@ -157,8 +154,6 @@ def parse_search_settings(data: dict, where: str = "search") -> SearchSettings:
     follows checks only what the schema cannot say: the distributions against the settings'
     types, fixed values against their ranges, the pruner's keys for its type, and the
     heartbeat's interval against its grace period."""
-    from mienet.config import schema_errors, value_fits
-
     if not isinstance(data, dict):
         raise MienetError(f"{where}: expected a mapping")
     errors = schema_errors({k: v for k, v in data.items() if k != "space"}, where,
@@ -210,8 +205,6 @@ def parse_pruner(spec, where: str) -> dict:
 
 
 def parse_distribution(name: str, spec, fields_: dict[str, str], where: str) -> Distribution:
-    from mienet.config import TUNABLE, value_fits
-
     if name not in TUNABLE:
         raise MienetError(f"{where}: {name!r} is not a training setting a search may tune; "
                           f"tunable: {', '.join(sorted(TUNABLE))}")
@@ -265,11 +258,9 @@ def parse_distribution(name: str, spec, fields_: dict[str, str], where: str) -> 
 def default_trial_params(settings: SearchSettings) -> dict | None:
     """The untuned values of the searched settings (``train`` over TrainConfig's defaults), or None
     when one lies outside the space (then the study has no default trial)."""
-    from mienet.config import TRAIN_DEFAULTS as base
-
     params = {}
     for name, dist in settings.space.items():
-        value = settings.train.get(name, getattr(base, name))
+        value = settings.train.get(name, getattr(TRAIN_DEFAULTS, name))
         if not dist.contains(value):
             return None
         params[name] = value

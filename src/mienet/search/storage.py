@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Iterator
 
 import optuna
+from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from mienet.errors import MienetError
@@ -54,7 +55,7 @@ def describe(storage: str) -> str:
     if not is_url(storage):
         return str(storage)
     try:
-        from sqlalchemy.engine import make_url
+        from sqlalchemy.engine import make_url  # lazy: 300 ms that a journal-file study never needs
 
         return make_url(storage).render_as_string(hide_password=True)
     except Exception:  # not a SQLAlchemy URL: say only its scheme
@@ -71,8 +72,6 @@ def retry_callback(max_retry: int):
 def open_storage(storage: str, heartbeat: dict) -> optuna.storages.BaseStorage:
     """A journal file for a path, an RDBStorage with Optuna's heartbeat for a URL."""
     if not is_url(storage):
-        from optuna.storages.journal import JournalFileBackend
-
         path = Path(storage)
         path.parent.mkdir(parents=True, exist_ok=True)
         return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
@@ -108,7 +107,7 @@ def storage_error(storage: str, exc: BaseException) -> MienetError:
 
 def _password(storage: str) -> str | None:
     try:
-        from sqlalchemy.engine import make_url
+        from sqlalchemy.engine import make_url  # lazy: 300 ms that a journal-file study never needs
 
         return make_url(storage).password
     except Exception:
@@ -121,7 +120,7 @@ def check_reachable(storage: str) -> None:
     if not is_url(storage) or storage.startswith("sqlite"):
         return
     try:
-        import sqlalchemy
+        import sqlalchemy  # lazy: 300 ms that a journal-file study never needs
 
         engine = sqlalchemy.create_engine(storage, poolclass=sqlalchemy.pool.NullPool)
         try:
@@ -174,7 +173,7 @@ class StudyLock:
                 self._warned = True
             yield
             return
-        import sqlalchemy
+        import sqlalchemy  # lazy: 300 ms that a journal-file study never needs
 
         name = f"mienet-search:{self.study_name}"
         if dialect == "postgresql":
