@@ -32,6 +32,8 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
+from mienet.config import TRAIN_DEFAULTS, TrainConfig
+from mienet.data.annotations import read_list_lines
 from mienet.errors import MienetError
 from mienet.io import write_text_atomic
 from mienet.search.space import SearchSettings, default_trial_params
@@ -109,8 +111,6 @@ def tally(trials: list[optuna.trial.FrozenTrial]) -> Tally:
 # --------------------------------------------------------------------------- sampler, pruner
 
 def max_epochs(settings: SearchSettings) -> int:
-    from mienet.config import TRAIN_DEFAULTS
-
     dist = settings.space.get("epochs")
     if dist is not None:
         return int(max(dist.choices) if dist.type == "categorical" else dist.high)
@@ -269,8 +269,6 @@ def retry_of(study: optuna.Study, trial: optuna.Trial) -> int | None:
 
 
 def trial_config(plan: SearchPlan, params: dict, run_dir: Path):
-    from mienet.config import TrainConfig
-
     # A trial trains in its worker's process on the worker job's one GPU, whatever the recipe's
     # gpus (the searched lr is the rate at batch 8, scaled linearly in either case).
     values = {**plan.settings.train, **params, "gpus": 1}
@@ -283,6 +281,7 @@ def trial_config(plan: SearchPlan, params: dict, run_dir: Path):
 
 
 def objective(trial: optuna.Trial, plan: SearchPlan, run_dir: Path, resume: bool) -> float:
+    # lazy: torch (1.5 s), which the parent of K worker processes and --report-only never need
     from mienet.engine.loop import train
 
     params = {name: dist.suggest(trial) for name, dist in plan.settings.space.items()}
@@ -357,7 +356,7 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, plan: SearchPlan, storag
 def run_worker(plan: SearchPlan, deadline: float | None = None) -> int:
     """Take and run trials until the budget is used up or ``deadline`` (time.monotonic) passes."""
     if plan.threads:
-        import torch
+        import torch  # lazy: 1.5 s, see objective
 
         torch.set_num_threads(plan.threads)
     study, storage, lock = open_study(plan)
@@ -486,8 +485,6 @@ def subset_annotations(annotations: Path, out: Path, subset: dict) -> Path:
         src = annotations / f"{split}.txt"
         if not src.is_file():
             raise MienetError(f"{src} does not exist (written by `mienet make-annotations`)")
-        from mienet.data.annotations import read_list_lines
-
         lines = [l for l in read_list_lines(src) if l.strip()]
         k = subset.get(key)
         if k is not None:
