@@ -232,17 +232,18 @@ def test_cancelled_job_is_reported_and_the_rerun_resumes(slurm_run):
     (work / "results" / "README.md").unlink()
     proc = subprocess.Popen(slurm_command("reproduce_all", "--retries", "0"), cwd=work, env=ENV,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    cancelled = None
-    deadline = time.monotonic() + 300
-    while cancelled is None and time.monotonic() < deadline and proc.poll() is None:
-        queue = subprocess.run(["squeue", "-h", "-t", "RUNNING", "-o", "%i %k"], capture_output=True, text=True).stdout
-        for line in queue.splitlines():
-            job, _, comment = line.partition(" ")
-            if comment.startswith("rule_train_"):
-                subprocess.run(["scancel", job], check=True)
-                cancelled = job
-        time.sleep(0.3)
-    output = proc.communicate(timeout=600)[0]
+    # Snakemake's output line by line until it submits the training: each read waits for its next
+    # line, and the output ends when it exits (slurm_command's `timeout` bounds that).
+    output, cancelled = "", None
+    for line in proc.stdout:
+        output += line
+        job = next((j for j, log in SUBMITTED.findall(line) if rule_of(work, log) == "train"), None)
+        if job is not None and running(job, proc):
+            subprocess.run(["scancel", job], check=True)
+            cancelled = job
+            break
+    output += proc.stdout.read()  # to the end of Snakemake's run
+    proc.wait(timeout=60)
     assert cancelled, f"no training job was seen running:\n{output[-3000:]}"
     assert proc.returncode != 0, output[-3000:]
     assert f"SLURM-job '{cancelled}' failed, SLURM status is: 'CANCELLED'" in output, output[-3000:]
@@ -259,22 +260,35 @@ def test_cancelled_job_is_reported_and_the_rerun_resumes(slurm_run):
     assert "Nothing to be done" in (snakemake_slurm(work, "reproduce_all").stderr)
 
 
+def running(job: str, snakemake: subprocess.Popen) -> bool:
+    """Wait until SLURM runs ``job``; False when it ended first, or Snakemake did. SLURM tells no
+    one when a job starts, so its state is polled; the deadline only guards against a scheduler
+    that never starts it (on this one-node cluster a job starts within seconds, busy or not)."""
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and snakemake.poll() is None:
+        state = scontrol(job)["JobState"]
+        if state != "PENDING":
+            return state == "RUNNING"
+        time.sleep(0.3)
+    return False
+
+
 def sbatch_claims(tmp: Path, count: int, prelude: str = "") -> list[dict]:
-    """``count`` jobs at once, one GPU each, each claiming a GPU as a training does and holding it 3 s."""
-    jobs = []
+    """``count`` jobs at once, one GPU each, each claiming a GPU as a training does and holding it 3 s.
+    ``sbatch --wait`` returns once its job has ended: each job is waited for by its own sbatch."""
+    submits = []
     for i in range(count):
         out = tmp / f"claim{i}.json"
         script = (f"{prelude}echo $(date +%s.%N) > {out}.start; "
                   f"{BIN / 'mienet'} devices --claim --hold 3 --json > {out}; echo $(date +%s.%N) > {out}.end")
-        jobs.append(subprocess.run(["sbatch", "--parsable", "-p", "gpu", "--gpus=1", "--mem", "1000", "-t", "5",
-                                    "-o", str(tmp / f"claim{i}.log"), "--wrap", script],
-                                   capture_output=True, text=True, check=True).stdout.strip())
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        states = {scontrol(j)["JobState"] for j in jobs}
-        if states <= {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"}:
-            break
-        time.sleep(0.3)
+        submits.append(subprocess.Popen(["sbatch", "--wait", "--parsable", "-p", "gpu", "--gpus=1", "--mem", "1000",
+                                         "-t", "5", "-o", str(tmp / f"claim{i}.log"), "--wrap", script],
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    jobs = []
+    for sbatch in submits:
+        stdout, stderr = sbatch.communicate(timeout=600)  # a guard against a hung scheduler only
+        assert stdout.strip(), f"sbatch failed ({sbatch.returncode}): {stderr}"
+        jobs.append(stdout.strip().splitlines()[0])
     results = []
     for i, job in enumerate(jobs):
         assert scontrol(job)["JobState"] == "COMPLETED", (tmp / f"claim{i}.log").read_text()
