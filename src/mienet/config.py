@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import jsonschema
 import yaml
 
 from mienet.errors import MienetError
@@ -191,7 +190,7 @@ class Dataset:
              "an end of its 95 % CI lies within it of 0")
 
 
-SYNTH_CLASSES = 8  # factor combinations of mienet.data.synth (checked there)
+SYNTH_CLASSES = 8  # factor combinations of mienet.data.synth_design (tests/test_config.py checks it)
 
 
 @dataclass
@@ -521,6 +520,8 @@ def schema_errors(data: Any, where: str = "params.yaml", definition: str | None 
         schema = {k: v for k, v in schema.items() if k != "required"}
         schema["properties"] = {k: {kk: vv for kk, vv in v.items() if kk != "required"}
                                 for k, v in schema["properties"].items()}
+    import jsonschema  # here: 0.11 s of every start that reads this module but never validates
+
     validator = jsonschema.Draft202012Validator(schema)
     out = []
     for err in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):

@@ -32,7 +32,6 @@ from mienet.pipeline import (BENCH_VARIANTS, PARAMS, PRETRAINED_DIR, Commands, d
                              placeholder, search_jobs, training_gpus)
 from mienet.registry.frames import MANIFEST_NAME
 from mienet.registry.variants import FETCH_RULE, IMAGENET_FILES, imagenet_weights_file
-from mienet.report import expected_outputs
 
 DVC_FILE = Path("dvc.yaml")
 # What a change of re-runs a DVC stage: the code it runs.
@@ -40,7 +39,7 @@ TRAIN_CODE = ("src/mienet/engine", "src/mienet/models", "src/mienet/registry", "
               "src/mienet/layout.py")
 EVALUATE_CODE = ("src/mienet/engine/evaluate.py", "src/mienet/engine/loading.py")
 SYNTH_CODE = ("src/mienet/data/synth.py", "src/mienet/data/synth_design.py", "src/mienet/data/synth_render.py")
-EXTRACT_CODE = ("src/mienet/data/frames.py",)
+EXTRACT_CODE = ("src/mienet/data/frames.py", "src/mienet/data/ffmpeg_log.py")
 ANNOTATIONS_CODE = ("src/mienet/data/annotations.py", "src/mienet/data/readers.py")
 SEARCH_CODE = ("src/mienet/search",)
 BENCH_CODE = ("src/mienet/bench/training.py",)
@@ -151,6 +150,15 @@ class Stage:
 
     def benchmark_file(self, results: str) -> str:
         return f"{results}/benchmarks/{self.log}.tsv"
+
+
+def report_files(wf: Workflow) -> list[str]:
+    """The report's tables, figures and page (:func:`mienet.report.expected_outputs`)."""
+    # Imported here: the report's registry loads pandas, 0.5 s that `mienet --help` (which lists
+    # the commands stages add) would otherwise pay on every start: measured 0.56 s -> 0.15 s.
+    from mienet.report import expected_outputs
+
+    return [f"{wf.roots.results}/{p}" for p in expected_outputs(wf.enabled)]
 
 
 def _uncached(paths) -> list[dict]:
@@ -284,7 +292,7 @@ def _dvc_report(wf: Workflow) -> dict:
     return {"report": {
         "cmd": wf.cmd.report(wf.enabled),
         "deps": [f"{results}/{d}" for d in wf.enabled] + [f"{results}/bench", *REPORT_CODE],
-        "outs": _uncached(f"{results}/{p}" for p in expected_outputs(wf.enabled))}}
+        "outs": _uncached(report_files(wf))}}
 
 
 def _dvc_zoo(wf: Workflow) -> dict:
@@ -369,7 +377,7 @@ _STAGE_LIST = (
           # the zoo table too, so that the `dvc commit` after it finds every stage's outputs
           inputs=lambda wf, w: wf.ablation_targets() + wf.search_targets() + wf.bench_targets()
           + wf.roots.zoo_tables(),
-          outputs=lambda wf: [f"{wf.roots.results}/{p}" for p in expected_outputs(wf.enabled)],
+          outputs=report_files,
           # Record what Snakemake made in dvc.lock too, so that `dvc status` agrees; only when
           # dvc.yaml describes this very configuration (`mienet generate` writes it).
           extra=lambda wf: {"sync_dvc": DVC_FILE.is_file() and DVC_FILE.read_text() == dvc_yaml_text(wf.params)},

@@ -61,11 +61,19 @@ import cv2
 import yaml
 
 from mienet.bench.loader import measure_loader
-from mienet.bench.scale_report import SSV2_FRAMES, bytes_per_frame, fit_and_project, markdown, refit, targets
+from mienet.bench.scale_report import (
+    SSV2_FRAMES,
+    bytes_per_frame,
+    fit_and_project,
+    markdown,
+    refit,
+    targets,
+)
 from mienet.config import TrainConfig, load_params
 from mienet.data.frames import LAYOUTS, extract_frames, read_manifest
 from mienet.data.pack import read_frames, write_pack
-from mienet.data.synth import CLASS_NAMES, clip_name, synthesize
+from mienet.data.synth import clip_name, synthesize
+from mienet.data.synth_design import CLASS_NAMES
 from mienet.engine.dataset import ClipDataset
 from mienet.errors import MienetError
 from mienet.io import environment_tool, write_text_atomic

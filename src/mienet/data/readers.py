@@ -18,7 +18,7 @@ from pathlib import Path
 from mienet.data.annotations import (SPLITS, Candidate, Labels, ListOptions, Problems, packaged_classes,
                                      read_classes, read_frame_list)
 from mienet.data.frames import find_videos
-from mienet.data.synth import read_design
+from mienet.data.synth_design import read_design
 from mienet.errors import MienetError
 from mienet.layout import FACTORS_FILE
 

@@ -57,8 +57,7 @@ import numpy as np
 from tqdm import tqdm
 
 from mienet.config import SYNTH_DEFAULTS, SYNTH_LIMITS
-# read_design is here for the modules that import it from mienet.data.synth (readers, evaluate).
-from mienet.data.synth_design import CLASS_LEVELS, CLASS_NAMES, GENERATOR_VERSION, design, read_design  # noqa: F401
+from mienet.data.synth_design import CLASS_LEVELS, CLASS_NAMES, GENERATOR_VERSION, design
 from mienet.data.synth_render import render_clip
 from mienet.errors import MienetError
 from mienet.io import write_text_atomic

@@ -24,23 +24,30 @@ import io
 import json
 import logging
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
+from mienet.config import name_arg
+from mienet.data.annotations import read_classes
+from mienet.data.synth_design import read_design
 from mienet.engine.dataset import ClipDataset, build_loader
 from mienet.engine.loading import LoadedModel, load_model
+from mienet.engine.performance import autocast, default_speed_config, prepare_model, to_device
+from mienet.engine.provenance import ENVIRONMENT_FILE, NOT_RECORDED, describe, read_training
+from mienet.engine.runtime import setup_runtime
 from mienet.errors import MienetError
 from mienet.io import write_text_atomic
+from mienet.layout import FACTORS_FILE, SELECTION_SPLIT, data_paths, from_params_file
+from mienet.models import model_stats
 
 log = logging.getLogger(__name__)
 
 
 def view_scores(model, clips: torch.Tensor, device, speed) -> torch.Tensor:
     """Average softmax over views: clips ``(B, V, T, L, 3, S, S)`` -> probabilities ``(B, K)``."""
-    from mienet.engine.performance import autocast, to_device
-
     clips = to_device(clips, device, speed)
     b, v = clips.shape[:2]
     with torch.no_grad(), autocast(device, speed):
@@ -63,10 +70,6 @@ def eval_speed(device, amp: str = "auto", trained: list[dict] | None = None):
     ``bf16``/``fp16`` that autocast, ``auto`` the precision of the training (``trained``: its
     environment.json segments, the last one counts) when it ran on this kind of device, else
     the device's default."""
-    from dataclasses import replace
-
-    from mienet.engine.performance import default_speed_config
-
     if amp not in AMP_CHOICES:
         raise MienetError(f"--amp must be one of {', '.join(AMP_CHOICES)}, not {amp!r}")
     device = torch.device(device)
@@ -88,11 +91,6 @@ def evaluate_model(loaded: LoadedModel, list_file: str | Path, root: str | Path,
     the caller adds its own keys to the metrics and writes them with :func:`write_outputs`.
     ``amp`` and ``trained`` (the run's environment.json segments): :func:`eval_speed`.
     """
-    from mienet.engine.performance import prepare_model
-    from mienet.engine.provenance import describe
-    from mienet.engine.runtime import setup_runtime
-    from mienet.models import model_stats
-
     check_views(num_clips, num_crops)
     cfg, meta, classes = loaded.config, loaded.meta, loaded.classes
     list_file = Path(list_file)
@@ -131,8 +129,6 @@ def choose_checkpoint(checkpoint: str | Path, split: str) -> tuple[Path, str]:
     choosing the epoch on the very clips reported would bias the number upwards; then
     ``last.pt``.
     """
-    from mienet.layout import SELECTION_SPLIT
-
     path = Path(checkpoint)
     if path.is_dir() and any((path / n).is_file() for n in ("best.pt", "last.pt")):
         name = "last.pt" if split == SELECTION_SPLIT else "best.pt"
@@ -152,7 +148,7 @@ def choose_checkpoint(checkpoint: str | Path, split: str) -> tuple[Path, str]:
 
 def score_factors(design: dict, rows: list[dict], classes: list[str], variant: str, where) -> dict:
     """Per-factor accuracy of ``rows`` (a ``<factor>_correct`` column each) and ``variant``'s ceiling
-    from a factor design (``factors.json`` of :mod:`mienet.data.synth`); metrics.json's keys."""
+    from a factor design (``factors.json`` of :mod:`mienet.data.synth_design`); metrics.json's keys."""
     names = [c["name"] for c in design["classes"]]
     if names != list(classes):
         raise MienetError(f"{where} describes the classes {names}, the model has {classes}")
@@ -179,8 +175,6 @@ def evaluate(checkpoint: str | Path, annotations: str | Path, split: str = "val"
     factor design beside the lists (``factors.json``), each factor is scored too.
     ``requested_split``: the split as asked for (``standard``), recorded in ``evaluate_settings``
     (default ``split``) for the report's check against params.yaml."""
-    from mienet.engine.provenance import ENVIRONMENT_FILE, NOT_RECORDED, read_training
-
     check_views(num_clips, num_crops)
     checkpoint, selection = choose_checkpoint(checkpoint, Path(list_file).stem if list_file else split)
     loaded = load_model(checkpoint)
@@ -192,8 +186,6 @@ def evaluate(checkpoint: str | Path, annotations: str | Path, split: str = "val"
     ann_classes = annotations / "classes.txt"
     names_match = None
     if ann_classes.exists():
-        from mienet.data.annotations import read_classes
-
         names = read_classes(ann_classes)
         if len(names) != len(classes):
             raise MienetError(f"{checkpoint} was trained on {len(classes)} classes, {ann_classes} lists "
@@ -209,12 +201,9 @@ def evaluate(checkpoint: str | Path, annotations: str | Path, split: str = "val"
     if names_match is not None:
         metrics["class_names_match"] = names_match
     metrics["selection_split"] = selection
-    from mienet.layout import FACTORS_FILE
 
     design_path = annotations / FACTORS_FILE
     if design_path.is_file():
-        from mienet.data.synth import read_design
-
         metrics.update(score_factors(read_design(design_path), scored.rows, classes, metrics["variant"],
                                      design_path))
     out = Path(out) if out else Path(checkpoint).parent.parent / f"eval-{list_file.stem}"
@@ -260,8 +249,6 @@ class ScoredClips:
 def score_clips(model, loader, dataset, classes: list[str], device, speed, desc: str = "evaluate",
                 progress: bool = True, list_file=None) -> ScoredClips:
     """Run ``model`` over every clip of ``loader`` (views averaged) and tally the results."""
-    from tqdm import tqdm
-
     k = len(classes)
     confusion = torch.zeros(k, k, dtype=torch.long)
     rows = []
@@ -319,8 +306,6 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
 
 
 def add_arguments(parser) -> None:
-    from mienet.config import name_arg
-
     parser.add_argument("--checkpoint", required=True, type=Path,
                         help="a checkpoint of `mienet train`, or a run's checkpoints folder: best.pt (selected "
                              "on val), or last.pt when the scored split is val")
@@ -352,7 +337,8 @@ def add_arguments(parser) -> None:
 
 
 def resolve_split(split: str, lay) -> str:
-    """``standard`` -> the split the dataset's layout reports (:data:`mienet.layout.STANDARD_SPLIT`)."""
+    """``standard`` -> the split the dataset's layout reports (its format's ``standard_split``,
+    :data:`mienet.registry.formats.FORMATS`)."""
     if split != "standard":
         return split
     if lay is None:
@@ -361,8 +347,6 @@ def resolve_split(split: str, lay) -> str:
 
 
 def run(args) -> int:
-    from mienet.layout import data_paths, from_params_file
-
     # the params file is read (and validated) once, and only when something needs it
     lay = None
     if args.params is not None and args.dataset and (args.annotations is None or args.split == "standard"):
