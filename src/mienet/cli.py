@@ -8,12 +8,14 @@ Each sub-command lives in its own module exposing ``add_arguments(parser)`` and
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import os
 import sys
 
 from mienet.errors import MienetError
+from mienet.slurm import describe_slurm_job
 
 # command name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -39,7 +41,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
 def describe_os_error(exc: OSError) -> str:
     """'<path>: <cause>' with a hint for the common causes; what was written stays as it was
     (outputs are written atomically), so the command can simply be run again."""
-    import errno
 
     where = exc.filename if exc.filename is not None else ""
     if exc.filename2 is not None:
@@ -93,7 +94,6 @@ def main(argv: list[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     if os.environ.get("SLURM_JOB_ID"):  # each rule's log names the SLURM job that ran it
-        from mienet.slurm import describe_slurm_job
 
         logging.getLogger("mienet").info("%s", describe_slurm_job())
     try:

@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from mienet.config import load_params
 from mienet.errors import MienetError
 from mienet.registry.formats import FORMATS, DatasetFormat
 
@@ -202,7 +203,6 @@ class Roots:
 
 def from_params_file(path: str | Path, dataset: str) -> tuple[dict, DatasetLayout]:
     """(the validated params, the dataset's layout) of a params.yaml."""
-    from mienet.config import load_params
 
     params = load_params(path, partial=True)
     return params, dataset_layout(params, dataset, str(path))

@@ -22,6 +22,9 @@ import torch
 
 from mienet.config import TRAIN_DEFAULTS
 from mienet.errors import MienetError
+from mienet.models import build_model, load_checkpoint
+from mienet.models.checkpoint import read_checkpoint_file, released_state, state_differences
+from mienet.registry.variants import VARIANTS
 
 DEFAULT_TEMPLATE = TRAIN_DEFAULTS.template
 MAX_KEYS = 12  # keys named per kind of difference in check_fit's message
@@ -72,8 +75,6 @@ def load_model(checkpoint: str | Path, zoo_entry: dict | None = None, classes: l
 
 
 def _trained(checkpoint: Path) -> LoadedModel:
-    from mienet.models import build_model, load_checkpoint
-    from mienet.models.checkpoint import read_checkpoint_file
 
     saved = read_checkpoint_file(checkpoint)
     cfg = saved.get("config") if isinstance(saved, dict) else None
@@ -99,7 +100,6 @@ def entry_config(entry: dict) -> dict:
 
 
 def _released(checkpoint: Path, entry: dict, name: str) -> LoadedModel:
-    from mienet.models import build_model, load_checkpoint
 
     config = entry_config(entry)
     check_fit(checkpoint, entry, name)
@@ -122,9 +122,6 @@ def _some(keys: list[str]) -> str:
 def check_fit(path: Path, entry: dict, name: str = "") -> None:
     """Raise a :class:`MienetError` naming the closest variant and the differing keys when the
     released file does not fit the entry's variant (arch, segments and classes of the entry)."""
-    from mienet.models import build_model
-    from mienet.models.checkpoint import released_state, state_differences
-    from mienet.registry.variants import VARIANTS
 
     state = released_state(path)
     fps = int(entry.get("frames_per_segment", 4))

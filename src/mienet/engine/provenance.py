@@ -22,6 +22,8 @@ from pathlib import Path
 
 import torch
 
+from mienet.io import write_text_atomic
+
 ENVIRONMENT_FILE = "environment.json"
 # The CPU flags that decide which kernels oneDNN/MKL and ATen pick (and so the rounding).
 ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_tile")
@@ -110,7 +112,6 @@ def record_training(run_dir: Path, start_epoch: int, device, speed, world_size: 
     if not segments or {k: v for k, v in segments[-1].items() if k != "from_epoch"} != \
             {k: v for k, v in now.items() if k != "from_epoch"}:
         segments.append(now)
-    from mienet.io import write_text_atomic
 
     write_text_atomic(path, json.dumps(segments, indent=2) + "\n")
     return segments

@@ -6,15 +6,21 @@ module. :func:`all_sum` and :func:`topk_correct` are the two reductions every lo
 
 from __future__ import annotations
 
+import fcntl
+import json
 import logging
 import os
+import socket
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from torch.distributed.nn.functional import all_reduce
 
+from mienet.engine.performance import default_speed_config
 from mienet.errors import MienetError
 from mienet.slurm import describe_slurm_job, slurm_job
 
@@ -88,9 +94,6 @@ def claim_gpu(poll_s: float = 5.0, count: int | None = None) -> int:
     where SLURM's device cgroups make every job see its GPU as ``CUDA_VISIBLE_DEVICES=0``.
     """
     global _GPU_CLAIM
-    import fcntl
-    import socket
-    import tempfile
 
     if _GPU_CLAIM is not None:
         return _GPU_CLAIM[1]
@@ -138,7 +141,6 @@ def add_arguments(parser) -> None:
 
 def _training_device(cuda: int) -> str:
     """What ``mienet train --device auto`` would use, in words."""
-    from mienet.engine.performance import default_speed_config
 
     if cuda:
         speed = default_speed_config("cuda")
@@ -152,7 +154,6 @@ def _training_device(cuda: int) -> str:
 def run(args) -> int:
     """``mienet devices``: what a training here would run on (PyTorch's devices, the SLURM job,
     the GPU it would claim)."""
-    import json
 
     visible = _visible_devices()
     cuda = torch.cuda.device_count() if torch.cuda.is_available() else 0
@@ -213,7 +214,6 @@ class CrossProcessBatchNorm(torch.nn.modules.batchnorm._BatchNorm):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
             return super().forward(x)
-        from torch.distributed.nn.functional import all_reduce
 
         channels = x.shape[1]
         dims = [0, *range(2, x.dim())]
