@@ -92,3 +92,22 @@ def test_the_zoo_table_is_named_once_and_is_what_mienet_zoo_writes(tmp_path):
     for path in RULES + [REPO / "src" / "mienet" / "pipeline.py"]:
         for n, line in enumerate(code_lines(path), 1):
             assert "tables/zoo." not in line, f"{path.name}:{n} names the zoo table again"
+
+
+def test_no_module_tests_a_dataset_format_by_name():
+    """What a format is lives in mienet.registry.formats (FORMATS); the code asks the entry
+    (extracted, synthesized, standard_split, reader ...) instead of comparing names."""
+    names = "|".join(["synth", "folder", "sljd", "diving48", "sthv2"])
+    pattern = re.compile(rf"""(format|fmt)\s*(==|!=|in)\s*\(?["'](?:{names})["']|\(["'](?:{names})["'],\s*["'](?:{names})["']""")
+    found = [f"{p.relative_to(REPO)}:{n}" for p in sorted((REPO / "src" / "mienet").rglob("*.py"))
+             if "registry" not in p.parts for n, line in enumerate(code_lines(p), 1) if pattern.search(line)]
+    assert found == []
+
+
+def test_the_full_model_and_the_baseline_are_named_once():
+    """mienet.registry.variants FULL_MODEL and BASELINE; no default or comparison writes them again."""
+    pattern = re.compile(r"""(default=|setting\(|== |!= |\bin )["'](mienet|tsn)["']|["'](mienet|tsn)["'] (in|if)\b""")
+    found = [f"{p.relative_to(REPO)}:{n}" for p in sorted((REPO / "src" / "mienet").rglob("*.py"))
+             if "registry" not in p.parts for n, line in enumerate(code_lines(p), 1) if pattern.search(line)]
+    assert found == []
+
