@@ -136,9 +136,7 @@ class Stage:
     local: bool = False  # runs in Snakemake's own process (never on a compute node)
     module: str | None = None  # the module of a `mienet` command the stage adds (add_arguments, run)
     help: str = ""  # that command's one-line help
-    shell: str = "{params.cmd} > {log:q} 2>&1"
     dvc: Callable | None = None  # (workflow) -> DVC stages {name: stage}
-    extra: Callable | None = None  # (workflow) -> more Snakemake params its shell line reads
     family: str = ""  # the SLURM profile's rule family (default: the name)
 
     @property
@@ -302,6 +300,21 @@ def _dvc_zoo(wf: Workflow) -> dict:
 
 # --------------------------------------------------------------------------- the stages
 
+# Every rule's shell line: the stage's command, its output and messages into its log. One line for
+# all (Snakemake evaluates a rule's shell expression when the job runs, so a per-stage expression
+# in the rules' loop would read the loop's last stage).
+SHELL = "({params.cmd}) > {log:q} 2>&1"
+
+
+def _sync_dvc(wf: Workflow) -> str:
+    """After the report: record what Snakemake made in dvc.lock too, so that `dvc status` agrees;
+    only when dvc.yaml describes this very configuration (`mienet generate` writes it)."""
+    if not (DVC_FILE.is_file() and DVC_FILE.read_text() == dvc_yaml_text(wf.params)):
+        return ""
+    return (" && if [ -d .dvc ]; then dvc commit --force --quiet"
+            " || echo 'warning: dvc commit failed' >&2; fi")
+
+
 def _gpus(wf: Workflow, w) -> int:
     return training_gpus(wf.params, w.dataset)
 
@@ -370,20 +383,13 @@ _STAGE_LIST = (
           watch=lambda wf, w: wf.recipe(w.dataset)),
     Stage("bench_train", "bench/train_{dataset}_{variant}", threads="train", dvc=_dvc_bench,
           command=lambda wf, w, threads: wf.cmd.bench_train(w.dataset, w.variant, threads, wf.recipe(w.dataset)),
-          outputs=lambda wf: [wf.roots.bench_file("{dataset}", "{variant}")],
-          shell="({params.cmd}) 2> {log:q}"),
+          outputs=lambda wf: [wf.roots.bench_file("{dataset}", "{variant}")]),
     Stage("report", "report", dvc=_dvc_report,
-          command=lambda wf, w, threads: wf.cmd.report(wf.enabled),
+          command=lambda wf, w, threads: wf.cmd.report(wf.enabled) + _sync_dvc(wf),
           # the zoo table too, so that the `dvc commit` after it finds every stage's outputs
           inputs=lambda wf, w: wf.ablation_targets() + wf.search_targets() + wf.bench_targets()
           + wf.roots.zoo_tables(),
-          outputs=report_files,
-          # Record what Snakemake made in dvc.lock too, so that `dvc status` agrees; only when
-          # dvc.yaml describes this very configuration (`mienet generate` writes it).
-          extra=lambda wf: {"sync_dvc": DVC_FILE.is_file() and DVC_FILE.read_text() == dvc_yaml_text(wf.params)},
-          shell="{params.cmd} > {log:q} 2>&1"
-                " && if [ {params.sync_dvc:q} = True ] && [ -d .dvc ]; then dvc commit --force --quiet >> {log:q} 2>&1"
-                " || echo 'warning: dvc commit failed, see the log' >&2; fi"),
+          outputs=report_files),
     # The authors' released checkpoints, evaluated where their files are (PRETRAINED_DIR).
     Stage("zoo", "zoo", threads="train", dvc=_dvc_zoo,
           command=lambda wf, w, threads: wf.cmd.zoo(),

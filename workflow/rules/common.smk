@@ -3,7 +3,7 @@ import re
 
 from mienet.config import write_effective_params
 from mienet.registry.variants import IMAGENET_FILES, VARIANTS as _VARIANTS
-from mienet.stages import STAGES, Workflow, stage_threads
+from mienet.stages import SHELL, STAGES, Workflow, stage_threads
 from mienet.report.outputs import output_files, write_captions
 
 # Rules call `mienet` from PATH: the active environment's, or this checkout's .venv/bin,
@@ -40,6 +40,36 @@ def report_output(path):
         return full  # PDF, LaTeX, CSV and the page itself: in results/, not in the HTML report
     return report(full, caption=_CAPTIONS[file.output.name], category=file.output.category,
                   subcategory=file.dataset or "all")
+
+
+# How a stage spec (mienet.stages) becomes a rule of workflow/rules/stages.smk.
+def _rule_inputs(stage):
+    def inputs(wildcards):
+        found = stage.inputs(WF, wildcards) if stage.inputs else []
+        return found if isinstance(found, dict) else {"files": found}
+
+    return inputs
+
+
+def _rule_command(stage):
+    return lambda wildcards, threads: stage.command(WF, wildcards, threads)
+
+
+def _rule_watch(stage):
+    return (lambda wildcards: stage.watch(WF, wildcards)) if stage.watch else ""
+
+
+def _rule_gpus(stage):
+    return {"gpu": (lambda wildcards: stage.gpus(WF, wildcards)) if callable(stage.gpus) else stage.gpus}
+
+
+def _rule_outputs(stage):
+    """(positional, named) outputs; the report's tables and figures go into Snakemake's report."""
+    outputs = stage.outputs(WF)
+    named = outputs if isinstance(outputs, dict) else {}
+    listed = [] if named else [report_output(p.removeprefix(f"{RESULTS}/")) if stage.name == "report" else p
+                               for p in outputs]
+    return listed, named
 
 
 wildcard_constraints:

@@ -5,35 +5,6 @@
 # can drift from them.
 
 
-def _rule_inputs(stage):
-    def inputs(wildcards):
-        found = stage.inputs(WF, wildcards) if stage.inputs else []
-        return found if isinstance(found, dict) else {"files": found}
-
-    return inputs
-
-
-def _rule_command(stage):
-    return lambda wildcards, threads: stage.command(WF, wildcards, threads)
-
-
-def _rule_watch(stage):
-    return (lambda wildcards: stage.watch(WF, wildcards)) if stage.watch else ""
-
-
-def _rule_gpus(stage):
-    return {"gpu": (lambda wildcards: stage.gpus(WF, wildcards)) if callable(stage.gpus) else stage.gpus}
-
-
-def _rule_outputs(stage):
-    """(positional, named) outputs; the report's tables and figures go into Snakemake's report."""
-    outputs = stage.outputs(WF)
-    named = outputs if isinstance(outputs, dict) else {}
-    listed = [] if named else [report_output(p.removeprefix(f"{RESULTS}/")) if stage.name == "report" else p
-                               for p in outputs]
-    return listed, named
-
-
 for _stage in STAGES.values():
     _listed, _named = _rule_outputs(_stage)
 
@@ -48,7 +19,6 @@ for _stage in STAGES.values():
         params:
             cmd=_rule_command(_stage),
             watch=_rule_watch(_stage),  # a changed setting re-runs the job
-            **(_stage.extra(WF) if _stage.extra else {}),
         log:
             _stage.log_file(RESULTS),
         benchmark:
@@ -60,7 +30,7 @@ for _stage in STAGES.values():
         conda:
             MIENET_ENV
         shell:
-            _stage.shell
+            SHELL
 
 
 rule dataset_not_in_profile:
