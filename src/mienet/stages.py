@@ -163,8 +163,9 @@ def _uncached(paths) -> list[dict]:
     return [{p: {"cache": False}} for p in paths]
 
 
-def _run_files(wf: Workflow, run: str) -> dict:
-    base = wf.roots.run_dir("{dataset}", "{variant}", run)
+def _run_files(wf: Workflow, run: str, dataset: str = "{dataset}", variant: str = "{variant}") -> dict:
+    """A run's checkpoint and curve: Snakemake's patterns, or one run's files."""
+    base = wf.roots.run_dir(dataset, variant, run)
     return {"best": f"{base}/checkpoints/best.pt", "curve": f"{base}/log.csv"}
 
 
@@ -354,8 +355,7 @@ _STAGE_LIST = (
           watch=lambda wf, w: wf.recipe(w.dataset)),
     Stage("evaluate", "{dataset}/evaluate_{variant}_{run}", threads="train", dvc=_dvc_evaluate,
           command=lambda wf, w, threads: wf.cmd.evaluate(w.dataset, w.variant, w.run),
-          inputs=lambda wf, w: {k: p.format(dataset=w.dataset, variant=w.variant)
-                                for k, p in _run_files(wf, w.run).items()},
+          inputs=lambda wf, w: _run_files(wf, w.run, w.dataset, w.variant),
           outputs=lambda wf: wf.roots.result_files("{dataset}", "{variant}", "{run}"),
           watch=lambda wf, w: wf.params["evaluate"]),
     # One of search.jobs jobs taking trials of one study until it has n_trials.
