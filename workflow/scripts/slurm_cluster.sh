@@ -11,7 +11,8 @@
 # so that the profile's real requests (8 CPUs, 64 GB, 1 GPU per training) are accepted as they are;
 # partitions `cpu` (default) and `gpu`. The GPUs are device nodes that only SLURM's bookkeeping
 # sees: a job asking for one gets CUDA_VISIBLE_DEVICES set as on a real GPU node. No accounting
-# (no slurmdbd): jobs are queried with squeue, finished ones stay visible for MinJobAge = 300 s.
+# (no slurmdbd): jobs are queried with squeue, finished ones stay visible for MinJobAge = 3600 s
+# (the tests read every job of a run with scontrol after the run, which takes up to ~8 min on 2 busy cores).
 set -euo pipefail
 
 CONF_DIR=/etc/slurm
@@ -61,7 +62,7 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 SlurmdParameters=config_overrides
 ReturnToService=2
-MinJobAge=300
+MinJobAge=3600
 DefMemPerCPU=1000
 StateSaveLocation=/var/spool/slurmctld
 SlurmdSpoolDir=/var/spool/slurmd
