@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import fcntl
 import glob
 import json
 import os
@@ -228,6 +229,29 @@ def test_a_killed_worker_is_retried_and_its_run_resumed(dataset, params, tmp_pat
     assert epochs == [1, 2, 3]  # resumed from the killed run's checkpoint, not started over
     summary = json.loads((out / "summary.json").read_text())
     assert (summary["finished"], summary["complete"], summary["failed"], summary["retried"]) == (1, 1, 0, 1)
+
+
+def test_a_writer_killed_holding_the_journal_lock_leaves_it_free(tmp_path):
+    """The journal's write lock is an flock: a worker killed in the middle of a write (the
+    killed-worker test above kills one right after its epoch, while it reports) leaves no lock
+    behind for the next worker to wait out (Optuna's own symlink lock: 30 s)."""
+    journal = tmp_path / "journal.log"
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from pathlib import Path; from mienet.search.storage import JournalWriteLock; "
+        f"JournalWriteLock(Path({str(journal)!r})).acquire(); print('held', flush=True); time.sleep(600)")],
+        env=ENV, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline() == "held\n"  # waits for the line, not on a clock
+    lock = open_storage(str(journal), SEARCH["heartbeat"])._backend._lock
+    with open(lock.path, "a") as fh:
+        with pytest.raises(BlockingIOError):  # held by the live process
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        holder.kill()
+        holder.wait()
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free as soon as its holder is gone
+        fcntl.flock(fh, fcntl.LOCK_UN)
+    storage = open_storage(str(journal), SEARCH["heartbeat"])
+    optuna.create_study(storage=storage, study_name="after-a-kill")  # a real write goes through
+    assert [s.study_name for s in optuna.get_all_study_summaries(storage)] == ["after-a-kill"]
 
 
 def _assert_exactly(study: optuna.Study, n: int) -> None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from mienet.registry.formats import dataset_title
 from mienet.registry.variants import BASELINE, FULL_MODEL, VARIANTS
 from mienet.report.analysis import accuracy_interval, effect, method_text
 from mienet.report.collect import as_number
@@ -18,7 +19,6 @@ from mienet.report.tables import (
     ceiling_text,
     ci_bounds,
     ci_words,
-    dataset_name,
     describe,
     factor_columns,
     fmt,
@@ -48,7 +48,7 @@ def switches(variant: str) -> dict[str, bool] | None:
 
 def ablation_table(inputs: Inputs) -> Table:
     tree, dataset = inputs.tree, inputs.dataset
-    name = dataset_name(dataset)
+    name = dataset_title(dataset)
     factors = list(tree.factor_design(dataset))
     shown = [v for v in tree.variants(dataset) if v in VARIANTS or tree.stats(dataset, v).n]
     has_ceiling = any(tree.stats(dataset, v).ceiling() is not None for v in shown)
@@ -105,7 +105,7 @@ def ablation_table(inputs: Inputs) -> Table:
 
 def ablation_sentence(inputs: Inputs) -> str:
     tree, dataset = inputs.tree, inputs.dataset
-    name = dataset_name(dataset)
+    name = dataset_title(dataset)
     ran = ran_variants(tree, dataset)
     if not ran:
         return f"No runs of {name} yet: every row of the table is a dash."

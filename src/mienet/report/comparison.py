@@ -3,6 +3,7 @@ next to what this project measured, and the sentence that says by how much they 
 
 from __future__ import annotations
 
+from mienet.registry.formats import dataset_title
 from mienet.registry.published import SOURCE, PublishedRow
 from mienet.registry.variants import FULL_MODEL
 from mienet.report.spec import DATASET, TABLE, Inputs, Output
@@ -12,7 +13,6 @@ from mienet.report.tables import (
     ci_bounds,
     ci_words,
     code,
-    dataset_name,
     describe,
     fmt,
     protocol_note,
@@ -47,7 +47,7 @@ def _add_reported(t: Table, dataset: str, p: PublishedRow) -> None:
 
 def comparison_table(inputs: Inputs) -> Table:
     tree, dataset = inputs.tree, inputs.dataset
-    name = dataset_name(dataset)
+    name = dataset_title(dataset)
     t = Table(stem=f"comparison_{dataset}", caption=f"{name}: the published numbers next to what this project "
               "measured.", header=["source", "model", "variant", "frames", "seeds", "top-1 (%) [95 % CI]",
                                    "top-5 (%) [95 % CI]", "Δ top-1 vs reported"],
@@ -90,7 +90,7 @@ def comparison_table(inputs: Inputs) -> Table:
 
 def comparison_sentence(inputs: Inputs) -> str:
     tree, dataset = inputs.tree, inputs.dataset
-    name = dataset_name(dataset)
+    name = dataset_title(dataset)
     reported = [p for p in inputs.published if p.dataset == dataset]
     if not reported:
         return (f"No published numbers exist for {name}; the table shows this project's measurements only"

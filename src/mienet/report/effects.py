@@ -4,6 +4,7 @@ per-factor differences; and the sentence that says which are resolved."""
 
 from __future__ import annotations
 
+from mienet.registry.formats import dataset_title
 from mienet.report.analysis import Effect, ceiling_delta, effect, method_text, module_effects
 from mienet.report.collect import ResultsTree
 from mienet.report.spec import DATASET, TABLE, Inputs, Output
@@ -15,7 +16,6 @@ from mienet.report.tables import (
     ci_bounds,
     ci_text,
     code,
-    dataset_name,
     fmt,
     protocol_note,
     seeds_text,
@@ -106,7 +106,7 @@ def effects_table(inputs: Inputs) -> Table:
     """:data:`mienet.report.analysis.EFFECTS` on a dataset: paired top-1 differences with their
     95 % CI, and, with a factor design, the difference of the ceilings and the per-factor differences."""
     tree, dataset = inputs.tree, inputs.dataset
-    name = dataset_name(dataset)
+    name = dataset_title(dataset)
     factors = list(tree.factor_design(dataset))
     effects = module_effects(tree, dataset)
     splits = split_text(tree, dataset)
@@ -140,7 +140,7 @@ def effects_table(inputs: Inputs) -> Table:
 def effects_sentence(inputs: Inputs) -> str:
     """Which module effects are resolved (95 % CI excludes 0), which not, which cannot be computed."""
     tree, dataset = inputs.tree, inputs.dataset
-    name = dataset_name(dataset)
+    name = dataset_title(dataset)
     all_effects = module_effects(tree, dataset)
     if not any(e.interval is not None for e in all_effects):
         return f"No module effect can be computed on {name} yet: every pair lacks a variant; dashes."

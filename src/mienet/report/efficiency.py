@@ -3,11 +3,12 @@ of ``mienet bench train`` (``bench/*.json``), and the sentence that says how fas
 
 from __future__ import annotations
 
+from mienet.registry.formats import dataset_title
 from mienet.registry.variants import VARIANTS
 from mienet.report.collect import as_number
 from mienet.report.spec import GLOBAL, TABLE, Inputs, Output
 from mienet.report.table import DASH, Table
-from mienet.report.tables import code, dataset_name, fmt, frames_label, num, variant_name
+from mienet.report.tables import code, fmt, frames_label, num, variant_name
 
 BENCH_MATCH = ("variant", "arch", "segments", "size", "frames_per_segment")
 COLUMNS = ["dataset", "variant", "arch", "frames", "size", "params_m", "gflops", "device", "device_name",
@@ -39,7 +40,7 @@ def _add(t: Table, model: dict, record: dict | None, label: str, note: str = "")
     tflops, wait = as_number(r.get("tflops")), as_number(r.get("data_wait_share"))  # gpu_summary.json
     device = str(r.get("device_name") or r.get("device") or "")
     size = "" if model["size"] in (None, "") else str(model["size"])
-    t.add([dataset_name(model["dataset"]) if model["dataset"] else DASH, label, model["frames"] or DASH,
+    t.add([dataset_title(model["dataset"]) if model["dataset"] else DASH, label, model["frames"] or DASH,
            size or DASH, num(model["params"]), num(model["gflops"]), device or DASH,
            str(r["batch"]) if r.get("batch") else DASH, num(clips), num(eager),
            f"{speedup:.2f}×" if speedup is not None else DASH, num(tflops),

@@ -3,6 +3,7 @@ design with its 95 % CI and ceiling, and the sentence that names each variant's 
 
 from __future__ import annotations
 
+from mienet.registry.formats import dataset_title
 from mienet.registry.variants import VARIANTS
 from mienet.report.analysis import accuracy_interval, at_ceiling, method_text
 from mienet.report.spec import DATASET, TABLE, Inputs, Output
@@ -14,7 +15,6 @@ from mienet.report.tables import (
     ceiling_split,
     ceiling_text,
     ci_words,
-    dataset_name,
     factor_columns,
     protocol_note,
     ran_variants,
@@ -34,7 +34,7 @@ def factors_table(inputs: Inputs) -> Table:
     """Per variant: top-1 and the accuracy of every factor of the dataset's design, each with its
     95 % CI and ceiling; a one-line table when no run has a factor design."""
     tree, dataset = inputs.tree, inputs.dataset
-    name = dataset_name(dataset)
+    name = dataset_title(dataset)
     design = tree.factor_design(dataset)
     factors = list(design)
     if not factors:
@@ -83,7 +83,7 @@ def factors_table(inputs: Inputs) -> Table:
 def factors_sentence(inputs: Inputs) -> str:
     """Which variants sit at their ceiling, and each other variant's weakest factor."""
     tree, dataset = inputs.tree, inputs.dataset
-    name = dataset_name(dataset)
+    name = dataset_title(dataset)
     design = tree.factor_design(dataset)
     if not design:
         return f"No factor design for {name}: the per-factor table is a single row of dashes."

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mienet.registry.formats import dataset_title
 from mienet.io import atomic_path
 from mienet.registry.variants import BASELINE, FULL_MODEL, VARIANTS
 from mienet.report.analysis import accuracy_interval
@@ -34,7 +35,6 @@ from mienet.report.spec import DATASET, FIGURE, FIGURE_FORMATS, Inputs, Output
 from mienet.report.tables import (
     best_variant,
     ci_how,
-    dataset_name,
     describe,
     points_text,
     ran_variants,
@@ -113,7 +113,7 @@ def ablation_bars(inputs: Inputs):
     variant's ceiling where ``metrics.json`` gives one."""
     tree, dataset = inputs.tree, inputs.dataset
     df = _seed_top1(tree, dataset)
-    title = f"{dataset_name(dataset)}: ablation"
+    title = f"{dataset_title(dataset)}: ablation"
     if df.empty:
         return placeholder(title, "no evaluated runs")
     order = [v for v in tree.variants(dataset) if v in VARIANTS or v in set(df["variant"])]
@@ -159,7 +159,7 @@ def ablation_bars_sentence(inputs: Inputs) -> str:
     tree, dataset = inputs.tree, inputs.dataset
     ran = ran_variants(tree, dataset)
     if not ran:
-        return f"No runs of {dataset_name(dataset)} yet: a placeholder figure."
+        return f"No runs of {dataset_title(dataset)} yet: a placeholder figure."
     best = best_variant(tree, dataset)
     missing = [v for v in VARIANTS if v not in ran]
     ceilings = any(tree.stats(dataset, v).ceiling() is not None for v in ran)
@@ -177,7 +177,7 @@ def curves(inputs: Inputs):
     is the mean over seeds, the band one standard deviation."""
     tree, dataset = inputs.tree, inputs.dataset
     df = curves_frame(tree, dataset)
-    title = f"{dataset_name(dataset)}: training curves"
+    title = f"{dataset_title(dataset)}: training curves"
     if df.empty:
         return placeholder(title, "no training logs (train_log.csv)")
     order = [v for v in tree.variants(dataset) if v in set(df["variant"])]
@@ -224,7 +224,7 @@ def confusion(inputs: Inputs):
     """Row-normalised confusion matrix of MIE-Net (or the best variant), summed over its seeds."""
     tree, dataset = inputs.tree, inputs.dataset
     conf = confusion_for(tree, dataset)
-    title = f"{dataset_name(dataset)}: confusion matrix"
+    title = f"{dataset_title(dataset)}: confusion matrix"
     if conf is None:
         return placeholder(title, "no confusion.csv")
     k = len(conf.classes)
@@ -271,7 +271,7 @@ def per_class(inputs: Inputs):
     """Per-class accuracy, mean over seeds with a std error bar, grouped by class."""
     tree, dataset = inputs.tree, inputs.dataset
     df = per_class_frame(tree, dataset)
-    title = f"{dataset_name(dataset)}: per-class accuracy"
+    title = f"{dataset_title(dataset)}: per-class accuracy"
     if df.empty:
         return placeholder(title, "no per_class.csv")
     order = per_class_variants(tree, dataset, set(df["variant"]))
@@ -335,7 +335,7 @@ def per_class_sentence(inputs: Inputs) -> str:
 def accuracy_gflops(inputs: Inputs):
     """Mean top-1 against GFLOPs per clip, one labelled point per variant (error bar: 95 % CI)."""
     tree, dataset = inputs.tree, inputs.dataset
-    title = f"{dataset_name(dataset)}: accuracy against GFLOPs"
+    title = f"{dataset_title(dataset)}: accuracy against GFLOPs"
     points = []
     for v in tree.variants(dataset):
         stats = tree.stats(dataset, v)
@@ -359,7 +359,7 @@ def accuracy_gflops(inputs: Inputs):
     ax.set_xlim(min(gs) - 0.15 * span, max(gs) + 0.35 * span)
     ax.set_xlabel("GFLOPs per clip")
     ax.set_ylabel("top-1 (%)")
-    ax.set_title(f"{dataset_name(dataset)}: mean top-1 (95 % CI) against GFLOPs per clip")
+    ax.set_title(f"{dataset_title(dataset)}: mean top-1 (95 % CI) against GFLOPs per clip")
     return fig
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from collections import Counter
 
+from mienet.registry.formats import dataset_title
 from mienet.report.outputs import of
 from mienet.report.spec import DATASET, FIGURE, GLOBAL, TABLE, Inputs, Output
 from mienet.report.stats import REPLICATES
 from mienet.report.table import Table
-from mienet.report.tables import dataset_name
 
 
 def _files(stem: str) -> str:
@@ -26,7 +26,7 @@ def _table_section(level: str, output: Output, inputs: Inputs, table: Table) -> 
 def _figure_section(output: Output, inputs: Inputs) -> list[str]:
     png, pdf = output.files(inputs.dataset)
     return [f"### {output.heading}", "", output.sentence(inputs), "",
-            f"![{output.heading}, {dataset_name(inputs.dataset)}]({png})", "", f"PDF: [{pdf}]({pdf})", ""]
+            f"![{output.heading}, {dataset_title(inputs.dataset)}]({png})", "", f"PDF: [{pdf}]({pdf})", ""]
 
 
 def _grouped(runs, describe_run) -> str:
@@ -55,7 +55,7 @@ def environment(inputs: Inputs) -> str:
 
     runs = inputs.tree.all_runs(inputs.dataset)
     if not runs:
-        return f"No runs of {dataset_name(inputs.dataset)} yet."
+        return f"No runs of {dataset_title(inputs.dataset)} yet."
     settings = f"Evaluate settings of {_grouped(runs, _evaluated)}."
     if all(r.train_environment is None and r.evaluate_environment is None for r in runs):
         text = (f"{settings} Machine, threads and precision: not recorded (these metrics.json were written "
@@ -90,7 +90,7 @@ def _introduction(figures: bool) -> list[str]:
 
 
 def _dataset_section(inputs: Inputs, tables: dict[str, Table], figures: bool) -> list[str]:
-    lines = [f"## {dataset_name(inputs.dataset)} (`{inputs.dataset}`)", ""]
+    lines = [f"## {dataset_title(inputs.dataset)} (`{inputs.dataset}`)", ""]
     for output in of(TABLE, DATASET):
         lines += _table_section("###", output, inputs, tables[output.stem(inputs.dataset)])
     lines += ["### How the runs were computed", "", environment(inputs), ""]

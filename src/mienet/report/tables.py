@@ -11,7 +11,6 @@ A cell is Markdown text (:mod:`mienet.report.table` writes its LaTeX).
 
 from __future__ import annotations
 
-from mienet.registry.formats import dataset_title
 from mienet.registry.variants import VARIANTS
 from mienet.report.analysis import Effect, accuracy_interval, at_ceiling
 from mienet.report.collect import ResultsTree, SeedStats
@@ -19,10 +18,6 @@ from mienet.report.stats import CLIPS, NONE, REPLICATES, T, Interval
 from mienet.report.table import DASH, Table
 
 VARIANT_NAMES = {name: v.label for name, v in VARIANTS.items()}
-
-
-def dataset_name(dataset: str) -> str:
-    return dataset_title(dataset)
 
 
 def variant_name(variant: str) -> str:

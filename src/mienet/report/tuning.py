@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from mienet.registry.formats import dataset_title
 from mienet.report.analysis import accuracy_interval
 from mienet.report.collect import as_number
 from mienet.report.spec import GLOBAL, TABLE, Inputs, Output
@@ -14,7 +15,6 @@ from mienet.report.tables import (
     accuracy_cells,
     ci_bounds,
     code,
-    dataset_name,
     describe,
     fmt,
     num,
@@ -58,7 +58,7 @@ def _add_search(t: Table, inputs: Inputs, dataset: str, variant: str, search, tu
         _, (default_cell,), _, _ = accuracy_cells(t, tree, dataset, variant, label, "", metrics=("top1",))
     if default is None and tuned_top1 is not None:
         default_cell += t.notes.mark("nodefault", "no seed runs with the default parameters to compare with.")
-    t.add([dataset_name(dataset), label, trials or DASH, num(best), format_params(params) if params else DASH,
+    t.add([dataset_title(dataset), label, trials or DASH, num(best), format_params(params) if params else DASH,
            num(saved, 1), default_cell, num(tuned_top1), signed(delta)],
           dict(zip(COLUMNS, [
               dataset, variant, str(s.get("study_name") or s.get("study") or ""),
@@ -99,7 +99,7 @@ def search_sentence(inputs: Inputs) -> str:
     tree = inputs.tree
     parts = []
     for dataset, v, s, tuned in tree.searched(list(inputs.datasets)):
-        text = f"{variant_name(v)} on {dataset_name(dataset)}:"
+        text = f"{variant_name(v)} on {dataset_title(dataset)}:"
         if s is not None:
             sm = s.summary
             text += (f" {sm.get('n_trials', '?')} trials ({sm.get('complete', '?')} complete, "
@@ -128,7 +128,7 @@ def optuna_plots(inputs: Inputs) -> list[str]:
     lines = []
     for (dataset, variant), paths in sorted(inputs.search_plots.items()):
         if paths:
-            lines += [f"Optuna's plots, {variant_name(variant)} (`{variant}`) on {dataset_name(dataset)}:", ""]
+            lines += [f"Optuna's plots, {variant_name(variant)} (`{variant}`) on {dataset_title(dataset)}:", ""]
             lines += [f"![{p.rsplit('/', 1)[-1]}]({p})" for p in paths] + [""]
     return lines
 

@@ -74,7 +74,7 @@ def open_storage(storage: str, heartbeat: dict) -> optuna.storages.BaseStorage:
     if not is_url(storage):
         path = Path(storage)
         path.parent.mkdir(parents=True, exist_ok=True)
-        return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+        return optuna.storages.JournalStorage(JournalFileBackend(str(path), lock_obj=JournalWriteLock(path)))
     engine_kwargs = {}
     if storage.startswith("sqlite"):
         # Writers wait for each other instead of failing at once with "database is locked".
@@ -130,6 +130,36 @@ def check_reachable(storage: str) -> None:
             engine.dispose()
     except Exception as exc:
         raise storage_error(storage, exc) from None
+
+
+class JournalWriteLock:
+    """The lock around each write to a journal file: ``flock`` on ``<journal>.write.mienet-lock``.
+
+    Optuna's default (a symlink that a crashed writer leaves behind, taken over only when it is
+    30 s old) made every worker of a study wait 30 s after a worker was killed while writing, as
+    a job killed at its time limit can be. The operating system drops an ``flock`` with the
+    process, however it ends. A journal study lives on one machine's file system (its study lock
+    is an ``flock`` too); studies across machines use a database URL. Optuna's backend only calls
+    ``acquire()`` and ``release()`` (its lock base class is not public)."""
+
+    def __init__(self, journal: Path):
+        self.path = Path(f"{journal}.write.mienet-lock")
+        self._fd: int | None = None
+
+    def acquire(self) -> bool:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)  # closing the only descriptor drops the flock
 
 
 # --------------------------------------------------------------------------- the study lock
