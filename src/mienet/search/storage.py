@@ -138,9 +138,9 @@ class JournalWriteLock:
     Optuna's default (a symlink that a crashed writer leaves behind, taken over only when it is
     30 s old) made every worker of a study wait 30 s after a worker was killed while writing, as
     a job killed at its time limit can be. The operating system drops an ``flock`` with the
-    process, however it ends. A journal study lives on one machine's file system (its study lock
-    is an ``flock`` too); studies across machines use a database URL. Optuna's backend only calls
-    ``acquire()`` and ``release()`` (its lock base class is not public)."""
+    process, however it ends. It needs what the study lock (an ``flock`` too) already needs: on a
+    file system shared by worker jobs, Linux's NFS client makes it a POSIX lock (docs/clusters.md).
+    Optuna's backend only calls ``acquire()`` and ``release()`` (its lock base class is private).
 
     def __init__(self, journal: Path):
         self.path = Path(f"{journal}.write.mienet-lock")
