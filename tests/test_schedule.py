@@ -63,6 +63,7 @@ def test_sizing_gpus_on_the_paper_profile(tmp_path, monkeypatch):
     the longest job follow from the GPU-hour rows by hand."""
     from conftest import REPO
     from mienet.sizing import build_table
+    from test_sizing import cli
     from test_workflow import BIN, run
 
     def sizing(gpus=None, *args, job_limit=None) -> dict:  # in-process: the models' FLOPs counted once
@@ -95,11 +96,12 @@ def test_sizing_gpus_on_the_paper_profile(tmp_path, monkeypatch):
     assert wc["gpu_hours"] == pytest.approx(committed["total"]["gpu_hours"], abs=0.5)
     eight = sizing(8, 10, 4, 0.3)
     assert eight["makespan_h"] >= max(eight["wall_clock"]["critical_path_h"], eight["wall_clock"]["gpu_hours"] / 8)
-    text = run([BIN / "mienet", "sizing", "--params", REPO / "params.yaml", "--profile", "paper", "--gpus", "32",
-                "--job-limit", "24"], tmp_path).stdout
+    # the command line, in this process (the FLOPs counted above; as a separate process it runs in
+    # tests/test_readme.py)
+    text = cli(tmp_path, "--params", REPO / "params.yaml", "--profile", "paper", "--gpus", "32", "--job-limit", "24")
     assert "Wall-clock on 32 GPUs" in text and "| **all together** |" in text and "Jobs over the 24 h limit:" in text
-    as_json = json.loads(run([BIN / "mienet", "sizing", "--params", REPO / "params.yaml", "--profile", "paper",
-                              "--gpus", "32", "--job-limit", "24", "--json"], tmp_path).stdout)
+    as_json = json.loads(cli(tmp_path, "--params", REPO / "params.yaml", "--profile", "paper", "--gpus", "32",
+                             "--job-limit", "24", "--json"))
     assert (as_json["makespan_h"], as_json["longest_job_h"]) == (committed["makespan_h"], committed["longest_job_h"])
     assert "Jobs over the 24 h limit: none." in text
     proc = run([BIN / "mienet", "sizing", "--params", REPO / "params.yaml", "--gpus", "2", "--gpus-per-training", "4"],

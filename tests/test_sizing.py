@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import math
 import re
@@ -13,8 +15,20 @@ import yaml
 from test_workflow import BIN, project_copy, run, write_params
 
 
+def cli(work, *args) -> str:
+    """`mienet sizing ARGS` in ``work``, in this process: the models' FLOPs are counted once for
+    the whole file instead of once a command (importing torch and counting: ~5 s a command).
+    The command line as a separate process runs in tests/test_readme.py."""
+    from mienet.cli import main
+
+    out = io.StringIO()
+    with contextlib.chdir(work), contextlib.redirect_stdout(out):
+        assert main(["sizing", *map(str, args)]) == 0
+    return out.getvalue()
+
+
 def sizing(work, *args) -> dict:
-    return json.loads(run([BIN / "mienet", "sizing", "--json", *args], work).stdout)
+    return json.loads(cli(work, "--json", *args))
 
 
 def test_paper_profile_from_the_published_sizes(tmp_path):
@@ -85,6 +99,5 @@ def test_the_loader_check_counts_the_workers_a_gpu_needs_and_warns(tmp_path, mon
     assert any(w.startswith("sthv2: feeding 100 clips/s takes 20 loader workers at 5.0 clips/s each, more than "
                             "the 15 cores") for w in table(5)["warnings"])
     assert any("set datasets.sthv2.train.workers to 10" in w for w in table(10)["warnings"])
-    text = run([BIN / "mienet", "sizing", "--params", REPO / "params.yaml", "--profile", "paper",
-                "--loader-clips-per-worker", "5"], tmp_path).stdout
+    text = cli(tmp_path, "--params", REPO / "params.yaml", "--profile", "paper", "--loader-clips-per-worker", "5")
     assert "- warning: sthv2: feeding" in text and "loader workers one GPU needs" in text
