@@ -27,18 +27,18 @@ ENABLED = WF.enabled
 
 # The report's files by path (mienet.report.outputs, the registry of its tables and figures), and
 # each output's caption for `snakemake --report`, written from the registry at parse time.
-_REPORT_FILES = {f.path: f for f in output_files(ENABLED)}
+_REPORT_FILES = {f"{RESULTS}/{f.path}": f for f in output_files(ENABLED)}
 _CAPTIONS = write_captions(".snakemake/mienet/report")
 
 
 def report_output(path):
-    """A file of the report stage (``path`` relative to results/): a table's Markdown and a
-    figure's PNG go into Snakemake's report, under their output's caption and category."""
-    full = f"{RESULTS}/{path}"
+    """A file of the report stage (``path`` as the stage lists it, under results/): a table's
+    Markdown and a figure's PNG go into Snakemake's report, under their output's caption and
+    category."""
     file = _REPORT_FILES.get(path)
     if file is None or not file.shown:
-        return full  # PDF, LaTeX, CSV and the page itself: in results/, not in the HTML report
-    return report(full, caption=_CAPTIONS[file.output.name], category=file.output.category,
+        return path  # PDF, LaTeX, CSV and the page itself: in results/, not in the HTML report
+    return report(path, caption=_CAPTIONS[file.output.name], category=file.output.category,
                   subcategory=file.dataset or "all")
 
 
@@ -67,7 +67,7 @@ def _rule_outputs(stage):
     """(positional, named) outputs; the report's tables and figures go into Snakemake's report."""
     outputs = stage.outputs(WF)
     named = outputs if isinstance(outputs, dict) else {}
-    listed = [] if named else [report_output(p.removeprefix(f"{RESULTS}/")) if stage.name == "report" else p
+    listed = [] if named else [report_output(p) if stage.name == "report" else p
                                for p in outputs]
     return listed, named
 
