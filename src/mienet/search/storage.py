@@ -140,7 +140,7 @@ class JournalWriteLock:
     a job killed at its time limit can be. The operating system drops an ``flock`` with the
     process, however it ends. It needs what the study lock (an ``flock`` too) already needs: on a
     file system shared by worker jobs, Linux's NFS client makes it a POSIX lock (docs/clusters.md).
-    Optuna's backend only calls ``acquire()`` and ``release()`` (its lock base class is private).
+    Optuna's backend only calls ``acquire()`` and ``release()`` (its lock base class is private)."""
 
     def __init__(self, journal: Path):
         self.path = Path(f"{journal}.write.mienet-lock")
