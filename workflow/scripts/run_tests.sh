@@ -12,10 +12,11 @@ pytest=(.venv/bin/python -m pytest -q -p no:cacheprovider)
 if [ "$#" -gt 0 ]; then
     exec "${pytest[@]}" "$@"
 fi
-# Longest first (seconds alone, `--durations`): the paper profile (~150), the documented
-# commands (~230 in all), the workflow (~90), the search (~90), the engine, the run locks.
-HEAVY_FIRST=(tests/test_paper.py tests/test_readme.py tests/test_workflow.py tests/test_search.py
-             tests/test_engine.py tests/test_runlock.py tests/test_sizing.py tests/test_scale.py)
+# Longest first (seconds in one serial run, `--durations=0`, 2026-12-06): the documented commands
+# (226), the paper profile (129), the workflow (100), the search (81 before its journal lock
+# became an flock, ~55 since), the engine (55), the trust errors (48), the run locks (42).
+HEAVY_FIRST=(tests/test_readme.py tests/test_paper.py tests/test_workflow.py tests/test_search.py
+             tests/test_engine.py tests/test_trust_errors.py tests/test_runlock.py)
 WORKERS="${MIENET_TEST_WORKERS:-2}"
 scratch="$(mktemp -d /tmp/mienet-tests-XXXXXX)"
 started=$SECONDS
