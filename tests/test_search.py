@@ -240,15 +240,20 @@ def test_a_writer_killed_holding_the_journal_lock_leaves_it_free(tmp_path):
         "import sys, time; from pathlib import Path; from mienet.search.storage import JournalWriteLock; "
         f"JournalWriteLock(Path({str(journal)!r})).acquire(); print('held', flush=True); time.sleep(600)")],
         env=ENV, stdout=subprocess.PIPE, text=True)
-    assert holder.stdout.readline() == "held\n"  # waits for the line, not on a clock
-    lock = open_storage(str(journal), SEARCH["heartbeat"])._backend._lock
-    with open(lock.path, "a") as fh:
-        with pytest.raises(BlockingIOError):  # held by the live process
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    try:
+        assert holder.stdout.readline() == "held\n"  # waits for the line, not on a clock
+        lock = open_storage(str(journal), SEARCH["heartbeat"])._backend._lock
+        with open(lock.path, "a") as fh:
+            with pytest.raises(BlockingIOError):  # held by the live process
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            holder.kill()
+            holder.wait()
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free as soon as its holder is gone
+            fcntl.flock(fh, fcntl.LOCK_UN)
+    finally:  # never left sleeping when an assertion above fails
         holder.kill()
         holder.wait()
-        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free as soon as its holder is gone
-        fcntl.flock(fh, fcntl.LOCK_UN)
+        holder.stdout.close()
     storage = open_storage(str(journal), SEARCH["heartbeat"])
     optuna.create_study(storage=storage, study_name="after-a-kill")  # a real write goes through
     assert [s.study_name for s in optuna.get_all_study_summaries(storage)] == ["after-a-kill"]

@@ -60,7 +60,7 @@ from pathlib import Path
 
 from mienet.errors import MienetError
 from mienet.io import create_temp_file, named_os_error
-from mienet.registry.frames import IMAGE_TEMPLATE
+from mienet.registry.frames import IMAGE_TEMPLATE, JPEG_START, PNG_START
 
 PACK_SUFFIX = ".frames"
 TAIL_READ = 4096  # first read from the end: end record, meta and central directory of short clips
@@ -160,10 +160,6 @@ class PackIndex:
     @property
     def lengths(self) -> tuple[int, ...]:
         return tuple(r[1] for r in self.rows(0, self.count - 1))
-
-    @property
-    def crcs(self) -> tuple[int, ...]:
-        return tuple(r[0] for r in self.rows(0, self.count - 1))
 
     @property
     def meta(self) -> dict:
@@ -439,10 +435,10 @@ def read_all(path: str | os.PathLike) -> list[bytes]:
 
 def _extension(data: memoryview) -> str:
     """The file extension of an encoded image, from its first bytes."""
-    head = bytes(data[:4])
-    if head.startswith(b"\xff\xd8"):
+    head = bytes(data[:len(PNG_START)])
+    if head.startswith(JPEG_START):
         return "jpg"
-    return "png" if head == b"\x89PNG" else "bin"
+    return "png" if head == PNG_START else "bin"
 
 
 class PackWriter:

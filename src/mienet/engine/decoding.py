@@ -39,6 +39,7 @@ from torchvision.io import ImageReadMode, decode_image, decode_jpeg
 
 from mienet.data.pack import PackError, read_frames
 from mienet.errors import MienetError
+from mienet.registry.frames import JPEG_START, PNG_START
 
 
 class FrameReadError(MienetError):
@@ -57,8 +58,7 @@ class FrameReadError(MienetError):
         return self.path if self.frame is None else f"{self.frame} of {self.path}"
 
 
-_JPEG_START, _JPEG_END = b"\xff\xd8", b"\xff\xd9"
-_PNG_START = b"\x89PNG\r\n\x1a\n"
+_JPEG_END = b"\xff\xd9"
 
 
 def read_bytes(path: str | Path) -> bytes:
@@ -80,9 +80,9 @@ def check_complete(path: str | Path, data: bytes) -> None:
     Inside JPEG entropy-coded data every 0xFF byte is escaped, so an end marker near the end
     of the file is the real one.
     """
-    if data.startswith(_JPEG_START) and _JPEG_END not in data[-32:]:
+    if data.startswith(JPEG_START) and _JPEG_END not in data[-32:]:
         raise FrameReadError(path, "truncated JPEG (no end-of-image marker); re-extract the frames")
-    if data.startswith(_PNG_START) and b"IEND" not in data[-16:]:
+    if data.startswith(PNG_START) and b"IEND" not in data[-16:]:
         raise FrameReadError(path, "truncated PNG (no IEND chunk); re-extract the frames")
 
 
@@ -143,7 +143,7 @@ def decode_torchvision(paths: Sequence[str | Path]) -> torch.Tensor:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # deprecated since torchvision 0.29
         try:
-            if all(d.startswith(_JPEG_START) for d in data):
+            if all(d.startswith(JPEG_START) for d in data):
                 images = decode_jpeg(tensors, mode=ImageReadMode.RGB)
             else:
                 images = [decode_image(t, mode=ImageReadMode.RGB) for t in tensors]

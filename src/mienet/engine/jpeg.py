@@ -23,6 +23,7 @@ import torch
 from torchvision.io import ImageReadMode, decode_jpeg
 
 from mienet.errors import MienetError
+from mienet.registry.frames import JPEG_START
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,6 @@ DECODE_CHOICES = ("auto", "cpu", "gpu")
 # IDCT and upsampling differ from libjpeg-turbo's by a few levels at edges (NVIDIA documents
 # it as not bit-exact).
 PIXEL_TOLERANCE = 2
-JPEG_START = b"\xff\xd8"
 # Start-of-frame markers: baseline, extended, progressive, lossless (0xC4 DHT, 0xC8 JPG and
 # 0xCC DAC share the range but are not frames)
 _SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
