@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# DVC's usage report: every dvc command would start a `dvc daemon analytics` process (about 50 in
+# a run of the suite, 0.4 CPU-s each) that can reach no server here. Set before any test starts a
+# process, so that every dvc, snakemake, sbatch and mienet child inherits it.
+os.environ["DVC_NO_ANALYTICS"] = "1"
 # Real sample videos (OpenMMLab MMAction2, Apache-2.0: see tests/fixtures/videos/NOTICE).
 FIXTURE_VIDEOS = REPO / "tests" / "fixtures" / "videos"
 # Frame counts decoded by OpenCV, as documented in tests/fixtures/videos/README.md.

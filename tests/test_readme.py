@@ -463,13 +463,6 @@ EXERCISES: dict[str, Exercise] = {
         check=expect_in("packed", "folders"),
         why="28 minutes at the real sizes: two tiny sizes without DVC and Snakemake (tests/test_scale.py "
             "runs those), written to scale-run/ rather than results/bench"),
-    "mienet bench scale --sizes 500,2000,8000 --frames-per-segment 1 --work-dir /tmp/scalework": Exercise(
-        "run", subs=(("--sizes 500,2000,8000", "--sizes 2,4 --frames 16 --size 32 --classes 2 --workers 0 "
-                                               "--no-dvc --no-snakemake --no-containers --out scale-run/scale-docs"),
-                     ("--work-dir /tmp/scalework", "--work-dir scale-work")),
-        check=expect_in("packed", "folders"),
-        why="docs/scale.md's line: as the one above, with its work folder in the micro project rather "
-            "than /tmp"),
     "mienet devices": Exercise("run", check=expect_in("CUDA_VISIBLE_DEVICES:", "SLURM: not in a SLURM job",
                                                       "training runs on: the CPU (no CUDA device)"),
                                why="no GPU here: it says so; tests/test_slurm.py claims GPUs inside SLURM jobs"),

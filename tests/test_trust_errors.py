@@ -21,6 +21,7 @@ import yaml
 
 from conftest import make_synthetic_dataset
 from mienet.data import pack
+from mienet.data.annotations import read_frame_list
 from mienet.errors import MienetError
 
 BIN = Path(sys.executable).parent
@@ -145,8 +146,8 @@ def test_the_worker_is_kept_beside_the_original_message():
 # --------------------------------------------------------------------------- list paths outside the root
 
 
-@pytest.mark.parametrize("path", ["../../../etc/x", "frames/../../x", "absolute pack"])
-def test_a_list_path_outside_the_root_is_refused_when_the_list_is_read(dataset, tmp_path, path):
+def list_with_path(dataset: Path, tmp_path: Path, path: str) -> tuple[Path, str]:
+    """A copy of the dataset's annotations whose train.txt line 2 names ``path``."""
     ann = tmp_path / "ann"
     shutil.copytree(dataset / "annotations", ann)
     lines = (ann / "train.txt").read_text().splitlines()
@@ -155,6 +156,20 @@ def test_a_list_path_outside_the_root_is_refused_when_the_list_is_read(dataset, 
         assert pack.pack_path(path).is_file()
     lines[1] = f"{path} 16 {lines[1].split()[-1]}"
     (ann / "train.txt").write_text("\n".join(lines) + "\n")
+    return ann, path
+
+
+@pytest.mark.parametrize("path", ["../../../etc/x", "frames/../../x", "absolute pack"])
+def test_a_list_path_outside_the_root_is_refused_when_the_list_is_read(dataset, tmp_path, path):
+    ann, path = list_with_path(dataset, tmp_path, path)
+    with pytest.raises(MienetError) as refused:
+        read_frame_list(ann / "train.txt")
+    assert f"{ann / 'train.txt'}:2: path {path!r} leaves the dataset root" in str(refused.value)
+
+
+def test_a_training_refuses_a_list_path_outside_the_root_in_one_line_before_any_work(dataset, tmp_path):
+    """The real command on one of the paths above (each is refused by the same list reader)."""
+    ann, path = list_with_path(dataset, tmp_path, "frames/../../x")
     out = tmp_path / "run"
     proc = mienet("train", "--annotations", ann, "--root", dataset, "--out", out, *TINY, "--workers", "0")
     line = error_line(proc, "train")

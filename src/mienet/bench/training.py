@@ -365,12 +365,19 @@ def run_train(args: argparse.Namespace, device) -> int:
                          with_compile=not args.no_compile, fill_batch=args.fill_batch)
     if args.json:
         print(json.dumps(result, indent=2))
-        return 0
+    else:
+        print_train(result, tables=args.compare or args.fill_batch)
+    return 0
+
+
+def print_train(result: dict, tables: bool) -> None:
+    """`mienet bench train`'s printed figures for ``result`` (what ``--json`` prints); with
+    ``tables``, each batch's table of the speed levers."""
     print(_shape_line(result))
     peak = result["peak_bf16_tflops"]
     print(f"model FLOPs per training clip: {result['train_flops_per_clip'] / 1e9:.2f} G (3 x forward); "
           f"bf16 dense peak of {result['device_name']}: {f'{peak:g} TFLOP/s' if peak else 'unknown (not shown)'}")
-    if args.compare or args.fill_batch:
+    if tables:
         print(f"batch {result['batch']}:")
         _print_runs(result["runs"], result["speed"])
         if "fill" in result:
@@ -392,7 +399,6 @@ def run_train(args: argparse.Namespace, device) -> int:
             f"note: step times varied up to {worst:.1f}x (load average {result['load_average_1min']}); "
             "other work on the machine disturbed the timing, rerun when it is quiet"
         )
-    return 0
 
 
 def _load_average() -> float | None:

@@ -20,8 +20,6 @@ import os
 import platform
 from pathlib import Path
 
-import torch
-
 from mienet.io import write_text_atomic
 
 ENVIRONMENT_FILE = "environment.json"
@@ -77,6 +75,8 @@ def _caches() -> dict[str, str]:
 def machine(device=None) -> dict:
     """The machine's identity as far as the arithmetic goes: CPU model and ISA flags, ATen's CPU
     capability, the GPU of ``device`` (None on CPU), torch's version and the kernel variables set."""
+    import torch  # here, not at the top: the report reads records without torch (measured in summary)
+
     cpu, isa, ident = _cpuinfo()
     try:
         capability = torch.backends.cpu.get_cpu_capability()
@@ -96,6 +96,8 @@ def precision_of(speed) -> str:
 
 def describe(device, speed) -> dict:
     """What a process computes with: device type, precision, PyTorch's CPU threads and the machine."""
+    import torch  # as in machine()
+
     device = torch.device(device)
     return {"device": device.type, "precision": precision_of(speed), "threads": torch.get_num_threads(),
             "channels_last": bool(getattr(speed, "channels_last", False)), "machine": machine(device)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from mienet.engine.provenance import NOT_RECORDED, summary
 from mienet.registry.formats import dataset_title
 from mienet.report.outputs import of
 from mienet.report.spec import DATASET, FIGURE, GLOBAL, TABLE, Inputs, Output
@@ -49,10 +50,6 @@ def _evaluated(run) -> str:
 def environment(inputs: Inputs) -> str:
     """How the runs of ``inputs.dataset`` were computed: the training's precision, threads and
     machine, the evaluation's, and the evaluate settings; what is bit-identical and what is not."""
-    # Imported here: mienet.engine.provenance imports torch, which `mienet report --list-outputs`
-    # and a report without runs never need (measured: --list-outputs 1.4 s, with it at the top 5.5 s).
-    from mienet.engine.provenance import NOT_RECORDED, summary
-
     runs = inputs.tree.all_runs(inputs.dataset)
     if not runs:
         return f"No runs of {dataset_title(inputs.dataset)} yet."
