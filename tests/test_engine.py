@@ -215,21 +215,6 @@ def test_predict_on_a_real_clip(trained, capsys):
     assert abs(sum(p["probability"] for p in result["predictions"]) - 1) < 1e-4
 
 
-def test_distributed_data_parallel_on_cpu_with_torchrun(dataset, tmp_path):
-    """The same command under torchrun: two processes, gloo on the CPU."""
-    run = tmp_path / "ddp"
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "mienet", "train", "--annotations", str(dataset / "annotations"), "--out", str(run),
-           "--dataset", "tiny", *TINY, "--epochs", "1", "--batch-size", "2"]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "world size 2" in proc.stderr
-    rows = log_rows(run)
-    assert len(rows) == 1 and float(rows[0]["train_loss"]) > 0
-    assert (run / "checkpoints" / "last.pt").is_file()
-
-
 def test_a_finished_run_without_best_checkpoint_restores_it_or_is_trained_again(dataset, trained, tmp_path):
     # What a workflow re-running the job does: its declared output best.pt is removed first.
     run = tmp_path / "rerun"
@@ -295,7 +280,8 @@ def test_two_processes_never_hold_one_gpu_at_once(tmp_path):
 
 def test_the_recipes_gpus_start_torchrun_and_a_resume_on_another_count_is_refused(dataset, tmp_path):
     """`mienet train --gpus 2` (a recipe's gpus: 2) starts 2 processes itself; resuming the run on
-    one process would change the global batch and BatchNorm's statistics: refused, naming both."""
+    one process would change the global batch and BatchNorm's statistics: refused, naming both.
+    (torchrun started by hand, as docs/models-and-training.md shows it: tests/test_readme.py.)"""
     run = tmp_path / "two"
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "OMP_NUM_THREADS": "1"}
     cmd = [str(BIN / "mienet"), "train", "--annotations", str(dataset / "annotations"), "--out", str(run),
