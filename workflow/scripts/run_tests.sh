@@ -13,8 +13,10 @@ if [ "$#" -gt 0 ]; then
     exec "${pytest[@]}" "$@"
 fi
 # Longest first (seconds in one serial run, `--durations=0`, 2026-12-06): the documented commands
-# (226), the paper profile (129), the workflow (100), the search (81 before its journal lock
-# became an flock, ~55 since), the engine (55), the trust errors (48), the run locks (42).
+# (226), the paper profile (129; 111 alone since its fixture trains one variant without searches),
+# the workflow (100), the search (81 before its journal lock became an flock, ~55 since), the
+# engine (55), the trust errors (48, before two of its commands became in-process reader calls),
+# the run locks (42).
 HEAVY_FIRST=(tests/test_readme.py tests/test_paper.py tests/test_workflow.py tests/test_search.py
              tests/test_engine.py tests/test_trust_errors.py tests/test_runlock.py)
 WORKERS="${MIENET_TEST_WORKERS:-2}"
