@@ -112,6 +112,36 @@ def test_sigterm_releases_the_lock(dataset, tmp_path):
     assert not (out / LOCK_NAME).exists()
 
 
+# A SIGTERM at each step between the lock file's creation and the block: the step is wrapped so
+# that the process signals itself there (CI once saw a SIGTERM land between them under load).
+TERM_AT = """
+import os, signal, sys
+from mienet import runlock
+step, folder, key = sys.argv[1], sys.argv[2], sys.argv[3] or None
+real = getattr(runlock, step)
+def step_then_term(*args, **kwargs):  # the first call only: release() may call the step too
+    setattr(runlock, step, real)
+    result = real(*args, **kwargs)
+    os.kill(os.getpid(), signal.SIGTERM)
+    return result
+setattr(runlock, step, step_then_term)
+with runlock.run_lock(folder, key=key):
+    pass
+sys.exit("the block ran: the SIGTERM was not delivered")
+"""
+
+
+@pytest.mark.parametrize("step,key", [("_acquire", ""), ("_check_holders", ""), ("_acquire", "study"),
+                                      ("write_text_atomic", "study"), ("_release", "study")])
+def test_a_sigterm_at_any_step_of_taking_the_lock_leaves_nothing(tmp_path, step, key):
+    folder = tmp_path / "new" / "run"
+    proc = subprocess.run([sys.executable, "-c", TERM_AT, step, str(folder), key], env=ENV,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -signal.SIGTERM, proc.stderr
+    assert "was removed while" not in proc.stderr and "taken over" not in proc.stderr, proc.stderr
+    assert not (tmp_path / "new").exists(), sorted(p.name for p in tmp_path.rglob("*"))
+
+
 def write_lock(folder: Path, **changes) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     rec = {**identity(), "started": "2026-01-02T03:04:05Z", "command": "mienet train", "token": "t",

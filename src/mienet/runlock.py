@@ -254,14 +254,13 @@ def _stale_reason(rec: dict, take_over_foreign: bool) -> tuple[str | None, bool]
     return f"process {pid} is gone", False
 
 
-def _acquire(path: Path, record: dict, folder: Path, what: str, take_over_foreign: bool) -> str:
-    """Create the lock file ``path`` for ``record``; returns its text."""
-    text = json.dumps(record, sort_keys=True)
+def _acquire(path: Path, text: str, folder: Path, what: str, take_over_foreign: bool) -> None:
+    """Create the lock file ``path`` holding ``text`` (a record)."""
     join_deadline = time.monotonic() + JOIN_WAIT_S
     takeover_deadline = None
     while True:
         if _create(path, text):
-            return text
+            return
         try:
             held_text, rec = _read(path, folder, what)
         except _Gone:
@@ -281,17 +280,21 @@ def _acquire(path: Path, record: dict, folder: Path, what: str, take_over_foreig
             time.sleep(0.02)
 
 
-def _release(path: Path, text: str) -> None:
+def _release(path: Path, text: str, held: bool = True) -> None:
+    """Remove the lock file ``path`` if it holds ``text``. ``held=False``: this process may not
+    have created it yet (a SIGTERM while acquiring), so a missing or other file is no news."""
     try:
         current = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        log.warning("the lock %s was removed while this process held it", path)
+        if held:
+            log.warning("the lock %s was removed while this process held it", path)
         return
     except OSError as exc:
         log.warning("cannot release the lock %s: %s", path, exc)
         return
     if current != text:
-        log.warning("the lock %s was taken over by another process while this one held it; left alone", path)
+        if held:
+            log.warning("the lock %s was taken over by another process while this one held it; left alone", path)
         return
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
@@ -380,31 +383,21 @@ def run_lock(folder: str | os.PathLike, what: str = "run folder", key: str | Non
     pid = os.getpid()
     record = {**identity(), "started": _now_iso(), "command": _command(), "token": secrets.token_hex(8),
               "mode": "exclusive" if key is None else "join"}
-    text = _acquire(path, record, folder, what, take_over_foreign)
-    holder: Path | None = None
-    try:
-        _check_holders(folder, what, key)
-        if key is not None:
-            holder = folder / f"{HOLDER_PREFIX}{record['token']}"
-            write_text_atomic(holder, json.dumps({**record, "mode": "shared", "key": key,
-                                                  "purpose": purpose}, sort_keys=True))
-    except BaseException:
-        _release(path, text)
-        raise
-    if key is not None:
-        _release(path, text)
-
+    text = json.dumps(record, sort_keys=True)
+    # What release() has to undo, set before each step: the SIGTERM handler is installed before the
+    # lock file is created, so a SIGTERM at any moment after it exists removes it.
+    state = {"lock": "acquiring", "holder": None}
     done = []
 
     def release() -> None:
         if done or os.getpid() != pid:
             return
         done.append(True)
-        if holder is not None:
+        if state["holder"] is not None:
             with contextlib.suppress(FileNotFoundError):
-                holder.unlink()
-        else:
-            _release(path, text)
+                state["holder"].unlink()
+        if state["lock"] != "released":
+            _release(path, text, held=state["lock"] == "held")
         for d in created:  # a folder made only for the lock goes again when nothing was written
             try:
                 d.rmdir()
@@ -413,6 +406,16 @@ def run_lock(folder: str | os.PathLike, what: str = "run folder", key: str | Non
 
     try:
         with _released_on_sigterm(release):
+            _acquire(path, text, folder, what, take_over_foreign)
+            state["lock"] = "held"
+            _check_holders(folder, what, key)
+            if key is not None:  # a shared holder: its own record, the lock file only while joining
+                state["holder"] = folder / f"{HOLDER_PREFIX}{record['token']}"
+                write_text_atomic(state["holder"], json.dumps({**record, "mode": "shared", "key": key,
+                                                               "purpose": purpose}, sort_keys=True))
+                state["lock"] = "releasing"
+                _release(path, text)
+                state["lock"] = "released"
             yield path
     finally:
         release()
