@@ -34,10 +34,7 @@ import logging
 from pathlib import Path
 
 from mienet.data.annotations import read_classes
-from mienet.engine.evaluate import check_views, evaluate_model, top5_text, write_outputs
-from mienet.engine.loading import load_model
 from mienet.errors import MienetError
-from mienet.models.checkpoint import CheckpointReadError
 from mienet.released import REQUIRED, class_names, entry_paths, load_zoo  # noqa: F401 (public here too)
 from mienet.report.table import Table
 from mienet.report.tables import fmt, num, signed
@@ -48,7 +45,9 @@ GET_FILES = "the model-zoo download links of the authors' README (seed repositor
 
 # ``load_zoo`` (the entries of params.yaml), ``class_names`` and ``entry_paths`` (an entry's files)
 # live in :mod:`mienet.released`, which ``mienet predict --zoo`` reads too without importing this
-# module; the model is built and checked by :func:`mienet.engine.loading.load_model`.
+# module; the model is built and checked by :func:`mienet.engine.loading.load_model`. PyTorch is
+# imported only when an entry is evaluated: a zoo with no checkpoint in pretrained/ (a clone's,
+# every test pipeline's) writes its table without it.
 
 
 # ---------------------------------------------------------------- evaluation
@@ -58,6 +57,9 @@ def evaluate_entry(name: str, entry: dict, paths: dict[str, Path], out: Path, nu
                    batch_size: int = 8, workers: int = 0, device: str = "auto",
                    progress: bool = False) -> dict:
     """Evaluate one released checkpoint with the released test protocol; returns metrics.json's dict."""
+    from mienet.engine.evaluate import check_views, evaluate_model, write_outputs
+    from mienet.engine.loading import load_model
+
     check_views(1, num_crops)
     k = int(entry["num_classes"])
     classes = read_classes(paths["classes"])
@@ -78,6 +80,8 @@ def evaluate_entry(name: str, entry: dict, paths: dict[str, Path], out: Path, nu
 
 def error_kind(exc: MienetError) -> str:
     """The zoo table's status of an entry that failed: what kind of failure, in a few words."""
+    from mienet.models.checkpoint import CheckpointReadError
+
     if isinstance(exc, CheckpointReadError):
         return exc.kind
     if "does not fit" in str(exc):  # check_fit and load_checkpoint: names or shapes of no variant
@@ -168,6 +172,8 @@ def run_zoo(params: str | Path, pretrained_dir: str | Path = "pretrained", resul
             row["status"] = f"error: {error_kind(exc)}"
             errors.append(f"zoo {name}: {exc}")
             continue
+        from mienet.engine.evaluate import top5_text
+
         row["metrics"], row["status"] = m, "evaluated"
         echo(f"zoo {name}: {m['clips']} clips, {m['views']} view(s): top-1 {m['top1']:.2f} "
              f"(reported {_shown(entry['reported_top1'])})  {top5_text(m)} "
