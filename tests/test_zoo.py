@@ -10,7 +10,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import RELEASED_MANIFEST, make_synthetic_dataset
+from conftest import REPO, RELEASED_MANIFEST, make_synthetic_dataset
 from mienet.cli import main
 from mienet.errors import MienetError
 from mienet.zoo import run_zoo
@@ -194,3 +194,18 @@ def test_the_loader_builds_a_released_model_from_its_entry(zoo_setup):
         load_model(base / "pretrained" / "sljd_mienet.pth.tar", zoo_entry=entry, classes=["a", "b"], name="s")
     with pytest.raises(MienetError, match="not a checkpoint written by `mienet train`"):
         load_model(base / "pretrained" / "sljd_mienet.pth.tar")  # no entry: a training checkpoint expected
+
+
+def test_the_committed_zoo_table_is_what_the_zoo_writes_now(tmp_path):
+    """results/tables/zoo.* as `mienet zoo` writes them from the committed params.yaml and no
+    checkpoint (the committed pretrained/ has none; an empty folder here, so that a developer's
+    downloaded ones do not count): a table committed before a change of its format is stale,
+    and a fresh clone's Snakemake would not remake it (its inputs are not newer)."""
+    lines = []
+    (tmp_path / "pretrained").mkdir()
+    run_zoo(REPO / "params.yaml", tmp_path / "pretrained", tmp_path, echo=lines.append)
+    assert all("not evaluated" in line for line in lines[:-1]), lines
+    for suffix in ("md", "tex", "csv"):
+        rel = f"results/tables/zoo.{suffix}"
+        assert (tmp_path / "tables" / f"zoo.{suffix}").read_bytes() == (REPO / rel).read_bytes(), \
+            f"{rel} is not what `mienet zoo` writes now: run `dvc repro zoo` and commit it with dvc.lock"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make test`: the whole suite, with both cores at work:
-#   - the `slurm` tests in their own pytest session, in the background: they spend most of
-#     their 6 minutes waiting on the scheduler;
+#   - the `slurm` tests in their own pytest session, in the background: alone they take about
+#     5 minutes and keep the 2 cores busy less than half of it (252 CPU-s in 323 s): they wait
+#     on the scheduler;
 #   - every other test file in a second session spread over 2 pytest-xdist workers, a file a
 #     worker at a time (--dist loadfile, so that a module's fixtures are built once), the
 #     files with the longest fixtures first (HEAVY_FIRST), so that no long file starts last.
