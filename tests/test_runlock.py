@@ -112,8 +112,9 @@ def test_sigterm_releases_the_lock(dataset, tmp_path):
     assert not (out / LOCK_NAME).exists()
 
 
-# A SIGTERM at each step between the lock file's creation and the block: the step is wrapped so
-# that the process signals itself there (CI once saw a SIGTERM land between them under load).
+# A SIGTERM right after each step of taking the lock, and of releasing it (exclusive: _release at
+# the end): the step is wrapped so that the process signals itself there (CI once saw a SIGTERM
+# land between the lock file's creation and the handler's installation, under load).
 TERM_AT = """
 import os, signal, sys
 from mienet import runlock
@@ -127,12 +128,13 @@ def step_then_term(*args, **kwargs):  # the first call only: release() may call 
 setattr(runlock, step, step_then_term)
 with runlock.run_lock(folder, key=key):
     pass
-sys.exit("the block ran: the SIGTERM was not delivered")
+sys.exit("the lock was released: the SIGTERM was not delivered")
 """
 
 
-@pytest.mark.parametrize("step,key", [("_acquire", ""), ("_check_holders", ""), ("_acquire", "study"),
-                                      ("write_text_atomic", "study"), ("_release", "study")])
+@pytest.mark.parametrize("step,key", [("_acquire", ""), ("_check_holders", ""), ("_release", ""),
+                                      ("_acquire", "study"), ("write_text_atomic", "study"),
+                                      ("_release", "study")])
 def test_a_sigterm_at_any_step_of_taking_the_lock_leaves_nothing(tmp_path, step, key):
     folder = tmp_path / "new" / "run"
     proc = subprocess.run([sys.executable, "-c", TERM_AT, step, str(folder), key], env=ENV,

@@ -384,28 +384,34 @@ def run_lock(folder: str | os.PathLike, what: str = "run folder", key: str | Non
     record = {**identity(), "started": _now_iso(), "command": _command(), "token": secrets.token_hex(8),
               "mode": "exclusive" if key is None else "join"}
     text = json.dumps(record, sort_keys=True)
-    # What release() has to undo, set before each step: the SIGTERM handler is installed before the
-    # lock file is created, so a SIGTERM at any moment after it exists removes it.
+    # What release() has to undo, set before each step. The SIGTERM handler is installed before
+    # the lock file is created and removed only after release() has run, so a SIGTERM at any
+    # moment leaves nothing behind; release() may run again from the handler (a SIGTERM while it
+    # runs), so each of its steps can be repeated.
     state = {"lock": "acquiring", "holder": None}
-    done = []
 
     def release() -> None:
-        if done or os.getpid() != pid:
+        if os.getpid() != pid:  # a forked child (a data-loading worker) holds nothing
             return
-        done.append(True)
         if state["holder"] is not None:
             with contextlib.suppress(FileNotFoundError):
                 state["holder"].unlink()
+            state["holder"] = None
         if state["lock"] != "released":
-            _release(path, text, held=state["lock"] == "held")
+            held = state["lock"] == "held"
+            state["lock"] = "releasing"  # a repeat is quiet about a file already gone
+            _release(path, text, held=held)
+            state["lock"] = "released"
         for d in created:  # a folder made only for the lock goes again when nothing was written
             try:
                 d.rmdir()
+            except FileNotFoundError:
+                continue
             except OSError:
                 break
 
-    try:
-        with _released_on_sigterm(release):
+    with _released_on_sigterm(release):
+        try:
             _acquire(path, text, folder, what, take_over_foreign)
             state["lock"] = "held"
             _check_holders(folder, what, key)
@@ -417,8 +423,8 @@ def run_lock(folder: str | os.PathLike, what: str = "run folder", key: str | Non
                 _release(path, text)
                 state["lock"] = "released"
             yield path
-    finally:
-        release()
+        finally:
+            release()
 
 
 def holder_of(folder: str | os.PathLike) -> dict | None:
