@@ -390,6 +390,13 @@ def run_lock(folder: str | os.PathLike, what: str = "run folder", key: str | Non
     # runs), so each of its steps can be repeated.
     state = {"lock": "acquiring", "holder": None}
 
+    def drop_lock() -> None:
+        if state["lock"] != "released":
+            held = state["lock"] == "held"
+            state["lock"] = "releasing"  # a repeat is quiet about a file already gone
+            _release(path, text, held=held)
+            state["lock"] = "released"
+
     def release() -> None:
         if os.getpid() != pid:  # a forked child (a data-loading worker) holds nothing
             return
@@ -397,11 +404,7 @@ def run_lock(folder: str | os.PathLike, what: str = "run folder", key: str | Non
             with contextlib.suppress(FileNotFoundError):
                 state["holder"].unlink()
             state["holder"] = None
-        if state["lock"] != "released":
-            held = state["lock"] == "held"
-            state["lock"] = "releasing"  # a repeat is quiet about a file already gone
-            _release(path, text, held=held)
-            state["lock"] = "released"
+        drop_lock()
         for d in created:  # a folder made only for the lock goes again when nothing was written
             try:
                 d.rmdir()
@@ -419,9 +422,7 @@ def run_lock(folder: str | os.PathLike, what: str = "run folder", key: str | Non
                 state["holder"] = folder / f"{HOLDER_PREFIX}{record['token']}"
                 write_text_atomic(state["holder"], json.dumps({**record, "mode": "shared", "key": key,
                                                                "purpose": purpose}, sort_keys=True))
-                state["lock"] = "releasing"
-                _release(path, text)
-                state["lock"] = "released"
+                drop_lock()
             yield path
         finally:
             release()
